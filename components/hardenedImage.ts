@@ -1,0 +1,57 @@
+/**
+ * hardened-fleet:image:HardenedImage — the app image, built once per source version with a
+ * multi-stage Dockerfile (rendered from the template, or the operator's own after it passed the rules).
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { AppSettings, BuildImageConfig } from "../src/config/schema";
+import { prepareBuild, type PreparedBuild } from "../src/image/buildContext";
+
+export interface HardenedImageArgs {
+  image: BuildImageConfig;
+  app: AppSettings;
+  /** the Pulumi project directory; appSource is relative to it */
+  projectDir: string;
+  /** where the build context is assembled (outside the app source) */
+  workDir: string;
+}
+
+export class HardenedImage extends pulumi.ComponentResource {
+  /** the local image ID (`sha256:...`): what customers run and what a promotion carries */
+  readonly imageRef: pulumi.Output<string>;
+  /** `name:<version>-<revision>` */
+  readonly imageName: pulumi.Output<string>;
+  readonly version: string;
+  readonly revision: string;
+  readonly dockerfileText: string;
+
+  constructor(name: string, args: HardenedImageArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("hardened-fleet:image:HardenedImage", name, {}, opts);
+    // plain files and rule checks first: a bad Dockerfile stops here, before any resource exists
+    const build: PreparedBuild = prepareBuild(args);
+    this.version = build.version;
+    this.revision = build.revision;
+    this.dockerfileText = build.dockerfileText;
+
+    const image = new docker.Image(`${name}-image`, {
+      imageName: build.tag,
+      skipPush: true,
+      buildOnPreview: false,
+      build: {
+        context: build.context,
+        dockerfile: build.dockerfile,
+        platform: "linux/amd64",
+        builderVersion: "BuilderV1",
+      },
+    }, { parent: this });
+
+    this.imageRef = image.repoDigest;
+    this.imageName = image.imageName;
+    this.registerOutputs({
+      imageRef: this.imageRef,
+      imageName: this.imageName,
+      version: this.version,
+      revision: this.revision,
+    });
+  }
+}

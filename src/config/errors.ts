@@ -1,0 +1,49 @@
+/** Config errors that name the key path, what was found and what is allowed, all at once. */
+import type { z } from "zod";
+
+export interface ConfigProblem {
+  /** full key path, e.g. hardened-fleet:environment.plans.standard.memoryMb */
+  path: string;
+  /** the value found there, rendered short; undefined when the key is missing */
+  found?: string;
+  /** what is allowed, or how to fix it */
+  message: string;
+}
+
+export class ConfigError extends Error {
+  readonly problems: ConfigProblem[];
+  constructor(source: string, problems: ConfigProblem[]) {
+    super(formatProblems(source, problems));
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+export function renderValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  const text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+export function formatProblems(source: string, problems: ConfigProblem[]): string {
+  const lines = problems.map((p) => `  - ${p.path}: ${p.message}${p.found === undefined ? "" : ` (found ${p.found})`}`);
+  const n = problems.length;
+  return `invalid ${source}: ${n} problem${n === 1 ? "" : "s"}; nothing was created\n${lines.join("\n")}`;
+}
+
+function joinPath(prefix: string, path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, key) => (typeof key === "number" ? `${acc}[${key}]` : `${acc}.${String(key)}`), prefix);
+}
+
+/** Turns zod issues into problems under a key prefix such as `hardened-fleet:environment`. */
+export function problemsFromZod(prefix: string, error: z.ZodError): ConfigProblem[] {
+  return error.issues.map((issue) => {
+    const missing = issue.code === "invalid_type" && issue.input === undefined;
+    const problem: ConfigProblem = {
+      path: joinPath(prefix, issue.path),
+      message: missing ? `is required (${issue.message.replace(/^Invalid input: /, "")})` : issue.message,
+    };
+    if (!missing && "input" in issue) problem.found = renderValue(issue.input);
+    return problem;
+  });
+}

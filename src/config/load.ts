@@ -1,0 +1,69 @@
+/** Parses raw config values (from Pulumi config, YAML or a CLI) into typed config, once, at the boundary. */
+import type { z } from "zod";
+import { ConfigError, problemsFromZod, type ConfigProblem } from "./errors";
+import {
+  customerIdSchema,
+  customerSchema,
+  environmentSchema,
+  type CustomerConfig,
+  type EnvironmentConfig,
+} from "./schema";
+
+export const CONFIG_NAMESPACE = "hardened-fleet";
+export const ENVIRONMENT_KEY = `${CONFIG_NAMESPACE}:environment`;
+export const CUSTOMER_KEY = `${CONFIG_NAMESPACE}:customer`;
+export const ROLE_KEY = `${CONFIG_NAMESPACE}:role`;
+
+function parseOrThrow<S extends z.ZodType>(schema: S, key: string, raw: unknown): z.output<S> {
+  const result = schema.safeParse(raw, { reportInput: true });
+  if (!result.success) throw new ConfigError(`config ${key}`, problemsFromZod(key, result.error));
+  return result.data;
+}
+
+export function parseEnvironmentConfig(raw: unknown): EnvironmentConfig {
+  return parseOrThrow(environmentSchema, ENVIRONMENT_KEY, raw);
+}
+
+/** A customer's config on its own: id, environment, plan and port well-formed. */
+export function parseCustomerShape(raw: unknown): CustomerConfig {
+  return parseOrThrow(customerSchema, CUSTOMER_KEY, raw);
+}
+
+/** A customer's config, checked against the environment it runs in (plan exists, port in range). */
+export function parseCustomerConfig(raw: unknown, env: EnvironmentConfig): CustomerConfig {
+  return checkCustomerInEnvironment(parseCustomerShape(raw), env);
+}
+
+export function checkCustomerInEnvironment(customer: CustomerConfig, env: EnvironmentConfig): CustomerConfig {
+  const problems: ConfigProblem[] = [];
+  if (customer.environment !== env.name) {
+    problems.push({ path: `${CUSTOMER_KEY}.environment`, found: JSON.stringify(customer.environment),
+      message: `must name the environment stack it runs in ('${env.name}')` });
+  }
+  if (!(customer.plan in env.plans)) {
+    problems.push({ path: `${CUSTOMER_KEY}.plan`, found: JSON.stringify(customer.plan),
+      message: `must be one of the plans of environment '${env.name}': ${Object.keys(env.plans).join(", ")}` });
+  }
+  const { from, to } = env.publish.portRange;
+  if (customer.port < from || customer.port > to) {
+    problems.push({ path: `${CUSTOMER_KEY}.port`, found: String(customer.port),
+      message: `must be inside the environment's port range ${from}-${to}` });
+  }
+  if (problems.length > 0) throw new ConfigError(`config ${CUSTOMER_KEY}`, problems);
+  return customer;
+}
+
+/** Checks a customer id alone (CLI arguments, webhooks) with the same rule the config uses. */
+export function parseCustomerId(raw: unknown, source = "customer id"): string {
+  const result = customerIdSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) throw new ConfigError(source, problemsFromZod(source, result.error).map((p) => ({ ...p, path: source })));
+  return result.data;
+}
+
+export type StackRole = "environment" | "customer";
+export function parseRole(raw: unknown): StackRole {
+  if (raw === "environment" || raw === "customer") return raw;
+  throw new ConfigError(`config ${ROLE_KEY}`, [{ path: ROLE_KEY, found: raw === undefined ? undefined : JSON.stringify(raw),
+    message: raw === undefined ? "is required: 'environment' (staging, prod) or 'customer' (one customer in one environment)"
+      : "must be 'environment' or 'customer'" }]);
+}

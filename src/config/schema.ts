@@ -1,0 +1,172 @@
+/**
+ * The shapes of hardened-fleet's configuration, as zod schemas.
+ *
+ * Environment config (`hardened-fleet:environment`) lives in Pulumi.staging.yaml / Pulumi.prod.yaml.
+ * Customer config (`hardened-fleet:customer`) lives in each customer stack (e.g. Pulumi.staging-acme.yaml).
+ * Everything is parsed once, at the boundary (see load.ts); the rest of the code sees typed values.
+ */
+import { z } from "zod";
+
+/** Lowercase DNS label, at most 32 characters: safe in Docker object names and Pulumi stack names. */
+export const CUSTOMER_ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+export const customerIdSchema = z
+  .string({ error: "must be a string" })
+  .max(32, { error: "must be at most 32 characters" })
+  .regex(CUSTOMER_ID_PATTERN, {
+    error: "must be a lowercase DNS label: a-z, 0-9 and '-', starting and ending with a letter or digit",
+  });
+
+const labelSchema = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/, { error: "must be a lowercase DNS label of at most 32 characters" });
+
+/** `name@sha256:<64 hex>`: an image reference pinned by digest. */
+export const PINNED_IMAGE_PATTERN = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
+/** A local image ID (what a build on the local engine produces and what a promotion carries). */
+export const IMAGE_ID_PATTERN = /^sha256:[a-f0-9]{64}$/;
+
+const imageRefSchema = z
+  .string()
+  .min(1)
+  .regex(/^[a-z0-9][a-z0-9._\/:-]*(?:@sha256:[a-f0-9]{64})?$/, {
+    error: "must be an image reference like registry/name:tag or name@sha256:<64 hex>",
+  })
+  .refine((ref) => !/:latest(?:@|$)/.test(ref), { error: "must not use the 'latest' tag: pin a version or a digest" })
+  .refine((ref) => ref.includes(":") || ref.includes("@"), {
+    error: "must name a tag or a digest (an untagged image means 'latest')",
+  });
+
+const absolutePath = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._\/-]*$/, { error: "must be an absolute path of letters, digits, '.', '_', '-' and '/'" })
+  .refine((p) => p !== "/", { error: "must not be '/'" });
+
+export const CAPABILITIES = [
+  "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+  "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+] as const;
+
+const capabilityAddSchema = z.object({
+  name: z.enum(CAPABILITIES, { error: `must be one of ${CAPABILITIES.join(", ")} (dangerous ones such as SYS_ADMIN are never allowed)` }),
+  reason: z.string().min(10, { error: "must say why the app needs this capability (at least 10 characters)" }),
+});
+
+export const planSchema = z.object({
+  memoryMb: z.number().int().min(32, { error: "must be at least 32 (MiB)" }).max(65536),
+  cpus: z.number().gt(0, { error: "must be more than 0" }).max(64),
+  pids: z.number().int().min(16, { error: "must be at least 16" }).max(32768),
+  nofile: z.number().int().min(64).max(1048576).default(1024),
+  nproc: z.number().int().min(16).max(65536).default(256),
+  tmpfsMb: z.number().int().min(1).max(4096).default(64),
+});
+
+const healthcheckSchema = z.object({
+  path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, { error: "must be a URL path starting with '/'" }).default("/healthz"),
+  intervalSeconds: z.number().int().min(1).max(300).default(5),
+  timeoutSeconds: z.number().int().min(1).max(60).default(3),
+  retries: z.number().int().min(1).max(10).default(3),
+  startPeriodSeconds: z.number().int().min(0).max(600).default(5),
+  /** the command Docker runs; the default uses the app's own Python (no curl or wget in the image) */
+  command: z.array(z.string().min(1)).min(1).default(["/opt/venv/bin/python", "/app/healthcheck.py"]),
+});
+
+const appSchema = z.object({
+  port: z.number().int().min(1024, { error: "must be 1024 or more: the app runs without NET_BIND_SERVICE" }).max(65535).default(8000),
+  dataPath: absolutePath.default("/data"),
+  writablePaths: z.array(absolutePath).default(["/tmp"]),
+  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: "must be a Linux user name" }).default("appuser"),
+  healthcheck: healthcheckSchema.prefault({}),
+});
+
+const buildImageSchema = z.object({
+  mode: z.literal("build"),
+  /** repository name the built image is tagged with (the tag is the app version) */
+  name: z.string().regex(/^[a-z0-9][a-z0-9._\/-]*$/, { error: "must be a repository name without tag, like acme/customer-app" }),
+  base: imageRefSchema,
+  builder: imageRefSchema,
+  /** app source directory, relative to the project directory or absolute */
+  appSource: z.string().min(1),
+  /** an operator's own Dockerfile (relative to appSource); checked against the hardening rules */
+  dockerfile: z.string().min(1).optional(),
+  sourceUrl: z.string().default("https://example.invalid/hardened-fleet"),
+});
+
+const promoteImageSchema = z.object({
+  mode: z.literal("promote"),
+  /** the environment stack whose image this one runs */
+  fromStack: labelSchema,
+  /** the image ID that passed there; when unset, the one the source stack runs now */
+  digest: z.string().regex(IMAGE_ID_PATTERN, { error: "must be an image ID sha256:<64 hex>" }).optional(),
+  /** the base image this environment approves, recorded with every deployment */
+  base: imageRefSchema,
+});
+
+export const environmentSchema = z
+  .object({
+    name: labelSchema,
+    tier: z.enum(["staging", "production"], { error: "must be 'staging' or 'production'" }),
+    image: z.discriminatedUnion("mode", [buildImageSchema, promoteImageSchema], {
+      error: "mode must be 'build' (staging builds the image) or 'promote' (runs an image that passed another stack)",
+    }),
+    app: appSchema.prefault({}),
+    publish: z
+      .object({
+        address: z.ipv4({ error: "must be an IPv4 address" }).default("127.0.0.1"),
+        /** why the ports are published on an address other than loopback */
+        exposeReason: z.string().min(10).optional(),
+        portRange: z
+          .object({ from: z.number().int().min(1024).max(65535), to: z.number().int().min(1024).max(65535) })
+          .refine((r) => r.from <= r.to, { error: "from must not be greater than to" }),
+      })
+      .refine((p) => p.address.startsWith("127.") || p.exposeReason !== undefined, {
+        error: "publishing on a non-loopback address needs exposeReason saying why",
+        path: ["exposeReason"],
+      }),
+    plans: z
+      .record(labelSchema, planSchema)
+      .refine((plans) => Object.keys(plans).length > 0, { error: "must define at least one plan" }),
+    capabilities: z.object({ add: z.array(capabilityAddSchema).default([]) }).prefault({}),
+    logging: z
+      .object({
+        maxSize: z.string().regex(/^[1-9][0-9]*[kmg]$/, { error: "must be a size like 10m" }).default("10m"),
+        maxFile: z.number().int().min(1).max(20).default(3),
+      })
+      .prefault({}),
+    restart: z
+      .object({ maxRetries: z.number().int().min(0).max(5, { error: "must be at most 5" }).default(5) })
+      .prefault({}),
+    volumes: z.object({ protect: z.boolean().default(false) }).prefault({}),
+    deploy: z.object({ healthTimeoutSeconds: z.number().int().min(10).max(1800).default(120) }).prefault({}),
+    rollout: z.object({ waveSize: z.number().int().min(1).default(5) }).prefault({}),
+  })
+  .superRefine((env, ctx) => {
+    if (env.tier !== "production") return;
+    if (env.image.mode !== "promote") {
+      ctx.addIssue({ code: "custom", path: ["image", "mode"], input: env.image.mode,
+        message: "must be 'promote' in production: production never rebuilds, it runs an image that passed staging" });
+    }
+    if (!PINNED_IMAGE_PATTERN.test(env.image.base)) {
+      ctx.addIssue({ code: "custom", path: ["image", "base"], input: env.image.base,
+        message: "must be pinned by digest in production, like python:3.11-slim@sha256:<64 hex>" });
+    }
+    if (!env.volumes.protect) {
+      ctx.addIssue({ code: "custom", path: ["volumes", "protect"], input: env.volumes.protect,
+        message: "must be true in production: customer data volumes are protected from deletion" });
+    }
+  });
+
+export const customerSchema = z.object({
+  id: customerIdSchema,
+  /** the environment stack this customer runs in (staging, prod) */
+  environment: labelSchema,
+  plan: labelSchema,
+  /** host port the service is published on; must be inside the environment's portRange */
+  port: z.number().int().min(1024).max(65535),
+});
+
+export type EnvironmentConfig = z.output<typeof environmentSchema>;
+export type EnvironmentInput = z.input<typeof environmentSchema>;
+export type CustomerConfig = z.output<typeof customerSchema>;
+export type Plan = z.output<typeof planSchema>;
+export type AppSettings = EnvironmentConfig["app"];
+export type BuildImageConfig = z.output<typeof buildImageSchema>;

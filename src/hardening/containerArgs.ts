@@ -1,0 +1,50 @@
+/** Maps a ServiceSpec onto @pulumi/docker Container inputs (everything but the secrets and Pulumi wiring). */
+import type * as docker from "@pulumi/docker";
+import { MIB, type ServiceSpec } from "./serviceSpec";
+
+/** Container inputs the docker provider cannot change in place: a change must replace the container. */
+export const REPLACE_ON_CHANGES = ["healthcheck", "tmpfs", "capabilities", "securityOpts", "ulimits", "logOpts"];
+
+export type PlainContainerArgs = Omit<docker.ContainerArgs, "envs"> & { envs: string[] };
+
+export function toContainerArgs(spec: ServiceSpec): PlainContainerArgs {
+  const hc = spec.healthcheck;
+  return {
+    name: spec.containerName,
+    hostname: spec.hostname,
+    image: spec.image,
+    user: spec.user,
+    capabilities: { drops: spec.capDrop, adds: spec.capAdd },
+    securityOpts: spec.securityOpt,
+    readOnly: spec.readOnlyRootfs,
+    tmpfs: spec.tmpfs,
+    memory: spec.memoryBytes / MIB,
+    memorySwap: spec.memorySwapBytes / MIB,
+    cpus: String(spec.cpus),
+    ulimits: spec.ulimits.map((u) => ({ name: u.name, soft: u.soft, hard: u.hard })),
+    restart: spec.restart.policy,
+    maxRetryCount: spec.restart.maxRetries,
+    healthcheck: {
+      tests: hc.test,
+      interval: `${hc.intervalSeconds}s`,
+      timeout: `${hc.timeoutSeconds}s`,
+      retries: hc.retries,
+      startPeriod: `${hc.startPeriodSeconds}s`,
+    },
+    wait: true,
+    waitTimeout: spec.healthTimeoutSeconds,
+    logDriver: spec.log.driver,
+    logOpts: spec.log.opts,
+    ports: [{ internal: spec.port.container, external: spec.port.hostPort, ip: spec.port.hostIp, protocol: "tcp" }],
+    networkMode: spec.networkName,
+    networksAdvanced: [{ name: spec.networkName }],
+    volumes: [{ volumeName: spec.data.volume, containerPath: spec.data.target }],
+    privileged: false,
+    envs: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    labels: Object.entries(spec.labels).map(([label, value]) => ({ label, value })),
+    // a routine teardown keeps customer data: never remove the volumes with the container
+    removeVolumes: false,
+    mustRun: true,
+    destroyGraceSeconds: 20,
+  };
+}

@@ -1,0 +1,36 @@
+/** Names of Docker objects and Pulumi stacks, derived from environment and customer ids (both DNS labels). */
+
+export const NAME_PREFIX = "hf";
+
+export interface CustomerNames {
+  container: string;
+  network: string;
+  dataVolume: string;
+  hostname: string;
+}
+
+export function customerNames(environment: string, customerId: string): CustomerNames {
+  const base = `${NAME_PREFIX}-${environment}-${customerId}`;
+  return { container: base, network: `${base}-net`, dataVolume: `${base}-data`, hostname: customerId };
+}
+
+/** Customer stacks are `<environment>-<customer>`; environment stacks are bare names such as `staging`. */
+export function customerStackName(environment: string, customerId: string): string {
+  return `${environment}-${customerId}`;
+}
+
+/** Labels that let the audit and the CLI find what hardened-fleet made. */
+export const LABEL_MANAGED = "io.hardened-fleet.managed";
+export const LABEL_ENVIRONMENT = "io.hardened-fleet.environment";
+export const LABEL_CUSTOMER = "io.hardened-fleet.customer";
+export const LABEL_PLAN = "io.hardened-fleet.plan";
+export const LABEL_ROLE = "io.hardened-fleet.role";
+export const LABEL_NONROOT_UID = "io.hardened-fleet.nonroot-uid";
+export const LABEL_PROFILE = "io.hardened-fleet.profile";
+export const LABEL_BASE = "io.hardened-fleet.base-image";
+export const LABEL_CAP_REASONS = "io.hardened-fleet.cap-add-reasons";
+
+/** Bumped when the hardening profile (what the components enforce) changes. */
+export const HARDENING_PROFILE_VERSION = "1";
+export const APP_UID = 1000;
+export const APP_GID = 1000;

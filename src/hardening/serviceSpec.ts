@@ -1,0 +1,122 @@
+/**
+ * The hardened settings of one customer's container, computed from config alone.
+ * Both the Pulumi component (toContainerArgs) and the real-engine tests (toEngineCreateOptions)
+ * are mapped from this one value, so what is tested is what is deployed.
+ */
+import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
+import {
+  APP_GID, APP_UID, HARDENING_PROFILE_VERSION, LABEL_CAP_REASONS, LABEL_CUSTOMER, LABEL_ENVIRONMENT,
+  LABEL_MANAGED, LABEL_PLAN, LABEL_PROFILE, LABEL_ROLE, customerNames,
+} from "./names";
+
+export interface HealthcheckSpec {
+  test: string[];
+  intervalSeconds: number;
+  timeoutSeconds: number;
+  retries: number;
+  startPeriodSeconds: number;
+}
+
+export interface ServiceSpec {
+  environment: string;
+  customerId: string;
+  plan: string;
+  containerName: string;
+  networkName: string;
+  dataVolumeName: string;
+  hostname: string;
+  image: string;
+  user: string;
+  capDrop: string[];
+  capAdd: string[];
+  securityOpt: string[];
+  readOnlyRootfs: boolean;
+  /** mount point -> tmpfs options */
+  tmpfs: Record<string, string>;
+  memoryBytes: number;
+  memorySwapBytes: number;
+  cpus: number;
+  pidsLimit: number;
+  ulimits: { name: string; soft: number; hard: number }[];
+  restart: { policy: "on-failure"; maxRetries: number };
+  healthcheck: HealthcheckSpec;
+  /** seconds the deployment waits for healthy before it fails */
+  healthTimeoutSeconds: number;
+  log: { driver: "json-file"; opts: Record<string, string> };
+  port: { container: number; hostIp: string; hostPort: number };
+  data: { volume: string; target: string };
+  /** plain environment; secrets are added by the component as Pulumi secrets */
+  env: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export const MIB = 1024 * 1024;
+
+export function tmpfsOptions(path: string, sizeMb: number): string {
+  const owner = path === "/tmp" ? "mode=1777" : `uid=${APP_UID},gid=${APP_GID},mode=0700`;
+  return `rw,noexec,nosuid,nodev,size=${sizeMb}m,${owner}`;
+}
+
+export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, image: string): ServiceSpec {
+  const plan = env.plans[customer.plan];
+  if (!plan) throw new Error(`plan '${customer.plan}' is not defined in environment '${env.name}'`);
+  const names = customerNames(env.name, customer.id);
+  const { app } = env;
+  const tmpfs: Record<string, string> = {};
+  for (const path of app.writablePaths) tmpfs[path] = tmpfsOptions(path, plan.tmpfsMb);
+  const capAdd = env.capabilities.add.map((c) => c.name);
+  const labels: Record<string, string> = {
+    [LABEL_MANAGED]: "true",
+    [LABEL_ROLE]: "customer-service",
+    [LABEL_ENVIRONMENT]: env.name,
+    [LABEL_CUSTOMER]: customer.id,
+    [LABEL_PLAN]: customer.plan,
+    [LABEL_PROFILE]: HARDENING_PROFILE_VERSION,
+  };
+  if (capAdd.length > 0) {
+    labels[LABEL_CAP_REASONS] = env.capabilities.add.map((c) => `${c.name}: ${c.reason}`).join("; ");
+  }
+  return {
+    environment: env.name,
+    customerId: customer.id,
+    plan: customer.plan,
+    containerName: names.container,
+    networkName: names.network,
+    dataVolumeName: names.dataVolume,
+    hostname: names.hostname,
+    image,
+    user: `${APP_UID}:${APP_GID}`,
+    capDrop: ["ALL"],
+    capAdd,
+    securityOpt: ["no-new-privileges:true"],
+    readOnlyRootfs: true,
+    tmpfs,
+    memoryBytes: plan.memoryMb * MIB,
+    memorySwapBytes: plan.memoryMb * MIB,
+    cpus: plan.cpus,
+    pidsLimit: plan.pids,
+    ulimits: [
+      { name: "nofile", soft: plan.nofile, hard: plan.nofile },
+      { name: "nproc", soft: plan.nproc, hard: plan.nproc },
+    ],
+    restart: { policy: "on-failure", maxRetries: env.restart.maxRetries },
+    healthcheck: {
+      test: ["CMD", ...app.healthcheck.command],
+      intervalSeconds: app.healthcheck.intervalSeconds,
+      timeoutSeconds: app.healthcheck.timeoutSeconds,
+      retries: app.healthcheck.retries,
+      startPeriodSeconds: app.healthcheck.startPeriodSeconds,
+    },
+    healthTimeoutSeconds: env.deploy.healthTimeoutSeconds,
+    log: { driver: "json-file", opts: { "max-size": env.logging.maxSize, "max-file": String(env.logging.maxFile) } },
+    port: { container: app.port, hostIp: env.publish.address, hostPort: customer.port },
+    data: { volume: names.dataVolume, target: app.dataPath },
+    env: { PORT: String(app.port), DATA_DIR: app.dataPath, HEALTH_PATH: app.healthcheck.path, CUSTOMER_ID: customer.id },
+    labels,
+  };
+}
+
+/** `http://127.0.0.1:18001`: where the customer's service answers on the Docker host. */
+export function serviceUrl(spec: Pick<ServiceSpec, "port">): string {
+  return `http://${spec.port.hostIp}:${spec.port.hostPort}`;
+}
