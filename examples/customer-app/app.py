@@ -100,7 +100,13 @@ def restore(environ, start_response, query):
     shutil.copy2(DB_PATH, safety_db)
     staging = os.path.join(DATA_DIR, ".restore_%s" % stamp)
     with tarfile.open(archive, "r:gz") as tar:
-        tar.extractall(staging, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(staging, filter="data")
+        else:  # Python without extraction filters: refuse anything that is not a plain member
+            for member in tar.getmembers():
+                if member.name.startswith("/") or ".." in member.name.split("/") or not (member.isfile() or member.isdir()):
+                    raise ValueError("unsafe member in backup: %s" % member.name)
+            tar.extractall(staging)
     shutil.rmtree(UPLOADS)
     shutil.move(os.path.join(staging, "uploads"), UPLOADS)
     shutil.move(os.path.join(staging, "instance", "app.db"), DB_PATH)
