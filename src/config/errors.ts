@@ -41,7 +41,7 @@ export function problemsFromZod(prefix: string, error: z.ZodError): ConfigProble
     const missing = issue.code === "invalid_type" && issue.input === undefined;
     const problem: ConfigProblem = {
       path: joinPath(prefix, issue.path),
-      message: missing ? `is required (${issue.message.replace(/^Invalid input: /, "")})` : issue.message,
+      message: missing ? `is required (${issue.message.replace(/^Invalid input: /, "")})` : issue.message.replace(/^Invalid input: /, ""),
     };
     if (!missing && "input" in issue) problem.found = renderValue(issue.input);
     return problem;

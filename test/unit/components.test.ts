@@ -1,0 +1,220 @@
+/** Components and programs on Pulumi mocks: every hardening input, staging vs prod, bad input stops early. */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { beforeEach, describe, it } from "node:test";
+import { byType, installMocks, recorded, resetRecorded, valueOf } from "../support/mocks";
+
+installMocks();
+
+import { HardenedImage } from "../../components/hardenedImage";
+import { HardenedService } from "../../components/hardenedService";
+import { parseEnvironmentConfig } from "../../src/config/load";
+import { DockerfileRuleError } from "../../src/hardening/dockerfileRules";
+import { serviceSpec } from "../../src/hardening/serviceSpec";
+import { customerProgram } from "../../src/program/customer";
+import { environmentProgram } from "../../src/program/environment";
+import { projectDir, rawEnvironment } from "../support/fixtures";
+
+const staging = parseEnvironmentConfig(rawEnvironment("staging"));
+const prod = parseEnvironmentConfig(rawEnvironment("prod"));
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270";
+const IMAGE = `sha256:${"f".repeat(64)}`;
+
+async function settle(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 50));
+}
+
+describe("HardenedService on mocks", () => {
+  beforeEach(resetRecorded);
+
+  async function deployed(env = staging, plan = "standard") {
+    const spec = serviceSpec(env, { id: "acme", environment: env.name, plan, port: env.publish.portRange.from + 1 }, IMAGE);
+    const service = new HardenedService("acme", { spec, protectData: env.volumes.protect });
+    await valueOf(service.containerId);
+    await settle();
+    const [container] = byType("docker:index/container:Container");
+    assert.ok(container, "no container registered");
+    return { spec, service, c: container.inputs };
+  }
+
+  it("registers the component with its children", async () => {
+    await deployed();
+    const types = recorded.map((r) => r.type).sort();
+    assert.deepEqual(types, [
+      "docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume",
+      "hardened-fleet:service:HardenedService", "pulumi-nodejs:dynamic/hardened-fleet:PidsLimit", "random:index/randomPassword:RandomPassword",
+    ]);
+  });
+
+  it("container runs as 1000:1000 with every capability dropped and no-new-privileges", async () => {
+    const { c } = await deployed();
+    assert.equal(c.user, "1000:1000");
+    assert.deepEqual(c.capabilities, { drops: ["ALL"], adds: [] });
+    assert.deepEqual(c.securityOpts, ["no-new-privileges:true"]);
+    assert.equal(c.privileged, false);
+    assert.equal(c.pidMode, undefined);
+    assert.equal(c.ipcMode, undefined);
+  });
+
+  it("read-only root with noexec tmpfs for the scratch paths", async () => {
+    const { c } = await deployed();
+    assert.equal(c.readOnly, true);
+    assert.deepEqual(c.tmpfs, { "/tmp": "rw,noexec,nosuid,nodev,size=64m,mode=1777" });
+  });
+
+  it("memory with equal swap, CPU, ulimits and restart on-failure at most 5", async () => {
+    const { c } = await deployed();
+    assert.equal(c.memory, 256);
+    assert.equal(c.memorySwap, 256);
+    assert.equal(c.cpus, "0.5");
+    assert.deepEqual(c.ulimits, [{ name: "nofile", soft: 2048, hard: 2048 }, { name: "nproc", soft: 256, hard: 256 }]);
+    assert.equal(c.restart, "on-failure");
+    assert.equal(c.maxRetryCount, 5);
+  });
+
+  it("healthcheck with wait, so an unhealthy container fails the deployment", async () => {
+    const { c } = await deployed();
+    assert.deepEqual(c.healthcheck, { tests: ["CMD", "/opt/venv/bin/python", "/app/healthcheck.py"], interval: "2s", timeout: "3s", retries: 3, startPeriod: "2s" });
+    assert.equal(c.wait, true);
+    assert.equal(c.waitTimeout, 90);
+  });
+
+  it("log rotation, loopback port, own network, data volume", async () => {
+    const { c, spec } = await deployed();
+    assert.equal(c.logDriver, "json-file");
+    assert.deepEqual(c.logOpts, { "max-size": "10m", "max-file": "3" });
+    assert.deepEqual(c.ports, [{ internal: 8000, external: 18101, ip: "127.0.0.1", protocol: "tcp" }]);
+    assert.equal(c.networkMode, "hf-staging-acme-net");
+    assert.deepEqual(c.networksAdvanced, [{ name: "hf-staging-acme-net" }]);
+    assert.deepEqual(c.volumes, [{ volumeName: "hf-staging-acme-data", containerPath: "/data" }]);
+    assert.equal(c.removeVolumes, false);
+    const [net] = byType("docker:index/network:Network");
+    assert.equal(net!.inputs.name, spec.networkName);
+    assert.notEqual(net!.inputs.name, "bridge");
+    const [vol] = byType("docker:index/volume:Volume");
+    assert.equal(vol!.inputs.name, spec.dataVolumeName);
+  });
+
+  it("the secret key comes from random and reaches the container env as a Pulumi secret", async () => {
+    const { c } = await deployed();
+    const [pw] = byType("random:index/randomPassword:RandomPassword");
+    assert.equal(pw!.inputs.length, 48);
+    // a secret crosses the mock boundary wrapped with Pulumi's secret signature
+    assert.equal(c.envs[SECRET_SIG], SECRET_MARK, "envs must be a secret");
+    const envs = c.envs.value as string[];
+    assert.ok(envs.includes(`APP_SECRET_KEY=${"x".repeat(48)}`));
+    assert.ok(envs.includes("DATA_DIR=/data"));
+  });
+
+  it("the PIDs limit is applied to the container by the dynamic resource", async () => {
+    await deployed();
+    const [pids] = byType("pulumi-nodejs:dynamic/hardened-fleet:PidsLimit");
+    assert.equal(pids!.inputs.pidsLimit, 128);
+    assert.equal(pids!.inputs.containerId, "acme-container-id");
+  });
+
+  it("prod plans give bigger limits than staging for the same plan", async () => {
+    const { c } = await deployed(prod);
+    assert.equal(c.memory, 512);
+    assert.equal(c.cpus, "1");
+    assert.equal(c.waitTimeout, 120);
+    assert.deepEqual(c.logOpts, { "max-size": "20m", "max-file": "5" });
+    const [pids] = byType("pulumi-nodejs:dynamic/hardened-fleet:PidsLimit");
+    assert.equal(pids!.inputs.pidsLimit, 256);
+  });
+
+  it("adds only configured capabilities and records why in a label", async () => {
+    const env = parseEnvironmentConfig({ ...rawEnvironment("staging"),
+      capabilities: { add: [{ name: "NET_BIND_SERVICE", reason: "legacy client needs port 443 inside" }] } });
+    const { c } = await deployed(env);
+    assert.deepEqual(c.capabilities, { drops: ["ALL"], adds: ["NET_BIND_SERVICE"] });
+    const label = (c.labels as { label: string; value: string }[]).find((l) => l.label === "io.hardened-fleet.cap-add-reasons");
+    assert.equal(label?.value, "NET_BIND_SERVICE: legacy client needs port 443 inside");
+  });
+});
+
+describe("HardenedImage on mocks", () => {
+  beforeEach(resetRecorded);
+
+  it("builds the rendered multi-stage Dockerfile locally, without push", async () => {
+    if (staging.image.mode !== "build") throw new Error("staging must build");
+    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-mock-"));
+    const image = new HardenedImage("staging", { image: staging.image, app: staging.app, projectDir, workDir });
+    assert.equal(await valueOf(image.imageRef), `sha256:${"e".repeat(64)}`);
+    const [img] = byType("docker:index/image:Image");
+    assert.equal(img!.inputs.skipPush, true);
+    assert.match(img!.inputs.imageName, /^hardened-fleet\/customer-app:1\.0\.0-[a-f0-9]{12}$/);
+    assert.equal(img!.inputs.build.context, workDir);
+    const dockerfile = fs.readFileSync(img!.inputs.build.dockerfile, "utf8");
+    assert.equal(dockerfile, image.dockerfileText);
+    assert.match(dockerfile, /^USER 1000:1000$/m);
+    assert.ok(fs.existsSync(path.join(workDir, "wheelhouse")));
+    assert.ok(!fs.existsSync(path.join(workDir, "app", "wheelhouse")), "the wheelhouse must not reach the app directory");
+  });
+
+  it("an operator Dockerfile that breaks a rule stops before any image resource", () => {
+    if (staging.image.mode !== "build") throw new Error("staging must build");
+    const src = fs.mkdtempSync(path.join(os.tmpdir(), "hf-op-"));
+    fs.writeFileSync(path.join(src, "Dockerfile"), "FROM python:latest\nCOPY . /app\nCMD python app.py\n");
+    assert.throws(
+      () => new HardenedImage("bad", { image: { ...staging.image, appSource: src, dockerfile: "Dockerfile" }, app: staging.app, projectDir, workDir: src }),
+      (err: unknown) => err instanceof DockerfileRuleError && /Dockerfile:1 \[from-pinned\]/.test(err.message)
+        && /\[non-root-user\]/.test(err.message) && /\[multi-stage\]/.test(err.message) && /Dockerfile:3 \[exec-form\]/.test(err.message),
+    );
+    assert.deepEqual(byType("docker:index/image:Image"), []);
+  });
+});
+
+describe("stack programs on mocks", () => {
+  beforeEach(resetRecorded);
+
+  it("staging environment builds the image and publishes settings and image", async () => {
+    const outputs = await environmentProgram(staging, projectDir);
+    assert.equal(outputs.role, "environment");
+    assert.deepEqual(outputs.settings, staging);
+    const image = await valueOf(outputs.image as import("@pulumi/pulumi").Output<{ ref: string; version: string }>);
+    assert.equal(image.ref, `sha256:${"e".repeat(64)}`);
+    assert.equal(image.version, "1.0.0");
+    assert.equal(byType("docker:index/image:Image").length, 1);
+  });
+
+  it("a customer stack runs its environment's image with that environment's settings", async () => {
+    const outputs = await customerProgram({ id: "acme", environment: "staging", plan: "starter", port: 18105 },
+      async () => ({ settings: staging, image: { ref: IMAGE, version: "1.0.0" } }));
+    assert.equal(outputs.url, "http://127.0.0.1:18105");
+    assert.equal(outputs.image, IMAGE);
+    await settle();
+    const [container] = byType("docker:index/container:Container");
+    assert.equal(container!.inputs.image, IMAGE);
+    assert.equal(container!.inputs.memory, 128);
+  });
+
+  it("a customer whose environment has no image yet says what to run first, creating nothing", async () => {
+    await assert.rejects(
+      customerProgram({ id: "acme", environment: "staging", plan: "starter", port: 18105 }, async () => ({ settings: staging, image: undefined })),
+      /environment stack 'staging' has no image yet: run 'pulumi up' on stack 'staging' first/,
+    );
+    assert.deepEqual(recorded, []);
+  });
+
+  it("invalid customer config creates nothing", async () => {
+    let asked = false;
+    await assert.rejects(
+      customerProgram({ id: "Bad_Id", environment: "staging", plan: "gold", port: 1 }, async () => { asked = true; return { settings: staging, image: { ref: IMAGE } }; }),
+      /hardened-fleet:customer\.id.*\n.*hardened-fleet:customer\.port/s,
+    );
+    assert.equal(asked, false);
+    assert.deepEqual(recorded, []);
+  });
+
+  it("a plan the environment lacks is named with the plans it has", async () => {
+    await assert.rejects(
+      customerProgram({ id: "acme", environment: "staging", plan: "gold", port: 18105 }, async () => ({ settings: staging, image: { ref: IMAGE } })),
+      /must be one of the plans of environment 'staging': starter, standard/,
+    );
+    assert.deepEqual(recorded, []);
+  });
+});
