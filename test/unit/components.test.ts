@@ -23,6 +23,11 @@ const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270";
 const IMAGE = `sha256:${"f".repeat(64)}`;
 
+function stagingBuild() {
+  if (staging.image.mode !== "build") throw new Error("staging must build its image");
+  return staging.image;
+}
+
 async function settle(): Promise<void> {
   await new Promise((r) => setTimeout(r, 50));
 }
@@ -140,9 +145,8 @@ describe("HardenedImage on mocks", () => {
   beforeEach(resetRecorded);
 
   it("builds the rendered multi-stage Dockerfile locally, without push", async () => {
-    if (staging.image.mode !== "build") throw new Error("staging must build");
     const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-mock-"));
-    const image = new HardenedImage("staging", { image: staging.image, app: staging.app, projectDir, workDir });
+    const image = new HardenedImage("staging", { image: stagingBuild(), app: staging.app, projectDir, workDir });
     assert.equal(await valueOf(image.imageRef), `sha256:${"e".repeat(64)}`);
     const [img] = byType("docker:index/image:Image");
     assert.equal(img!.inputs.skipPush, true);
@@ -156,11 +160,11 @@ describe("HardenedImage on mocks", () => {
   });
 
   it("an operator Dockerfile that breaks a rule stops before any image resource", () => {
-    if (staging.image.mode !== "build") throw new Error("staging must build");
+    const image = stagingBuild();
     const src = fs.mkdtempSync(path.join(os.tmpdir(), "hf-op-"));
     fs.writeFileSync(path.join(src, "Dockerfile"), "FROM python:latest\nCOPY . /app\nCMD python app.py\n");
     assert.throws(
-      () => new HardenedImage("bad", { image: { ...staging.image, appSource: src, dockerfile: "Dockerfile" }, app: staging.app, projectDir, workDir: src }),
+      () => new HardenedImage("bad", { image: { ...image, appSource: src, dockerfile: "Dockerfile" }, app: staging.app, projectDir, workDir: src }),
       (err: unknown) => err instanceof DockerfileRuleError && /Dockerfile:1 \[from-pinned\]/.test(err.message)
         && /\[non-root-user\]/.test(err.message) && /\[multi-stage\]/.test(err.message) && /Dockerfile:3 \[exec-form\]/.test(err.message),
     );

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `npm test`: everything a fresh machine needs, then every test.
+#   1. npm packages (npm ci when node_modules is missing or stale)
+#   2. the Docker engine, base images and wheelhouse (scripts/setup-engine.sh)
+#   3. type check (tsc, strict) and build
+#   4. unit tests (pure functions and Pulumi mocks), then real-engine tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '\n[test] %s\n' "$*"; }
+
+bash scripts/ensure-node-modules.sh
+log "engine"
+bash scripts/setup-engine.sh
+log "type check and build"
+npx tsc -p .
+log "tests"
+node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/engine/*.test.ts
