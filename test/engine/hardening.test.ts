@@ -4,22 +4,17 @@
  * hardening property with `docker inspect` and from inside the container.
  */
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type Dockerode from "dockerode";
-import { readEnvironmentConfig } from "../../src/config/stackFiles";
 import type { EnvironmentConfig } from "../../src/config/schema";
-import { buildImage } from "../../src/engine/build";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
 import { execIn } from "../../src/engine/exec";
-import { prepareBuild } from "../../src/image/buildContext";
 import { serviceSpec, serviceUrl, type ServiceSpec } from "../../src/hardening/serviceSpec";
 import { engine, removeQuietly, waitHealthy } from "../support/engine";
 import { request } from "../support/http";
+import { buildStagingImage } from "../support/image";
 
-const projectDir = path.resolve(__dirname, "../..");
 const TAG = "hardened-fleet/customer-app:engine-test";
 
 describe("hardened image and service on the real Docker engine", () => {
@@ -28,14 +23,9 @@ describe("hardened image and service on the real Docker engine", () => {
   let spec: ServiceSpec;
   let container: Dockerode.Container;
   let info: Dockerode.ContainerInspectInfo;
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-engine-"));
 
   before(async () => {
-    env = readEnvironmentConfig(projectDir, "staging");
-    assert.equal(env.image.mode, "build");
-    if (env.image.mode !== "build") return;
-    const build = prepareBuild({ image: env.image, app: env.app, projectDir, workDir });
-    imageId = await buildImage(engine, build.context, build.dockerfile, TAG);
+    ({ env, imageId } = await buildStagingImage(TAG));
     spec = serviceSpec(env, { id: "enginetest", environment: "staging", plan: "starter", port: 18190 }, imageId);
     await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName] });
     await engine.createNetwork({ Name: spec.networkName, Driver: "bridge", Labels: spec.labels });
@@ -47,7 +37,6 @@ describe("hardened image and service on the real Docker engine", () => {
 
   after(async () => {
     if (spec) await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName] });
-    fs.rmSync(workDir, { recursive: true, force: true });
   });
 
   it("image: numeric non-root USER, HEALTHCHECK, OCI and hardening labels", async () => {

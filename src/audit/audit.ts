@@ -1,0 +1,79 @@
+/** `fleet audit`: finds hardened-fleet's containers through the Engine API and runs every check on each. */
+import type Dockerode from "dockerode";
+import { execIn } from "../engine/exec";
+import { LABEL_CUSTOMER, LABEL_ENVIRONMENT, LABEL_MANAGED } from "../hardening/names";
+import { runChecks, type CheckResult, type Probes } from "./checks";
+
+export interface ContainerAudit {
+  container: string;
+  environment: string;
+  customer: string;
+  image: string;
+  ok: boolean;
+  checks: CheckResult[];
+}
+
+export interface AuditFilter {
+  environment?: string;
+  customer?: string;
+}
+
+const COMPILERS = ["gcc", "cc", "c++", "g++", "clang", "make", "ld"];
+
+/** Looks inside the running container, as its own user: nothing is started with more privileges. */
+export async function probe(container: Dockerode.Container, dataPaths: string[], mainPid: number): Promise<Probes> {
+  const procStatus = (await execIn(container, ["cat", `/proc/${mainPid}/status`])).stdout;
+  const paths = dataPaths.map((p) => `'${p.replace(/'/g, "")}'`).join(" ");
+  const foreign = dataPaths.length === 0 ? "" : (await execIn(container, ["sh", "-c",
+    `find ${paths} \\( ! -user 1000 -o ! -group 1000 \\) -print 2>&1 | head -n 20`])).stdout;
+  const leftovers = (await execIn(container, ["sh", "-c",
+    `for t in ${COMPILERS.join(" ")}; do command -v "$t"; done; ` +
+    "find /var/lib/apt/lists /var/cache/apt/archives /root/.cache/pip /home/*/.cache/pip /var/cache/yum /var/cache/apk " +
+    "-mindepth 1 -type f -print 2>/dev/null | grep -v '/lock$' | head -n 5; true"])).stdout;
+  return { procStatus, foreignFiles: foreign, buildLeftovers: leftovers };
+}
+
+export async function auditContainer(engine: Dockerode, idOrName: string): Promise<ContainerAudit> {
+  const container = engine.getContainer(idOrName);
+  const info = await container.inspect();
+  const image = await engine.getImage(info.Image).inspect();
+  const dataPaths = (info.Mounts ?? []).filter((m) => m.Type === "volume").map((m) => m.Destination);
+  // the app is PID 1 in its own PID namespace; in the host's, it has the host PID the engine reports
+  const mainPid = info.HostConfig.PidMode === "host" ? info.State.Pid : 1;
+  const probes = info.State.Running ? await probe(container, dataPaths, mainPid) : undefined;
+  const checks = runChecks(info, image, probes);
+  const labels = info.Config.Labels ?? {};
+  return {
+    container: info.Name.replace(/^\//, ""),
+    environment: labels[LABEL_ENVIRONMENT] ?? "-",
+    customer: labels[LABEL_CUSTOMER] ?? "-",
+    image: info.Image,
+    ok: checks.every((c) => c.ok),
+    checks,
+  };
+}
+
+export async function auditFleet(engine: Dockerode, filter: AuditFilter = {}): Promise<ContainerAudit[]> {
+  const labels = [`${LABEL_MANAGED}=true`];
+  if (filter.environment) labels.push(`${LABEL_ENVIRONMENT}=${filter.environment}`);
+  if (filter.customer) labels.push(`${LABEL_CUSTOMER}=${filter.customer}`);
+  const found = await engine.listContainers({ all: true, filters: { label: labels } });
+  const audits: ContainerAudit[] = [];
+  for (const c of found.sort((a, b) => (a.Names[0] ?? "").localeCompare(b.Names[0] ?? ""))) {
+    audits.push(await auditContainer(engine, c.Id));
+  }
+  return audits;
+}
+
+/** A table for people: one row per container, one column per check. */
+export function formatAuditTable(audits: ContainerAudit[]): string {
+  if (audits.length === 0) return "no hardened-fleet containers matched";
+  const ids = audits[0]!.checks.map((c) => c.id);
+  const head = ["container", ...ids, "result"];
+  const rows = audits.map((a) => [a.container, ...a.checks.map((c) => (c.ok ? "ok" : "FAIL")), a.ok ? "PASS" : "FAIL"]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd();
+  const failures = audits.flatMap((a) => a.checks.filter((c) => !c.ok).map((c) => `  ${a.container} ${c.id}: ${c.detail}`));
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line),
+    ...(failures.length ? ["", "failures:", ...failures] : [])].join("\n");
+}

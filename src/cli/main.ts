@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+/** `fleet`: the operator's CLI. Run it with `npm run fleet -- <command>`. */
+import { Command } from "commander";
+import { registerAudit } from "./audit";
+
+export function buildCli(): Command {
+  const program = new Command("fleet")
+    .description("hardened-fleet: hardened per-customer containers on a Docker host")
+    .showHelpAfterError();
+  registerAudit(program);
+  return program;
+}
+
+if (require.main === module) {
+  buildCli().parseAsync(process.argv).catch((err: unknown) => {
+    console.error(`fleet: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

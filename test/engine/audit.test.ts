@@ -1,0 +1,137 @@
+/**
+ * `fleet audit` on the real engine: a container made from the component's settings passes every
+ * check; for each check, a container weakened in exactly that way is caught by that check.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import type Dockerode from "dockerode";
+import { auditContainer, type ContainerAudit } from "../../src/audit/audit";
+import { CHECKS } from "../../src/audit/checks";
+import type { EnvironmentConfig } from "../../src/config/schema";
+import { toEngineCreateOptions } from "../../src/engine/createOptions";
+import { serviceSpec, type ServiceSpec } from "../../src/hardening/serviceSpec";
+import { engine, removeQuietly, waitHealthy } from "../support/engine";
+import { buildStagingImage, deriveImage } from "../support/image";
+
+type Options = Dockerode.ContainerCreateOptions;
+interface Variant {
+  id: string;
+  /** the check that must catch it */
+  check: string;
+  weaken?: (o: Options, spec: ServiceSpec) => void;
+  image?: "root-user" | "with-gcc";
+  /** a root-owned file in the volume before the service starts */
+  seedRootFile?: boolean;
+  /** checks that fail too, as a necessary consequence of the weakening */
+  alsoFails?: string[];
+}
+
+const VARIANTS: Variant[] = [
+  { id: "baseline", check: "" },
+  { id: "img-root", check: "image-user", image: "root-user" },
+  // root group: the app runs (it owns /data as uid 1000) but what it creates there is group 0
+  { id: "run-gid0", check: "runtime-user", weaken: (o) => { o.User = "1000:0"; }, alsoFails: ["data-ownership"] },
+  { id: "cap-add", check: "capabilities", weaken: (o) => { o.HostConfig!.CapAdd = ["NET_RAW"]; } },
+  { id: "cap-keep", check: "capabilities", weaken: (o) => { o.HostConfig!.CapDrop = []; } },
+  { id: "nnp", check: "no-new-privileges", weaken: (o) => { o.HostConfig!.SecurityOpt = []; } },
+  { id: "rw-root", check: "read-only-root", weaken: (o) => { o.HostConfig!.ReadonlyRootfs = false; } },
+  { id: "no-pids", check: "limits", weaken: (o) => { delete o.HostConfig!.PidsLimit; } },
+  { id: "no-mem", check: "limits", weaken: (o) => { o.HostConfig!.Memory = 0; o.HostConfig!.MemorySwap = 0; } },
+  { id: "no-health", check: "healthcheck", weaken: (o) => { o.Healthcheck = { Test: ["NONE"] }; } },
+  { id: "all-addr", check: "ports", weaken: (o) => { for (const b of Object.values(o.HostConfig!.PortBindings as Record<string, { HostIp: string }[]>)) b[0]!.HostIp = "0.0.0.0"; } },
+  { id: "docker0", check: "network", weaken: (o) => { o.HostConfig!.NetworkMode = "bridge"; o.NetworkingConfig = { EndpointsConfig: { bridge: {} } }; } },
+  { id: "sock", check: "host-isolation", weaken: (o) => { o.HostConfig!.Binds = ["/var/run/docker.sock:/run/docker.sock:ro"]; } },
+  { id: "hostpid", check: "host-isolation", weaken: (o) => { o.HostConfig!.PidMode = "host"; } },
+  { id: "etc", check: "host-isolation", weaken: (o) => { o.HostConfig!.Binds = ["/etc:/host-etc:ro"]; } },
+  { id: "always", check: "restart", weaken: (o) => { o.HostConfig!.RestartPolicy = { Name: "always" }; } },
+  { id: "retries", check: "restart", weaken: (o) => { o.HostConfig!.RestartPolicy = { Name: "on-failure", MaximumRetryCount: 10 }; } },
+  { id: "rootfile", check: "data-ownership", seedRootFile: true },
+  { id: "gcc", check: "no-build-tools", image: "with-gcc" },
+];
+
+describe("fleet audit against weakened containers", () => {
+  let env: EnvironmentConfig;
+  let imageId: string;
+  const images: Record<string, string> = {};
+  const specs: ServiceSpec[] = [];
+  const audits = new Map<string, ContainerAudit>();
+
+  before(async () => {
+    ({ env, imageId } = await buildStagingImage("hardened-fleet/customer-app:audit-test"));
+    images["root-user"] = await deriveImage(imageId, ["USER 0:0"], "hardened-fleet/audit-test:root-user");
+    images["with-gcc"] = await deriveImage(imageId, ["USER 0:0", "RUN ln -s /bin/true /usr/local/bin/gcc", "USER 1000:1000"], "hardened-fleet/audit-test:with-gcc");
+    const created: Dockerode.Container[] = [];
+    for (const [i, v] of VARIANTS.entries()) {
+      const spec = serviceSpec(env, { id: `audit-${v.id}`, environment: "staging", plan: "starter", port: 18150 + i },
+        v.image ? images[v.image]! : imageId);
+      specs.push(spec);
+      await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName] });
+      await engine.createNetwork({ Name: spec.networkName, Labels: spec.labels });
+      await engine.createVolume({ Name: spec.dataVolumeName, Labels: spec.labels });
+      if (v.seedRootFile) {
+        // what an old root container left behind: a file owned by root in the data volume
+        const naive = await engine.createContainer({ Image: imageId, User: "0:0", Cmd: ["sh", "-c", "touch /data/left-by-root"],
+          HostConfig: { Mounts: [{ Type: "volume", Source: spec.dataVolumeName, Target: "/data" }], NetworkMode: "none" } });
+        await naive.start();
+        await naive.wait();
+        await naive.remove();
+      }
+      const opts = toEngineCreateOptions(spec, { APP_SECRET_KEY: "s".repeat(48) });
+      v.weaken?.(opts, spec);
+      const c = await engine.createContainer(opts);
+      await c.start();
+      created.push(c);
+    }
+    await Promise.all(created.map((c) => waitHealthy(c, 60_000)));
+    for (const spec of specs) audits.set(spec.customerId, await auditContainer(engine, spec.containerName));
+  });
+
+  after(async () => {
+    for (const spec of specs) await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName] });
+    await removeQuietly({ images: Object.values(images) });
+  });
+
+  it("the container made from the component's settings passes every check", () => {
+    const a = audits.get("audit-baseline")!;
+    assert.deepEqual(a.checks.filter((c) => !c.ok), []);
+    assert.deepEqual(a.checks.map((c) => c.id), Object.keys(CHECKS));
+  });
+
+  for (const v of VARIANTS.filter((x) => x.check)) {
+    it(`${v.check} catches '${v.id}'${v.alsoFails ? ` (with ${v.alsoFails.join(", ")})` : ", and only that check fails"}`, () => {
+      const a = audits.get(`audit-${v.id}`)!;
+      const failed = a.checks.filter((c) => !c.ok).map((c) => c.id);
+      assert.deepEqual(failed, [v.check, ...(v.alsoFails ?? [])].sort((x, y) => Object.keys(CHECKS).indexOf(x) - Object.keys(CHECKS).indexOf(y)), JSON.stringify(a.checks.filter((c) => !c.ok)));
+      assert.equal(a.ok, false);
+    });
+  }
+
+  it("each check is exercised by at least one weakened container", () => {
+    const covered = new Set(VARIANTS.map((v) => v.check));
+    assert.deepEqual(Object.keys(CHECKS).filter((id) => !covered.has(id)), []);
+  });
+
+  it("the CLI prints a table, JSON, and exits non-zero on a failure", () => {
+    const cli = (args: string[]) => {
+      try {
+        return { code: 0, out: execFileSync("npx", ["tsx", "src/cli/main.ts", ...args], { cwd: path.resolve(__dirname, "../.."), encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }) };
+      } catch (err) {
+        const e = err as { status: number; stdout: string };
+        return { code: e.status, out: e.stdout };
+      }
+    };
+    const good = cli(["audit", "--stack", "staging-audit-baseline"]);
+    assert.equal(good.code, 0, good.out);
+    assert.match(good.out, /hf-staging-audit-baseline .* PASS/);
+    const bad = cli(["audit", "--customer", "audit-nnp", "--json"]);
+    assert.equal(bad.code, 1);
+    const json = JSON.parse(bad.out) as { ok: boolean; containers: ContainerAudit[] };
+    assert.equal(json.ok, false);
+    assert.equal(json.containers[0]!.checks.find((c) => c.id === "no-new-privileges")!.ok, false);
+    const none = cli(["audit", "--customer", "nobody-here"]);
+    assert.equal(none.code, 1);
+    assert.match(none.out, /no hardened-fleet containers matched/);
+  });
+});
