@@ -2,11 +2,13 @@
 /** `fleet`: the operator's CLI. Run it with `npm run fleet -- <command>`. */
 import { Command } from "commander";
 import { registerAudit } from "./audit";
+import { registerStacks } from "./stacks";
 
 export function buildCli(): Command {
   const program = new Command("fleet")
     .description("hardened-fleet: hardened per-customer containers on a Docker host")
     .showHelpAfterError();
+  registerStacks(program);
   registerAudit(program);
   return program;
 }
