@@ -2,8 +2,10 @@
 # `npm test`: everything a fresh machine needs, then every test.
 #   1. npm packages (npm ci when node_modules is missing or stale)
 #   2. the Docker engine, base images and wheelhouse (scripts/setup-engine.sh)
-#   3. type check (tsc, strict) and build
-#   4. unit tests (pure functions and Pulumi mocks), then real-engine tests
+#   3. the Pulumi CLI, language host and plugins (scripts/pulumi-toolchain.sh)
+#   4. type check (tsc, strict) and build
+#   5. unit tests (pure functions and Pulumi mocks), real Docker engine tests, then the lifecycle
+#      tests on the real Pulumi engine
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\n[test] %s\n' "$*"; }
@@ -11,7 +13,9 @@ log() { printf '\n[test] %s\n' "$*"; }
 bash scripts/ensure-node-modules.sh
 log "engine"
 bash scripts/setup-engine.sh
+log "Pulumi toolchain (built offline from Go modules once, then cached)"
+bash scripts/pulumi-toolchain.sh >/dev/null
 log "type check and build"
 npx tsc -p .
 log "tests"
-node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/engine/*.test.ts
+node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts

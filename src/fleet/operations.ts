@@ -31,16 +31,30 @@ export async function upStack(ctx: FleetContext, stackName: string, log: Log = s
   const stack = await openStack(ctx, stackName);
   log(`pulumi up ${stackName}`);
   const t0 = Date.now();
-  const result = await stack.up({ onOutput: pulumiOutput(stackName, log), color: "never" });
+  const result = await stack.up({ onOutput: pulumiOutput(stackName, log), color: "never" })
+    .catch((err: unknown) => { throw explainFailure(stackName, "up", err); });
   const changes = (result.summary.resourceChanges ?? {}) as Record<string, number>;
   return { stack: stackName, outputs: plainOutputs(result.outputs), changes, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Turns Pulumi's long CommandError into the lines that matter, with what to do about an unhealthy container. */
+export function explainFailure(stackName: string, op: string, err: unknown): Error {
+  const text = err instanceof Error ? err.message : String(err);
+  const lines = text.split("\n").map((l) => l.trim());
+  const errors = [...new Set(lines.filter((l) => /^error:|Error:|ConfigError|^- \S|unhealthy|is not on the Docker host/.test(l) && !/^error: update failed$/.test(l)))];
+  const reason = (errors.length ? errors : lines.filter(Boolean).slice(-5)).slice(0, 12).join("\n  ");
+  if (/unhealthy|health(y|check)|timeout waiting for container/i.test(text) && /container/i.test(text)) {
+    return new Error(`${stackName}: ${op} failed: the container did not become healthy in time, so the deployment failed\n  ${reason}`);
+  }
+  return new Error(`${stackName}: ${op} failed\n  ${reason}`);
 }
 
 export async function previewStack(ctx: FleetContext, stackName: string, log: Log = stderrLog) {
   ensureBuilt(ctx.projectDir, log);
   const stack = await openStack(ctx, stackName);
   log(`pulumi preview ${stackName}`);
-  const result = await stack.preview({ onOutput: pulumiOutput(stackName, log), color: "never", diff: false });
+  const result = await stack.preview({ onOutput: pulumiOutput(stackName, log), color: "never", diff: false })
+    .catch((err: unknown) => { throw explainFailure(stackName, "preview", err); });
   return result.changeSummary as Record<string, number>;
 }
 

@@ -4,18 +4,23 @@
 // can be downloaded. Type tokens and property names follow the published
 // @pulumi/docker Node.js SDK, so that SDK can drive this plugin.
 //
-// The native (non-Terraform) docker.Image resource of the official plugin is
-// not provided; use docker.RemoteImage / docker.RegistryImage or build images
-// outside Pulumi.
+// docker.Image, which is not a Terraform resource, is implemented natively in
+// image.go on top of the docker CLI.
 package main
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"strings"
 
 	"github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfbridge"
 	shim "github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfshim"
 	shimv2 "github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfshim/sdk-v2"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 
 	"github.com/terraform-providers/terraform-provider-docker/pulumishim"
 )
@@ -113,7 +118,22 @@ func providerInfo() tfbridge.ProviderInfo {
 }
 
 func main() {
+	for _, arg := range os.Args[1:] {
+		if arg == "-version" || arg == "--version" {
+			fmt.Println(version)
+			return
+		}
+	}
+	ctx := context.Background()
+	info := providerInfo()
+	info.P.InitLogging(ctx)
 	// No Pulumi package schema is embedded: the Node.js SDK is already
 	// generated, and the bridge skips schema-based type checking without one.
-	tfbridge.Main(pkg, version, providerInfo(), nil)
+	err := provider.Main(pkg, func(host *provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
+		bridged := tfbridge.NewProvider(ctx, host, pkg, version, info.P, info, nil)
+		return &imageServer{ResourceProviderServer: bridged}, nil
+	})
+	if err != nil {
+		cmdutil.ExitError(err.Error())
+	}
 }

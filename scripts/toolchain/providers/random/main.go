@@ -42,6 +42,9 @@ func providerInfo(ctx context.Context) tfbridge.ProviderInfo {
 		Version:     version,
 		Resources:   map[string]*tfbridge.ResourceInfo{},
 		DataSources: map[string]*tfbridge.DataSourceInfo{},
+		// The plugin-framework bridge requires bridge metadata; an empty
+		// document means no recorded aliases or renames.
+		MetadataInfo: tfbridge.NewProviderMetadata([]byte("{}")),
 	}
 	p.ResourcesMap().Range(func(tf string, _ shim.Resource) bool {
 		name := upperCamel(tf) // random_password -> RandomPassword

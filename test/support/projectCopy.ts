@@ -1,0 +1,29 @@
+/** A throwaway copy of the project with its own file backend, so lifecycle tests never touch the repo's stacks. */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Document, parse } from "yaml";
+import { fleetContext, type FleetContext } from "../../src/fleet/workspace";
+import { projectDir } from "./fixtures";
+
+const COPY = ["Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml", "index.ts", "tsconfig.json", "package.json",
+  "components", "src", "examples", "scripts"];
+
+export function copyProject(): FleetContext & { root: string } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "hf-project-"));
+  for (const entry of COPY) fs.cpSync(path.join(projectDir, entry), path.join(root, entry), { recursive: true });
+  fs.symlinkSync(path.join(projectDir, "node_modules"), path.join(root, "node_modules"));
+  const ctx = fleetContext(root, `file://${path.join(root, ".fleet", "state")}`);
+  return { ...ctx, root };
+}
+
+/** Edits the environment config inside a copied stack file (keeps everything else). */
+export function editEnvironment(root: string, stack: string, edit: (env: Record<string, any>) => void): void {
+  const file = path.join(root, `Pulumi.${stack}.yaml`);
+  const doc = new Document(parse(fs.readFileSync(file, "utf8")));
+  const env = doc.getIn(["config", "hardened-fleet:environment"]) as unknown;
+  const plain = JSON.parse(JSON.stringify((env as { toJSON(): unknown }).toJSON())) as Record<string, any>;
+  edit(plain);
+  doc.setIn(["config", "hardened-fleet:environment"], plain);
+  fs.writeFileSync(file, doc.toString());
+}
