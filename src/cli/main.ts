@@ -2,6 +2,7 @@
 /** `fleet`: the operator's CLI. Run it with `npm run fleet -- <command>`. */
 import { Command } from "commander";
 import { registerAudit } from "./audit";
+import { registerDemo } from "./demo";
 import { registerStacks } from "./stacks";
 
 export function buildCli(): Command {
@@ -10,6 +11,7 @@ export function buildCli(): Command {
     .showHelpAfterError();
   registerStacks(program);
   registerAudit(program);
+  registerDemo(program);
   return program;
 }
 
