@@ -1,11 +1,11 @@
 /** `fleet up|preview|destroy <stack>` and `fleet provision|deprovision|list`: stacks on the Automation API. */
 import * as path from "node:path";
 import type { Command } from "commander";
-import { customerStackName } from "../hardening/names";
 import {
-  changeCount, destroyStack, previewStack, provision, stackExists, upStack, type UpResult,
+  changeCount, deprovision, destroyEnvironment, listCustomers, migrate, previewStack, provision, upStack, type UpResult,
 } from "../fleet/operations";
-import { customerConfigs } from "../fleet/stackFiles";
+import { formatRolloutReport, rollout } from "../fleet/rollout";
+import { readCustomerConfig } from "../fleet/stackFiles";
 import { fleetContext, type FleetContext } from "../fleet/workspace";
 
 export function projectContext(): FleetContext {
@@ -31,17 +31,17 @@ export function registerStacks(program: Command): void {
       console.log(`${stack}: ${changeCount(summary)} change(s) ${JSON.stringify(summary)}`);
     });
 
-  program.command("destroy <stack>").description("tear a stack down (customer data volumes are kept)")
+  program.command("destroy <stack>").description("tear a stack down (customer data volumes are kept); environments only without customers")
     .action(async (stack: string) => {
       const ctx = projectContext();
-      if (!stack.includes("-")) {
-        const customers = customerConfigs(ctx.projectDir, stack).map((c) => customerStackName(stack, c.id));
-        const live: string[] = [];
-        for (const s of customers) if (await stackExists(ctx, s)) live.push(s);
-        if (live.length > 0) throw new Error(`environment stack '${stack}' still has customer stacks: ${live.join(", ")}; deprovision them first`);
+      const customer = readCustomerConfig(ctx.projectDir, stack);
+      if (customer) {
+        const r = await deprovision(ctx, { customer: customer.id, environment: customer.environment });
+        console.log(`${r.stack}: destroyed and removed; volume ${r.volume} kept`);
+      } else {
+        await destroyEnvironment(ctx, stack);
+        console.log(`${stack}: destroyed`);
       }
-      await destroyStack(ctx, stack);
-      console.log(`${stack}: destroyed (data volumes kept)`);
     });
 
   program.command("provision <customer>").description("create or update a customer's stack and deploy it")
@@ -51,5 +51,46 @@ export function registerStacks(program: Command): void {
       const r = await provision(projectContext(), { customer, environment: opts.env, plan: opts.plan });
       console.log(summarize(r));
       console.log(`${r.outputs.customerId}: ${r.outputs.url} (plan ${r.outputs.plan}, image ${String(r.outputs.image).slice(0, 19)}, version ${r.outputs.version})`);
+    });
+
+  program.command("deprovision <customer>").description("destroy a customer's stack and remove it; the data volume stays")
+    .requiredOption("--env <environment>", "environment, e.g. staging or prod")
+    .option("--purge-data", "also delete the data volume (a final backup archive is written first); needs --yes")
+    .option("--yes", "confirm --purge-data")
+    .action(async (customer: string, opts: { env: string; purgeData?: boolean; yes?: boolean }) => {
+      if (opts.purgeData && !opts.yes) throw new Error("--purge-data deletes the customer's data volume: add --yes to confirm (a final backup archive is written first)");
+      const r = await deprovision(projectContext(), { customer, environment: opts.env, purgeData: opts.purgeData });
+      console.log(r.volumeKept ? `${r.stack}: removed; data volume ${r.volume} kept`
+        : `${r.stack}: removed; data volume ${r.volume} deleted${r.archive ? `, final backup: ${r.archive}` : ""}`);
+    });
+
+  program.command("list").description("customers per environment: plan, image, health, URL, last update")
+    .option("--env <environment>", "only this environment")
+    .option("--json", "print JSON")
+    .action(async (opts: { env?: string; json?: boolean }) => {
+      const rows = await listCustomers(projectContext(), opts.env ? [opts.env] : ["staging", "prod"]);
+      if (opts.json) { console.log(JSON.stringify(rows, null, 2)); return; }
+      const head = ["environment", "customer", "plan", "health", "url", "version", "image", "last update"];
+      const table = rows.map((r) => [r.environment, r.customer, r.plan, r.health, r.url, r.version, r.image.slice(0, 19), r.lastUpdate]);
+      const widths = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
+      for (const line of [head, widths.map((w) => "-".repeat(w)), ...table]) console.log(line.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+      if (rows.length === 0) console.log("no customers");
+    });
+
+  program.command("rollout").description("staging first, gate, then prod in waves (canary first); rolls failed stacks back")
+    .option("--wave-size <n>", "prod customers per wave after the canary (default: prod's rollout.waveSize)", (v) => Number(v))
+    .action(async (opts: { waveSize?: number }) => {
+      const report = await rollout(projectContext(), { waveSize: opts.waveSize });
+      console.log(formatRolloutReport(report));
+      if (!report.ok) process.exitCode = 1;
+    });
+
+  program.command("migrate <customer>").description("adopt an old deployment: archive its volume, make it owned by 1000:1000, start the hardened service")
+    .requiredOption("--env <environment>", "environment, e.g. staging or prod")
+    .action(async (customer: string, opts: { env: string }) => {
+      const r = await migrate(projectContext(), { customer, environment: opts.env });
+      console.log(r.adopted ? `${customer}: archived to ${r.archive}; ${r.foreign.length}${r.foreign.length >= 20 ? "+" : ""} path(s) now owned by 1000:1000`
+        : `${customer}: nothing owned by another user; no change to the volume`);
+      console.log(summarize(r.up));
     });
 }

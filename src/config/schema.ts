@@ -162,6 +162,8 @@ export const customerSchema = z.object({
   plan: labelSchema,
   /** host port the service is published on; must be inside the environment's portRange */
   port: z.number().int().min(1024).max(65535),
+  /** an image ID this customer stays on instead of the environment's (set by rollout and rollback) */
+  image: z.string().regex(IMAGE_ID_PATTERN, { error: "must be an image ID sha256:<64 hex>" }).optional(),
 });
 
 export type EnvironmentConfig = z.output<typeof environmentSchema>;

@@ -6,6 +6,13 @@ import { CUSTOMER_KEY, ROLE_KEY } from "../config/load";
 import type { CustomerConfig } from "../config/schema";
 import { customerStackName } from "../hardening/names";
 
+export function readCustomerConfig(projectDir: string, stack: string): CustomerConfig | undefined {
+  const file = stackFile(projectDir, stack);
+  if (!fs.existsSync(file)) return undefined;
+  const config = (parse(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null)?.config;
+  return config?.[CUSTOMER_KEY] as CustomerConfig | undefined;
+}
+
 export function stackFile(projectDir: string, stack: string): string {
   return path.join(projectDir, `Pulumi.${stack}.yaml`);
 }
@@ -32,7 +39,9 @@ export function writeCustomerStackFile(projectDir: string, customer: CustomerCon
   const file = stackFile(projectDir, customerStackName(customer.environment, customer.id));
   const doc = fs.existsSync(file) ? new Document(parse(fs.readFileSync(file, "utf8")) ?? {}) : new Document({});
   doc.setIn(["config", ROLE_KEY], "customer");
-  doc.setIn(["config", CUSTOMER_KEY], { id: customer.id, environment: customer.environment, plan: customer.plan, port: customer.port });
+  const value: Record<string, unknown> = { id: customer.id, environment: customer.environment, plan: customer.plan, port: customer.port };
+  if (customer.image) value.image = customer.image;
+  doc.setIn(["config", CUSTOMER_KEY], value);
   const text = `# Customer stack: ${customer.id} in ${customer.environment}. Written by 'fleet provision'.\n${doc.toString()}`;
   if (!fs.existsSync(file) || fs.readFileSync(file, "utf8") !== text) fs.writeFileSync(file, text);
   return file;

@@ -53,8 +53,13 @@ export async function openStack(ctx: FleetContext, stackName: string, create = t
   return create ? LocalWorkspace.createOrSelectStack(args, opts) : LocalWorkspace.selectStack(args, opts);
 }
 
-export async function listStacks(ctx: FleetContext): Promise<string[]> {
+/** Every stack of the project in this backend, with when it was last updated. */
+export async function stackSummaries(ctx: FleetContext): Promise<Map<string, { lastUpdate?: string }>> {
   const pulumiCommand = await PulumiCommand.get({ root: path.dirname(toolchainBin(ctx.projectDir)), skipVersionCheck: true });
   const ws = await LocalWorkspace.create({ workDir: ctx.projectDir, pulumiCommand, envVars: pulumiEnv(ctx, "staging") });
-  return (await ws.listStacks()).map((s) => s.name.split("/").pop()!);
+  return new Map((await ws.listStacks()).map((s) => [s.name.split("/").pop()!, { lastUpdate: s.lastUpdate }]));
+}
+
+export async function listStacks(ctx: FleetContext): Promise<string[]> {
+  return [...(await stackSummaries(ctx)).keys()];
 }

@@ -32,7 +32,8 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
   if (!view.image?.ref) {
     throw new Error(`environment stack '${env.name}' has no image yet: run 'pulumi up' on stack '${env.name}' first`);
   }
-  const spec = serviceSpec(env, customer, view.image.ref);
+  const imageRef = customer.image ?? view.image.ref;
+  const spec = serviceSpec(env, customer, imageRef);
   const service = new HardenedService(customer.id, { spec, protectData: env.volumes.protect });
   return {
     role: "customer",
@@ -40,8 +41,9 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
     environment: env.name,
     plan: customer.plan,
     url: service.url,
-    image: view.image.ref,
-    version: view.image.version ?? "unknown",
+    image: imageRef,
+    pinned: customer.image !== undefined,
+    version: customer.image && customer.image !== view.image.ref ? "pinned" : view.image.version ?? "unknown",
     containerName: service.containerName,
     containerId: service.containerId,
     networkName: service.networkName,

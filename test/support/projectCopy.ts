@@ -27,3 +27,9 @@ export function editEnvironment(root: string, stack: string, edit: (env: Record<
   doc.setIn(["config", "hardened-fleet:environment"], plain);
   fs.writeFileSync(file, doc.toString());
 }
+
+/** Lets a copied stack be created with another passphrase than the committed demo one. */
+export function dropEncryptionSalt(root: string, stack: string): void {
+  const file = path.join(root, `Pulumi.${stack}.yaml`);
+  fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(/^encryptionsalt:.*\n?/m, ""));
+}

@@ -1,0 +1,102 @@
+/**
+ * One-shot containers that work on a customer's data volume with only the capabilities the job
+ * needs: archiving it to the host, and making everything in it owned by 1000:1000.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { PassThrough } from "node:stream";
+import type Dockerode from "dockerode";
+import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
+
+export interface OneShotResult {
+  exitCode: number;
+  stderr: string;
+}
+
+/** Runs cmd as root with CapDrop ALL plus `capAdd`, no network, read-only root, the volume at /data. */
+export async function runOneShot(engine: Dockerode, opts: {
+  image: string; volume: string; cmd: string[]; capAdd: string[]; readOnlyVolume: boolean; stdoutTo?: fs.WriteStream; role: string;
+}): Promise<OneShotResult> {
+  const container = await engine.createContainer({
+    Image: opts.image,
+    User: "0:0",
+    Entrypoint: [],
+    Cmd: opts.cmd,
+    Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: opts.role },
+    Healthcheck: { Test: ["NONE"] },
+    AttachStdout: true,
+    AttachStderr: true,
+    HostConfig: {
+      CapDrop: ["ALL"],
+      CapAdd: opts.capAdd,
+      SecurityOpt: ["no-new-privileges:true"],
+      ReadonlyRootfs: true,
+      NetworkMode: "none",
+      Memory: 256 * 1024 * 1024,
+      PidsLimit: 64,
+      Mounts: [{ Type: "volume", Source: opts.volume, Target: "/data", ReadOnly: opts.readOnlyVolume }],
+    },
+  });
+  try {
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const out = new PassThrough();
+    const err = new PassThrough();
+    const errChunks: Buffer[] = [];
+    err.on("data", (c: Buffer) => errChunks.push(c));
+    if (opts.stdoutTo) out.pipe(opts.stdoutTo);
+    else out.resume();
+    container.modem.demuxStream(stream, out, err);
+    const ended = new Promise<void>((resolve) => stream.on("end", () => resolve()));
+    await container.start();
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    await ended;
+    out.end();
+    if (opts.stdoutTo) await new Promise<void>((resolve, reject) => opts.stdoutTo!.on("finish", resolve).on("error", reject));
+    return { exitCode: StatusCode, stderr: Buffer.concat(errChunks).toString("utf8") };
+  } finally {
+    await container.remove({ force: true }).catch(() => {});
+  }
+}
+
+/** Writes a gzipped tar of the whole volume to `dir`; returns its path. Reads only (DAC_READ_SEARCH). */
+export async function archiveVolume(engine: Dockerode, image: string, volume: string, dir: string): Promise<string> {
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
+  const file = path.join(dir, `${volume}-${stamp}.tar.gz`);
+  const r = await runOneShot(engine, {
+    image, volume, role: "archive", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
+    cmd: ["tar", "-C", "/data", "--numeric-owner", "-czf", "-", "."], stdoutTo: fs.createWriteStream(file),
+  });
+  if (r.exitCode !== 0) {
+    fs.rmSync(file, { force: true });
+    throw new Error(`archiving volume ${volume} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+  }
+  return file;
+}
+
+/** Paths in the volume not owned by 1000:1000 (at most `limit`). */
+export async function foreignOwned(engine: Dockerode, image: string, volume: string, limit = 20): Promise<string[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-scan-"));
+  const file = path.join(dir, "out");
+  try {
+    const r = await runOneShot(engine, {
+      image, volume, role: "ownership-scan", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
+      cmd: ["sh", "-c", `find /data \\( ! -user ${APP_UID} -o ! -group ${APP_GID} \\) -print | head -n ${limit}`],
+      stdoutTo: fs.createWriteStream(file),
+    });
+    if (r.exitCode !== 0) throw new Error(`scanning volume ${volume} failed: ${r.stderr.trim()}`);
+    return fs.readFileSync(file, "utf8").split("\n").filter(Boolean);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Makes everything in the volume owned by 1000:1000, with CHOWN (and DAC_READ_SEARCH to walk it) only. */
+export async function chownVolume(engine: Dockerode, image: string, volume: string): Promise<void> {
+  const r = await runOneShot(engine, {
+    image, volume, role: "ownership-fix", readOnlyVolume: false, capAdd: ["CHOWN", "DAC_READ_SEARCH"],
+    cmd: ["sh", "-c", `find /data \\( ! -user ${APP_UID} -o ! -group ${APP_GID} \\) -exec chown -h ${APP_UID}:${APP_GID} {} +`],
+  });
+  if (r.exitCode !== 0) throw new Error(`changing owners in volume ${volume} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+}

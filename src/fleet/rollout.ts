@@ -1,0 +1,184 @@
+/**
+ * Staged rollout: staging builds and deploys, every staging customer must pass the gate (healthy,
+ * audit clean), then prod takes the same image ID and moves its customers in waves (a canary
+ * first). A failed wave stops the rollout, returns the failed stacks to their previous image ID,
+ * leaves the stacks not yet reached alone and reports who runs what.
+ */
+import * as fs from "node:fs";
+import Dockerode from "dockerode";
+import { Document, parse } from "yaml";
+import { auditContainer } from "../audit/audit";
+import { ENVIRONMENT_KEY } from "../config/load";
+import { readEnvironmentConfig } from "../config/stackFiles";
+import type { CustomerConfig } from "../config/schema";
+import { customerNames, customerStackName } from "../hardening/names";
+import { stackExists, upStack } from "./operations";
+import { stderrLog, type Log } from "./progress";
+import { customerConfigs, readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
+import { openStack, type FleetContext } from "./workspace";
+
+export type CustomerOutcome = "updated" | "rolled back" | "failed" | "untouched";
+
+export interface CustomerState {
+  environment: string;
+  customer: string;
+  digest: string;
+  outcome: CustomerOutcome;
+  reason?: string;
+}
+
+export interface RolloutReport {
+  ok: boolean;
+  digest: string;
+  /** where it stopped: staging, a prod wave, or done */
+  stoppedAt?: string;
+  customers: CustomerState[];
+}
+
+/** Waves of prod customers: a canary of one, then waves of `size`. Pure. */
+export function planWaves<T>(items: T[], size: number): T[][] {
+  if (items.length === 0) return [];
+  const waves: T[][] = [[items[0]!]];
+  for (let i = 1; i < items.length; i += size) waves.push(items.slice(i, i + size));
+  return waves;
+}
+
+/** Sets (or clears) the promoted image ID in an environment stack file, keeping the rest. */
+export function setEnvironmentDigest(projectDir: string, stack: string, digest: string | undefined): void {
+  const file = stackFile(projectDir, stack);
+  const doc = new Document(parse(fs.readFileSync(file, "utf8")));
+  const keyPath = ["config", ENVIRONMENT_KEY, "image", "digest"];
+  if (digest) doc.setIn(keyPath, digest);
+  else doc.deleteIn(keyPath);
+  fs.writeFileSync(file, doc.toString());
+}
+
+async function currentImage(ctx: FleetContext, stack: string): Promise<string | undefined> {
+  if (!(await stackExists(ctx, stack))) return undefined;
+  const value = (await (await openStack(ctx, stack)).outputs()).image?.value;
+  return typeof value === "string" ? value : (value as { ref?: string } | undefined)?.ref;
+}
+
+function pin(ctx: FleetContext, customer: CustomerConfig, image: string | undefined): void {
+  writeCustomerStackFile(ctx.projectDir, { ...customer, image });
+}
+
+/** Healthy and audit-clean, or the reason it is not. */
+async function gate(environment: string, customer: string): Promise<string | undefined> {
+  const a = await auditContainer(new Dockerode(), customerNames(environment, customer).container).catch((e: Error) => e);
+  if (a instanceof Error) return a.message;
+  const failed = a.checks.filter((c) => !c.ok);
+  return failed.length ? failed.map((c) => `${c.id}: ${c.detail}`).join("; ") : undefined;
+}
+
+/** Moves one customer onto its environment's image and gates it. Returns the failure reason, if any. */
+async function moveCustomer(ctx: FleetContext, customer: CustomerConfig, log: Log): Promise<string | undefined> {
+  pin(ctx, customer, undefined);
+  try {
+    await upStack(ctx, customerStackName(customer.environment, customer.id), log);
+  } catch (err) {
+    return (err as Error).message.split("\n").slice(0, 3).join(" ");
+  }
+  return gate(customer.environment, customer.id);
+}
+
+async function rollBack(ctx: FleetContext, customer: CustomerConfig, previous: string | undefined, log: Log): Promise<CustomerOutcome> {
+  if (!previous) return "failed";
+  log(`rolling ${customer.environment}-${customer.id} back to ${previous.slice(0, 19)}`);
+  pin(ctx, customer, previous);
+  try {
+    await upStack(ctx, customerStackName(customer.environment, customer.id), log);
+    return "rolled back";
+  } catch (err) {
+    log(`rollback of ${customer.id} failed: ${(err as Error).message.split("\n")[0]}`);
+    return "failed";
+  }
+}
+
+/** Deployed customers of an environment (stack file and stack both exist), in id order. */
+async function deployedCustomers(ctx: FleetContext, environment: string): Promise<CustomerConfig[]> {
+  const out: CustomerConfig[] = [];
+  for (const c of customerConfigs(ctx.projectDir, environment)) {
+    if (await stackExists(ctx, customerStackName(environment, c.id))) out.push(c);
+  }
+  return out;
+}
+
+/** Runs one group of customers; on any failure rolls the failed ones back. Returns whether all passed. */
+async function runGroup(ctx: FleetContext, group: CustomerConfig[], digest: string, states: CustomerState[], log: Log): Promise<boolean> {
+  const previous = new Map<string, string | undefined>();
+  for (const c of group) previous.set(c.id, await currentImage(ctx, customerStackName(c.environment, c.id)));
+  const failures = new Map<string, string>();
+  for (const c of group) {
+    const reason = await moveCustomer(ctx, c, log);
+    if (reason) failures.set(c.id, reason);
+    log(`${c.environment}-${c.id}: ${reason ? `FAILED the gate: ${reason}` : "healthy, audit clean"}`);
+  }
+  for (const c of group) {
+    const state = states.find((s) => s.environment === c.environment && s.customer === c.id)!;
+    const reason = failures.get(c.id);
+    if (!reason) {
+      Object.assign(state, { digest, outcome: "updated" });
+      continue;
+    }
+    const outcome = await rollBack(ctx, c, previous.get(c.id), log);
+    Object.assign(state, { outcome, reason, digest: outcome === "rolled back" ? previous.get(c.id)! : "unknown" });
+  }
+  return failures.size === 0;
+}
+
+export async function rollout(ctx: FleetContext, opts: { waveSize?: number; staging?: string; prod?: string } = {}, log: Log = stderrLog): Promise<RolloutReport> {
+  const stagingName = opts.staging ?? "staging";
+  const prodName = opts.prod ?? "prod";
+  const prodEnv = readEnvironmentConfig(ctx.projectDir, prodName);
+  const waveSize = opts.waveSize ?? prodEnv.rollout.waveSize;
+  if (!Number.isInteger(waveSize) || waveSize < 1) throw new Error(`--wave-size must be a whole number of at least 1 (found ${waveSize})`);
+
+  const staged = await deployedCustomers(ctx, stagingName);
+  const prodCustomers = (await deployedCustomers(ctx, prodName));
+  const states: CustomerState[] = [];
+  for (const c of [...staged, ...prodCustomers]) {
+    states.push({ environment: c.environment, customer: c.id, outcome: "untouched",
+      digest: (await currentImage(ctx, customerStackName(c.environment, c.id))) ?? "none" });
+  }
+
+  log(`rollout step 1: ${stagingName} builds and deploys the new image`);
+  const staging = await upStack(ctx, stagingName, log);
+  const digest = (staging.outputs.image as { ref: string }).ref;
+  log(`new image ${digest}`);
+
+  log(`rollout step 2: ${staged.length} ${stagingName} customer(s), gated`);
+  if (!(await runGroup(ctx, staged, digest, states, log))) {
+    return { ok: false, digest, stoppedAt: stagingName, customers: states };
+  }
+
+  log(`rollout step 3: ${prodName} takes ${digest.slice(0, 19)} (the image that passed ${stagingName})`);
+  const previousProd = await currentImage(ctx, prodName);
+  setEnvironmentDigest(ctx.projectDir, prodName, digest);
+  await upStack(ctx, prodName, log);
+
+  const waves = planWaves(prodCustomers, waveSize);
+  for (const [i, wave] of waves.entries()) {
+    const label = i === 0 ? "canary" : `wave ${i}`;
+    log(`rollout step 4: ${prodName} ${label}: ${wave.map((c) => c.id).join(", ")}`);
+    if (await runGroup(ctx, wave, digest, states, log)) continue;
+    // stop: customers already moved stay on the new image explicitly; new customers get the old one
+    for (const done of states.filter((s) => s.environment === prodName && s.outcome === "updated")) {
+      const c = readCustomerConfig(ctx.projectDir, customerStackName(prodName, done.customer))!;
+      pin(ctx, c, digest);
+    }
+    if (previousProd) {
+      log(`${prodName} goes back to ${previousProd.slice(0, 19)} for customers provisioned from now on`);
+      setEnvironmentDigest(ctx.projectDir, prodName, previousProd);
+      await upStack(ctx, prodName, log);
+    }
+    return { ok: false, digest, stoppedAt: `${prodName} ${label}`, customers: states };
+  }
+  return { ok: true, digest, customers: states };
+}
+
+export function formatRolloutReport(r: RolloutReport): string {
+  const head = r.ok ? `rollout of ${r.digest} done` : `rollout of ${r.digest} STOPPED at ${r.stoppedAt}`;
+  const rows = r.customers.map((c) => `  ${`${c.environment}-${c.customer}`.padEnd(28)} ${c.outcome.padEnd(12)} ${c.digest}${c.reason ? `  (${c.reason})` : ""}`);
+  return [head, "", "  stack                        outcome      runs", ...rows].join("\n");
+}

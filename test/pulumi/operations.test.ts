@@ -1,0 +1,162 @@
+/**
+ * Daily operations on the real Pulumi and Docker engines, in a throwaway copy of the project:
+ * provision (validation, idempotency, concurrency), list, deprovision (keep or purge data),
+ * adopting a volume left by a root container, and the guard rails.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { customerNames } from "../../src/hardening/names";
+import {
+  deprovision, destroyEnvironment, listCustomers, migrate, provision, upStack,
+} from "../../src/fleet/operations";
+import { listStacks } from "../../src/fleet/workspace";
+import { engine, removeQuietly } from "../support/engine";
+import { request } from "../support/http";
+import { copyProject, dropEncryptionSalt, editEnvironment } from "../support/projectCopy";
+
+const quiet = () => {};
+const IDS = ["op-a", "op-b", "op-c", "op-old"];
+type Files = { files: { path: string; uid: number; gid: number }[] };
+
+describe("fleet operations on the real engines", () => {
+  const ctx = copyProject();
+  let image = "";
+
+  before(async () => {
+    process.env.PULUMI_CONFIG_PASSPHRASE = "operations-test-passphrase";
+    process.env.FLEET_BACKUP_DIR = path.join(ctx.root, "backups");
+    dropEncryptionSalt(ctx.root, "staging");
+    editEnvironment(ctx.root, "staging", (env) => {
+      env.publish.portRange = { from: 18400, to: 18449 };
+      env.deploy.healthTimeoutSeconds = 25;
+    });
+    for (const id of IDS) {
+      const n = customerNames("staging", id);
+      await removeQuietly({ containers: [n.container, `${id}-legacy`], networks: [n.network], volumes: [n.dataVolume] });
+    }
+  });
+
+  after(async () => {
+    for (const id of IDS) {
+      const n = customerNames("staging", id);
+      await removeQuietly({ containers: [n.container, `${id}-legacy`], networks: [n.network], volumes: [n.dataVolume] });
+    }
+    delete process.env.PULUMI_CONFIG_PASSPHRASE;
+    delete process.env.FLEET_BACKUP_DIR;
+    fs.rmSync(ctx.root, { recursive: true, force: true });
+  });
+
+  it("a customer before its environment stack exists is told what to run first, and nothing is left", async () => {
+    await assert.rejects(provision(ctx, { customer: "op-a", environment: "staging" }, quiet),
+      /environment stack 'staging' does not exist yet: run 'fleet up staging' first/);
+    assert.ok(!fs.existsSync(path.join(ctx.root, "Pulumi.staging-op-a.yaml")));
+    assert.deepEqual(await listStacks(ctx), []);
+  });
+
+  it("bad ids and plans are refused before anything is created", async () => {
+    const r = await upStack(ctx, "staging", quiet);
+    image = (r.outputs.image as { ref: string }).ref;
+    await assert.rejects(provision(ctx, { customer: "Op_A", environment: "staging" }, quiet), /customer id: must be a lowercase DNS label.*found "Op_A"/s);
+    await assert.rejects(provision(ctx, { customer: "op-a", environment: "staging", plan: "gold" }, quiet), /--plan: must be one of the plans of 'staging': starter, standard/);
+    await assert.rejects(provision(ctx, { customer: "op-a", environment: "qa" }, quiet), /--env: names no environment stack/);
+    assert.deepEqual(await listStacks(ctx), ["staging"]);
+    assert.deepEqual(fs.readdirSync(ctx.root).filter((f) => f.startsWith("Pulumi.staging-")), []);
+  });
+
+  it("two different customers provisioned at once both succeed, on different ports", async () => {
+    const [a, b] = await Promise.all([
+      provision(ctx, { customer: "op-a", environment: "staging", plan: "starter" }, quiet),
+      provision(ctx, { customer: "op-b", environment: "staging", plan: "standard" }, quiet),
+    ]);
+    assert.notEqual(a.outputs.url, b.outputs.url);
+    for (const r of [a, b]) assert.equal(((await request(`${r.outputs.url}/healthz`)).body as { status: string }).status, "ok");
+  });
+
+  it("provisioning the same customer again changes nothing", async () => {
+    const again = await provision(ctx, { customer: "op-a", environment: "staging" }, quiet);
+    assert.deepEqual(again.changes, { same: 7 });
+    assert.equal(again.outputs.plan, "starter");
+  });
+
+  it("the same customer twice at once: one proceeds, the other fails clearly; the state stays sound", async () => {
+    const results = await Promise.allSettled([
+      provision(ctx, { customer: "op-c", environment: "staging" }, quiet),
+      provision(ctx, { customer: "op-c", environment: "staging" }, quiet),
+    ]);
+    const ok = results.filter((r) => r.status === "fulfilled");
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    assert.equal(ok.length, 1);
+    assert.equal(failed.length, 1);
+    assert.match(String(failed[0]!.reason), /another fleet operation on 'staging-op-c' is running/);
+    const again = await provision(ctx, { customer: "op-c", environment: "staging" }, quiet);
+    assert.deepEqual(again.changes, { same: 7 });
+  });
+
+  it("list shows plan, image, health, URL and last update per customer", async () => {
+    const rows = await listCustomers(ctx, ["staging"]);
+    assert.deepEqual(rows.map((r) => r.customer), ["op-a", "op-b", "op-c"]);
+    for (const r of rows) {
+      assert.equal(r.health, "healthy");
+      assert.equal(r.image, image);
+      assert.match(r.url, /^http:\/\/127\.0\.0\.1:184\d\d$/);
+      assert.notEqual(r.lastUpdate, "never");
+    }
+    assert.equal(rows.find((r) => r.customer === "op-b")!.plan, "standard");
+  });
+
+  it("the environment stack cannot be destroyed while customers exist, and says which", async () => {
+    await assert.rejects(destroyEnvironment(ctx, "staging", quiet), /still has customer stacks: staging-op-a, staging-op-b, staging-op-c/);
+  });
+
+  it("deprovision removes the stack and keeps the data volume", async () => {
+    const r = await deprovision(ctx, { customer: "op-b", environment: "staging" }, quiet);
+    assert.equal(r.volumeKept, true);
+    const n = customerNames("staging", "op-b");
+    await assert.rejects(engine.getContainer(n.container).inspect(), /no such container/i);
+    assert.equal((await engine.getVolume(n.dataVolume).inspect()).Name, n.dataVolume);
+    assert.ok(!(await listStacks(ctx)).includes("staging-op-b"));
+  });
+
+  it("deprovision --purge-data writes a final backup archive, then deletes the volume", async () => {
+    const url = `http://127.0.0.1:${(await listCustomers(ctx, ["staging"])).find((r) => r.customer === "op-c")!.url.split(":").pop()}`;
+    assert.equal((await request(`${url}/uploads?name=last.txt`, "POST", "keep me")).status, 201);
+    const r = await deprovision(ctx, { customer: "op-c", environment: "staging", purgeData: true }, quiet);
+    assert.equal(r.volumeKept, false);
+    assert.ok(r.archive && fs.statSync(r.archive).size > 0);
+    const listing = (await import("node:child_process")).execFileSync("tar", ["-tzf", r.archive], { encoding: "utf8" });
+    assert.match(listing, /uploads\/last\.txt/);
+    await assert.rejects(engine.getVolume(customerNames("staging", "op-c").dataVolume).inspect(), /no such volume/i);
+  });
+
+  it("adopts a volume a root container filled: archive, chown to 1000 with CHOWN only, then the app writes and restores", async () => {
+    const n = customerNames("staging", "op-old");
+    await engine.createVolume({ Name: n.dataVolume });
+    // the old deployment: the same app, run as root, as in the seeds
+    const legacy = await engine.createContainer({ name: "op-old-legacy", Image: image, User: "0:0", Env: ["APP_SECRET_KEY=" + "r".repeat(40)],
+      Cmd: ["sh", "-c", "mkdir -p /data/uploads /data/backups /data/instance && echo old > /data/uploads/old.txt && chmod 700 /data/uploads && touch /data/instance/app.db && sleep 300"],
+      HostConfig: { Mounts: [{ Type: "volume", Source: n.dataVolume, Target: "/data" }], NetworkMode: "none" } });
+    await legacy.start();
+    await new Promise((r) => setTimeout(r, 1000));
+    const r = await migrate(ctx, { customer: "op-old", environment: "staging" }, quiet);
+    assert.equal(r.adopted, true);
+    assert.ok(r.foreign.some((p) => p === "/data/uploads/old.txt"));
+    assert.ok(r.archive && fs.existsSync(r.archive));
+    const listing = (await import("node:child_process")).execFileSync("tar", ["-tzvf", r.archive], { encoding: "utf8" });
+    assert.match(listing, /0\/0 .*uploads\/old\.txt/);
+    assert.equal((await legacy.inspect()).State.Running, false, "the old container must be stopped first");
+    const url = String(r.up.outputs.url);
+    assert.equal((await request(`${url}/uploads?name=new.txt`, "POST", "new")).status, 201);
+    const backup = (await request(`${url}/backups`, "POST")).body as { backup: { path: string } };
+    assert.equal((await request(`${url}/restore?backup=${path.basename(backup.backup.path)}`, "POST")).status, 200);
+    const files = ((await request(`${url}/files`)).body as Files).files;
+    assert.ok(files.some((f) => f.path === "/data/uploads/old.txt"));
+    assert.deepEqual(files.filter((f) => f.uid !== 1000 || f.gid !== 1000), []);
+    // the one-shot step ran with CHOWN and DAC_READ_SEARCH only, and never runs again when nothing is foreign
+    const second = await migrate(ctx, { customer: "op-old", environment: "staging" }, quiet);
+    assert.equal(second.adopted, false);
+    assert.equal(second.archive, undefined);
+    assert.deepEqual(second.up.changes, { same: 7 });
+  });
+});
