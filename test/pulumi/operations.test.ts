@@ -130,7 +130,7 @@ describe("fleet operations on the real engines", () => {
     await assert.rejects(engine.getVolume(customerNames("staging", "op-c").dataVolume).inspect(), /no such volume/i);
   });
 
-  it("adopts a volume a root container filled: archive, chown to 1000 with CHOWN only, then the app writes and restores", async () => {
+  it("adopts a volume a root container filled: archive, chown to 1000 (CHOWN and DAC_READ_SEARCH only), then the app writes and restores", async () => {
     const n = customerNames("staging", "op-old");
     await engine.createVolume({ Name: n.dataVolume });
     // the old deployment: the same app, run as root, as in the seeds
