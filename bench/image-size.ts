@@ -11,6 +11,7 @@ import { readEnvironmentConfig } from "../src/config/stackFiles";
 import { buildImage } from "../src/engine/build";
 import { execIn } from "../src/engine/exec";
 import { prepareBuild } from "../src/image/buildContext";
+import { formatTable } from "../src/table";
 
 const projectDir = path.resolve(__dirname, "..");
 
@@ -56,11 +57,7 @@ async function main(): Promise<void> {
     rows.push([label, `${(info.Size / 1e6).toFixed(1)} MB`, info.Config.User || "root", await tools(engine, id), `${seconds} s`]);
   }
   const head: [string, string, string, string, string] = ["image", "size", "user", "build tools inside", "build time (cached layers count)"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
-  console.log(line(head));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const r of rows) console.log(line(r));
+  console.log(formatTable(head, rows));
   const [hardened, single] = rows.map((r) => parseFloat(r[1]));
   console.log(`\nhardened image is ${(100 * (1 - hardened! / single!)).toFixed(0)}% smaller`);
   fs.rmSync(workDir, { recursive: true, force: true });

@@ -2,6 +2,7 @@
 import type Dockerode from "dockerode";
 import { execIn } from "../engine/exec";
 import { LABEL_CUSTOMER, LABEL_ENVIRONMENT, LABEL_MANAGED } from "../hardening/names";
+import { formatTable } from "../table";
 import { runChecks, type CheckResult, type Probes } from "./checks";
 
 export interface ContainerAudit {
@@ -71,9 +72,6 @@ export function formatAuditTable(audits: ContainerAudit[]): string {
   const ids = audits[0]!.checks.map((c) => c.id);
   const head = ["container", ...ids, "result"];
   const rows = audits.map((a) => [a.container, ...a.checks.map((c) => (c.ok ? "ok" : "FAIL")), a.ok ? "PASS" : "FAIL"]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd();
   const failures = audits.flatMap((a) => a.checks.filter((c) => !c.ok).map((c) => `  ${a.container} ${c.id}: ${c.detail}`));
-  return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line),
-    ...(failures.length ? ["", "failures:", ...failures] : [])].join("\n");
+  return [formatTable(head, rows), ...(failures.length ? ["", "failures:", ...failures] : [])].join("\n");
 }

@@ -6,6 +6,7 @@ import {
 } from "../fleet/operations";
 import { formatRolloutReport, rollout } from "../fleet/rollout";
 import { readCustomerConfig } from "../fleet/stackFiles";
+import { formatTable } from "../table";
 import { fleetContext, type FleetContext } from "../fleet/workspace";
 
 export function projectContext(): FleetContext {
@@ -72,9 +73,7 @@ export function registerStacks(program: Command): void {
       if (opts.json) { console.log(JSON.stringify(rows, null, 2)); return; }
       const head = ["environment", "customer", "plan", "health", "url", "version", "image", "last update"];
       const table = rows.map((r) => [r.environment, r.customer, r.plan, r.health, r.url, r.version, r.image.slice(0, 19), r.lastUpdate]);
-      const widths = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
-      for (const line of [head, widths.map((w) => "-".repeat(w)), ...table]) console.log(line.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
-      if (rows.length === 0) console.log("no customers");
+      console.log(rows.length === 0 ? "no customers" : formatTable(head, table));
     });
 
   program.command("rollout").description("staging first, gate, then prod in waves (canary first); rolls failed stacks back")
