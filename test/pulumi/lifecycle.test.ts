@@ -54,6 +54,11 @@ describe("lifecycle on the real Pulumi engine", () => {
       containerIds[id] = String(r.outputs.containerId);
       assert.match(urls[id]!, /^http:\/\/127\.0\.0\.1:183\d\d$/);
     }
+    // the PIDs limit the dynamic resource applied, on the container Pulumi made
+    for (const id of CUSTOMERS) {
+      const info = await engine.getContainer(customerNames("staging", id).container).inspect();
+      assert.equal(info.HostConfig.PidsLimit, 64, `${id} PidsLimit`);
+    }
     const audits = await auditFleet(engine, { environment: "staging" });
     for (const id of CUSTOMERS) {
       const a = audits.find((x) => x.customer === id);
