@@ -3,7 +3,6 @@
  * needs: archiving it to the host, and making everything in it owned by 1000:1000.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import type Dockerode from "dockerode";
@@ -11,6 +10,8 @@ import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names"
 
 export interface OneShotResult {
   exitCode: number;
+  /** what it printed, unless it was streamed to `stdoutTo` */
+  stdout: string;
   stderr: string;
 }
 
@@ -42,10 +43,11 @@ export async function runOneShot(engine: Dockerode, opts: {
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
     const out = new PassThrough();
     const err = new PassThrough();
+    const outChunks: Buffer[] = [];
     const errChunks: Buffer[] = [];
     err.on("data", (c: Buffer) => errChunks.push(c));
     if (opts.stdoutTo) out.pipe(opts.stdoutTo);
-    else out.resume();
+    else out.on("data", (c: Buffer) => outChunks.push(c));
     container.modem.demuxStream(stream, out, err);
     const ended = new Promise<void>((resolve) => stream.on("end", () => resolve()));
     await container.start();
@@ -53,7 +55,7 @@ export async function runOneShot(engine: Dockerode, opts: {
     await ended;
     out.end();
     if (opts.stdoutTo) await new Promise<void>((resolve, reject) => opts.stdoutTo!.on("finish", resolve).on("error", reject));
-    return { exitCode: StatusCode, stderr: Buffer.concat(errChunks).toString("utf8") };
+    return { exitCode: StatusCode, stdout: Buffer.concat(outChunks).toString("utf8"), stderr: Buffer.concat(errChunks).toString("utf8") };
   } finally {
     await container.remove({ force: true }).catch(() => {});
   }
@@ -77,19 +79,12 @@ export async function archiveVolume(engine: Dockerode, image: string, volume: st
 
 /** Paths in the volume not owned by 1000:1000 (at most `limit`). */
 export async function foreignOwned(engine: Dockerode, image: string, volume: string, limit = 20): Promise<string[]> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-scan-"));
-  const file = path.join(dir, "out");
-  try {
-    const r = await runOneShot(engine, {
-      image, volume, role: "ownership-scan", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
-      cmd: ["sh", "-c", `find /data \\( ! -user ${APP_UID} -o ! -group ${APP_GID} \\) -print | head -n ${limit}`],
-      stdoutTo: fs.createWriteStream(file),
-    });
-    if (r.exitCode !== 0) throw new Error(`scanning volume ${volume} failed: ${r.stderr.trim()}`);
-    return fs.readFileSync(file, "utf8").split("\n").filter(Boolean);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const r = await runOneShot(engine, {
+    image, volume, role: "ownership-scan", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
+    cmd: ["sh", "-c", `find /data \\( ! -user ${APP_UID} -o ! -group ${APP_GID} \\) -print | head -n ${limit}`],
+  });
+  if (r.exitCode !== 0) throw new Error(`scanning volume ${volume} failed: ${r.stderr.trim()}`);
+  return r.stdout.split("\n").filter(Boolean);
 }
 
 /** Makes everything in the volume owned by 1000:1000, with CHOWN (and DAC_READ_SEARCH to walk it) only. */

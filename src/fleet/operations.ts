@@ -72,6 +72,17 @@ export async function stackExists(ctx: FleetContext, stackName: string): Promise
   return (await listStacks(ctx)).includes(stackName);
 }
 
+/**
+ * The image ID a stack runs, from its `image` output: an object with `ref` on environment stacks,
+ * a string on customer stacks; undefined when the stack does not exist or has none.
+ * `known` (the stacks that exist) spares a listing when the caller has one.
+ */
+export async function stackImage(ctx: FleetContext, stackName: string, known?: Set<string>): Promise<string | undefined> {
+  if (!(known ? known.has(stackName) : await stackExists(ctx, stackName))) return undefined;
+  const value = (await (await openStack(ctx, stackName)).outputs()).image?.value;
+  return typeof value === "string" ? value : (value as { ref?: string } | undefined)?.ref;
+}
+
 export interface ProvisionRequest {
   customer: string;
   environment: string;
@@ -100,24 +111,28 @@ export async function provision(ctx: FleetContext, req: ProvisionRequest, log: L
   const stackName = customerStackName(req.environment, req.customer);
   return withLock(ctx.projectDir, stackName, async () => {
     const envImage = await environmentImage(ctx, req.environment);
-    // port choice and the stack file are written under one lock per environment
-    const customer = await withWaitingLock(ctx.projectDir, `${req.environment}-ports`, async () => {
-      const { customer } = planProvision(ctx.projectDir, req);
-      writeCustomerStackFile(ctx.projectDir, customer);
-      return customer;
-    });
+    const customer = await recordCustomer(ctx, req);
     await adoptVolume(ctx, customerNames(customer.environment, customer.id).dataVolume, envImage, log);
     return upStack(ctx, stackName, log, false);
   });
 }
 
+/** Writes the customer's stack file; port choice and file are serialized per environment. */
+async function recordCustomer(ctx: FleetContext, req: ProvisionRequest): Promise<CustomerConfig> {
+  return withWaitingLock(ctx.projectDir, `${req.environment}-ports`, async () => {
+    const { customer } = planProvision(ctx.projectDir, req);
+    writeCustomerStackFile(ctx.projectDir, customer);
+    return customer;
+  });
+}
+
 /** The image the environment stack publishes; says what to run first when there is none. */
 export async function environmentImage(ctx: FleetContext, environment: string): Promise<string> {
-  if (!(await stackExists(ctx, environment))) {
+  const known = new Set(await listStacks(ctx));
+  if (!known.has(environment)) {
     throw new Error(`environment stack '${environment}' does not exist yet: run 'fleet up ${environment}' first`);
   }
-  const outputs = await (await openStack(ctx, environment)).outputs();
-  const ref = (outputs.image?.value as { ref?: string } | undefined)?.ref;
+  const ref = await stackImage(ctx, environment, known);
   if (!ref) throw new Error(`environment stack '${environment}' has no image yet: run 'fleet up ${environment}' first`);
   return ref;
 }
@@ -160,15 +175,9 @@ export async function migrate(ctx: FleetContext, req: { customer: string; enviro
   const stackName = customerStackName(req.environment, req.customer);
   return withLock(ctx.projectDir, stackName, async () => {
     const image = await environmentImage(ctx, req.environment);
-    const existing = readCustomerConfig(ctx.projectDir, stackName);
-    if (!existing) {
-      const { customer } = await withWaitingLock(ctx.projectDir, `${req.environment}-ports`, async () => {
-        const plan = planProvision(ctx.projectDir, req);
-        writeCustomerStackFile(ctx.projectDir, plan.customer);
-        return plan;
-      });
-      log(`adopting ${customer.id} into ${customer.environment} on port ${customer.port}`);
-    }
+    const isNew = readCustomerConfig(ctx.projectDir, stackName) === undefined;
+    const customer = await recordCustomer(ctx, req);
+    if (isNew) log(`adopting ${customer.id} into ${customer.environment} on port ${customer.port}`);
     // the old container must not write while owners change: stop what runs on the volume
     const volume = customerNames(req.environment, req.customer).dataVolume;
     await stopUsers(volume, log);
@@ -202,10 +211,10 @@ export async function deprovision(ctx: FleetContext, req: { customer: string; en
   const stackName = customerStackName(req.environment, id);
   const volume = customerNames(req.environment, id).dataVolume;
   return withLock(ctx.projectDir, stackName, async () => {
-    let image: string | undefined;
-    if (await stackExists(ctx, stackName)) {
+    const known = new Set(await listStacks(ctx));
+    const image = await stackImage(ctx, stackName, known);
+    if (known.has(stackName)) {
       const stack = await openStack(ctx, stackName);
-      image = (await stack.outputs()).image?.value as string | undefined;
       await unprotectAll(stack);
       await destroyStack(ctx, stackName, log);
       await stack.workspace.removeStack(stackName);

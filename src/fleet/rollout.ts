@@ -12,10 +12,11 @@ import { ENVIRONMENT_KEY } from "../config/load";
 import { readEnvironmentConfig } from "../config/stackFiles";
 import type { CustomerConfig } from "../config/schema";
 import { customerNames, customerStackName } from "../hardening/names";
-import { stackExists, upStack } from "./operations";
+import { stackImage, upStack } from "./operations";
 import { stderrLog, type Log } from "./progress";
 import { customerConfigs, readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
-import { openStack, type FleetContext } from "./workspace";
+import { formatTable } from "../table";
+import { listStacks, type FleetContext } from "./workspace";
 
 export type CustomerOutcome = "updated" | "rolled back" | "failed" | "untouched";
 
@@ -51,12 +52,6 @@ export function setEnvironmentDigest(projectDir: string, stack: string, digest: 
   if (digest) doc.setIn(keyPath, digest);
   else doc.deleteIn(keyPath);
   fs.writeFileSync(file, doc.toString());
-}
-
-async function currentImage(ctx: FleetContext, stack: string): Promise<string | undefined> {
-  if (!(await stackExists(ctx, stack))) return undefined;
-  const value = (await (await openStack(ctx, stack)).outputs()).image?.value;
-  return typeof value === "string" ? value : (value as { ref?: string } | undefined)?.ref;
 }
 
 function pin(ctx: FleetContext, customer: CustomerConfig, image: string | undefined): void {
@@ -96,18 +91,15 @@ async function rollBack(ctx: FleetContext, customer: CustomerConfig, previous: s
 }
 
 /** Deployed customers of an environment (stack file and stack both exist), in id order. */
-async function deployedCustomers(ctx: FleetContext, environment: string): Promise<CustomerConfig[]> {
-  const out: CustomerConfig[] = [];
-  for (const c of customerConfigs(ctx.projectDir, environment)) {
-    if (await stackExists(ctx, customerStackName(environment, c.id))) out.push(c);
-  }
-  return out;
+function deployedCustomers(ctx: FleetContext, environment: string, known: Set<string>): CustomerConfig[] {
+  return customerConfigs(ctx.projectDir, environment).filter((c) => known.has(customerStackName(environment, c.id)));
 }
 
 /** Runs one group of customers; on any failure rolls the failed ones back. Returns whether all passed. */
-async function runGroup(ctx: FleetContext, group: CustomerConfig[], digest: string, states: CustomerState[], log: Log): Promise<boolean> {
+async function runGroup(ctx: FleetContext, group: CustomerConfig[], digest: string, states: CustomerState[], known: Set<string>,
+  log: Log): Promise<boolean> {
   const previous = new Map<string, string | undefined>();
-  for (const c of group) previous.set(c.id, await currentImage(ctx, customerStackName(c.environment, c.id)));
+  for (const c of group) previous.set(c.id, await stackImage(ctx, customerStackName(c.environment, c.id), known));
   const failures = new Map<string, string>();
   for (const c of group) {
     const reason = await moveCustomer(ctx, c, log);
@@ -134,12 +126,13 @@ export async function rollout(ctx: FleetContext, opts: { waveSize?: number; stag
   const waveSize = opts.waveSize ?? prodEnv.rollout.waveSize;
   if (!Number.isInteger(waveSize) || waveSize < 1) throw new Error(`--wave-size must be a whole number of at least 1 (found ${waveSize})`);
 
-  const staged = await deployedCustomers(ctx, stagingName);
-  const prodCustomers = (await deployedCustomers(ctx, prodName));
+  const known = new Set(await listStacks(ctx));
+  const staged = deployedCustomers(ctx, stagingName, known);
+  const prodCustomers = deployedCustomers(ctx, prodName, known);
   const states: CustomerState[] = [];
   for (const c of [...staged, ...prodCustomers]) {
     states.push({ environment: c.environment, customer: c.id, outcome: "untouched",
-      digest: (await currentImage(ctx, customerStackName(c.environment, c.id))) ?? "none" });
+      digest: (await stackImage(ctx, customerStackName(c.environment, c.id), known)) ?? "none" });
   }
 
   log(`rollout step 1: ${stagingName} builds and deploys the new image`);
@@ -148,12 +141,12 @@ export async function rollout(ctx: FleetContext, opts: { waveSize?: number; stag
   log(`new image ${digest}`);
 
   log(`rollout step 2: ${staged.length} ${stagingName} customer(s), gated`);
-  if (!(await runGroup(ctx, staged, digest, states, log))) {
+  if (!(await runGroup(ctx, staged, digest, states, known, log))) {
     return { ok: false, digest, stoppedAt: stagingName, customers: states };
   }
 
   log(`rollout step 3: ${prodName} takes ${digest.slice(0, 19)} (the image that passed ${stagingName})`);
-  const previousProd = await currentImage(ctx, prodName);
+  const previousProd = await stackImage(ctx, prodName, known);
   setEnvironmentDigest(ctx.projectDir, prodName, digest);
   await upStack(ctx, prodName, log);
 
@@ -161,7 +154,7 @@ export async function rollout(ctx: FleetContext, opts: { waveSize?: number; stag
   for (const [i, wave] of waves.entries()) {
     const label = i === 0 ? "canary" : `wave ${i}`;
     log(`rollout step 4: ${prodName} ${label}: ${wave.map((c) => c.id).join(", ")}`);
-    if (await runGroup(ctx, wave, digest, states, log)) continue;
+    if (await runGroup(ctx, wave, digest, states, known, log)) continue;
     // stop: customers already moved stay on the new image explicitly; new customers get the old one
     for (const done of states.filter((s) => s.environment === prodName && s.outcome === "updated")) {
       const c = readCustomerConfig(ctx.projectDir, customerStackName(prodName, done.customer))!;
@@ -179,6 +172,6 @@ export async function rollout(ctx: FleetContext, opts: { waveSize?: number; stag
 
 export function formatRolloutReport(r: RolloutReport): string {
   const head = r.ok ? `rollout of ${r.digest} done` : `rollout of ${r.digest} STOPPED at ${r.stoppedAt}`;
-  const rows = r.customers.map((c) => `  ${`${c.environment}-${c.customer}`.padEnd(28)} ${c.outcome.padEnd(12)} ${c.digest}${c.reason ? `  (${c.reason})` : ""}`);
-  return [head, "", "  stack                        outcome      runs", ...rows].join("\n");
+  const rows = r.customers.map((c) => [`${c.environment}-${c.customer}`, c.outcome, c.digest, c.reason ?? ""]);
+  return [head, "", formatTable(["stack", "outcome", "runs", "reason"], rows)].join("\n");
 }
