@@ -13,6 +13,8 @@ export interface HardenedServiceArgs {
   spec: ServiceSpec;
   /** production protects the data volume from `pulumi destroy` as well */
   protectData: boolean;
+  /** the engine the docker provider deploys to (docker:host or DOCKER_HOST); the PidsLimit resource uses the same */
+  dockerHost?: string;
 }
 
 export class HardenedService extends pulumi.ComponentResource {
@@ -25,7 +27,10 @@ export class HardenedService extends pulumi.ComponentResource {
   constructor(name: string, args: HardenedServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardened-fleet:service:HardenedService", name, {}, opts);
     const { spec } = args;
-    const labels = Object.entries(spec.labels).map(([label, value]) => ({ label, value }));
+    const identity = Object.entries(spec.identityLabels).map(([label, value]) => ({ label, value }));
+    // The network and the volume outlive every plan change, profile change and update: their labels
+    // say only whose they are, and a label change never replaces them (Docker cannot relabel in place).
+    const keep = { ignoreChanges: ["labels"] };
 
     const secretKey = new random.RandomPassword(`${name}-secret-key`, { length: 48, special: false }, { parent: this });
 
@@ -34,11 +39,12 @@ export class HardenedService extends pulumi.ComponentResource {
       driver: "bridge",
       // one customer per network: nothing else to talk to
       options: { "com.docker.network.bridge.enable_icc": "false" },
-      labels,
-    }, { parent: this });
+      labels: identity,
+    }, { parent: this, ...keep });
 
-    const volume = new docker.Volume(`${name}-data`, { name: spec.dataVolumeName, labels }, {
+    const volume = new docker.Volume(`${name}-data`, { name: spec.dataVolumeName, labels: identity }, {
       parent: this,
+      ...keep,
       retainOnDelete: true,
       protect: args.protectData,
     });
@@ -58,7 +64,7 @@ export class HardenedService extends pulumi.ComponentResource {
       additionalSecretOutputs: ["envs"],
     });
 
-    new PidsLimit(`${name}-pids`, { containerId: container.id, pidsLimit: spec.pidsLimit }, { parent: this });
+    new PidsLimit(`${name}-pids`, { containerId: container.id, pidsLimit: spec.pidsLimit, dockerHost: args.dockerHost ?? "" }, { parent: this });
 
     this.url = serviceUrl(spec);
     this.containerId = container.id;

@@ -10,18 +10,30 @@ import * as pulumi from "@pulumi/pulumi";
 export interface PidsLimitInputs {
   containerId: pulumi.Input<string>;
   pidsLimit: pulumi.Input<number>;
+  /** the engine the container runs on ("" for the local socket): the same one the docker provider uses */
+  dockerHost: pulumi.Input<string>;
 }
 
 interface PidsLimitState {
   containerId: string;
   pidsLimit: number;
+  dockerHost?: string;
+}
+
+/**
+ * A client for the engine the container runs on. Self-contained: the provider is serialized into the
+ * Pulumi state and runs in its own process, so it cannot import project modules. docker-modem reads
+ * DOCKER_HOST (unix://, tcp://, ssh://) the way the docker provider and fleet's connection.ts do.
+ */
+function engineAt(host: string | undefined) {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Dockerode = require("dockerode");
+  if (host) process.env.DOCKER_HOST = host;
+  return new Dockerode();
 }
 
 async function applyLimit(state: PidsLimitState): Promise<PidsLimitState> {
-  // required here, not at the top: the provider is serialized into the Pulumi state
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const Dockerode = require("dockerode");
-  const container = new Dockerode().getContainer(state.containerId);
+  const container = engineAt(state.dockerHost || undefined).getContainer(state.containerId);
   await container.update({ PidsLimit: state.pidsLimit });
   const info = await container.inspect();
   const live = info.HostConfig.PidsLimit;
@@ -47,11 +59,9 @@ const provider: pulumi.dynamic.ResourceProvider = {
     return { outs: await applyLimit(news) };
   },
   async read(id: string, props: PidsLimitState) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const Dockerode = require("dockerode");
     try {
-      const info = await new Dockerode().getContainer(props.containerId).inspect();
-      return { id, props: { containerId: props.containerId, pidsLimit: info.HostConfig.PidsLimit ?? 0 } };
+      const info = await engineAt(props.dockerHost || undefined).getContainer(props.containerId).inspect();
+      return { id, props: { ...props, pidsLimit: info.HostConfig.PidsLimit ?? 0 } };
     } catch {
       return { id: "", props: {} }; // the container is gone
     }

@@ -1,9 +1,12 @@
 /** `fleet audit`: checks every hardening property of running customer containers. */
 import type { Command } from "commander";
-import Dockerode from "dockerode";
-import { auditFleet, formatAuditTable } from "../audit/audit";
+import { environmentNames } from "../fleet/stackFiles";
+import { auditFleet, formatAuditTable, type ContainerAudit } from "../audit/audit";
 import { CHECKS } from "../audit/checks";
 import { parseCustomerId } from "../config/load";
+import { parseEnvironmentName, parseStackTarget } from "../config/targets";
+import { engineFor } from "../engine/connection";
+import { projectContext } from "./stacks";
 
 export function registerAudit(program: Command): void {
   program
@@ -17,13 +20,23 @@ export function registerAudit(program: Command): void {
     .action(async (opts: { env?: string; customer?: string; stack?: string; json?: boolean }) => {
       let { env: environment, customer } = opts;
       if (opts.stack) {
-        const m = /^([a-z0-9-]+?)-([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)$/.exec(opts.stack);
-        if (!m) throw new Error(`--stack ${opts.stack}: a customer stack is named <environment>-<customer>, e.g. staging-acme`);
-        environment = m[1];
-        customer = m[2];
+        const target = parseStackTarget(opts.stack, "--stack");
+        if (target.kind !== "customer") throw new Error(`--stack ${opts.stack}: a customer stack is named <environment>-<customer>, e.g. staging-acme`);
+        environment = target.environment;
+        customer = target.customer;
       }
       if (customer) parseCustomerId(customer, "--customer");
-      const audits = await auditFleet(new Dockerode(), { environment, customer });
+      // each environment on the engine it deploys to
+      const ctx = projectContext();
+      const environments = environment ? [parseEnvironmentName(environment).environment] : environmentNames(ctx.projectDir);
+      const audits: ContainerAudit[] = [];
+      const seen = new Set<string>();
+      for (const env of environments) {
+        for (const a of await auditFleet(engineFor(ctx.projectDir, env), { environment: env, customer })) {
+          if (!seen.has(a.container)) audits.push(a);
+          seen.add(a.container);
+        }
+      }
       if (opts.json) console.log(JSON.stringify({ ok: audits.length > 0 && audits.every((a) => a.ok), containers: audits }, null, 2));
       else console.log(formatAuditTable(audits));
       if (audits.length === 0 || audits.some((a) => !a.ok)) process.exitCode = 1;

@@ -1,6 +1,6 @@
 /** `fleet demo`: the staging environment and two demo customers on the local engine, then what it made. */
 import type { Command } from "commander";
-import Dockerode from "dockerode";
+import { engineFor } from "../engine/connection";
 import { auditFleet, formatAuditTable } from "../audit/audit";
 import { provision, upStack } from "../fleet/operations";
 import { projectContext, summarize } from "./stacks";
@@ -22,7 +22,7 @@ export function registerDemo(program: Command): void {
         urls.push(`  ${String(r.outputs.customerId).padEnd(8)} ${r.outputs.url}  plan ${r.outputs.plan}, version ${r.outputs.version}, container ${r.outputs.containerName}, volume ${r.outputs.dataVolumeName}`);
       }
       console.log(["", "deployments:", ...summaries.map((s) => `  ${s}`), "", "customers:", ...urls, ""].join("\n"));
-      const audits = await auditFleet(new Dockerode(), { environment: "staging" });
+      const audits = await auditFleet(engineFor(ctx.projectDir, "staging"), { environment: "staging" });
       console.log(formatAuditTable(audits.filter((a) => DEMO_CUSTOMERS.some((c) => c.customer === a.customer))));
       if (audits.some((a) => !a.ok)) process.exitCode = 1;
     });

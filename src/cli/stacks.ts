@@ -1,11 +1,12 @@
 /** `fleet up|preview|destroy <stack>` and `fleet provision|deprovision|list`: stacks on the Automation API. */
 import * as path from "node:path";
 import type { Command } from "commander";
+import { environmentNames } from "../fleet/stackFiles";
 import {
   changeCount, deprovision, destroyEnvironment, listCustomers, migrate, previewStack, provision, upStack, type UpResult,
 } from "../fleet/operations";
 import { formatRolloutReport, rollout } from "../fleet/rollout";
-import { readCustomerConfig } from "../fleet/stackFiles";
+import { parseStackTarget } from "../config/targets";
 import { formatTable } from "../table";
 import { fleetContext, type FleetContext } from "../fleet/workspace";
 
@@ -35,9 +36,9 @@ export function registerStacks(program: Command): void {
   program.command("destroy <stack>").description("tear a stack down (customer data volumes are kept); environments only without customers")
     .action(async (stack: string) => {
       const ctx = projectContext();
-      const customer = readCustomerConfig(ctx.projectDir, stack);
-      if (customer) {
-        const r = await deprovision(ctx, { customer: customer.id, environment: customer.environment });
+      const target = parseStackTarget(stack);
+      if (target.kind === "customer") {
+        const r = await deprovision(ctx, { customer: target.customer, environment: target.environment });
         console.log(`${r.stack}: destroyed and removed; volume ${r.volume} kept`);
       } else {
         await destroyEnvironment(ctx, stack);
@@ -69,7 +70,8 @@ export function registerStacks(program: Command): void {
     .option("--env <environment>", "only this environment")
     .option("--json", "print JSON")
     .action(async (opts: { env?: string; json?: boolean }) => {
-      const rows = await listCustomers(projectContext(), opts.env ? [opts.env] : ["staging", "prod"]);
+      const ctx = projectContext();
+      const rows = await listCustomers(ctx, opts.env ? [opts.env] : environmentNames(ctx.projectDir));
       if (opts.json) { console.log(JSON.stringify(rows, null, 2)); return; }
       const head = ["environment", "customer", "plan", "health", "url", "version", "image", "last update"];
       const table = rows.map((r) => [r.environment, r.customer, r.plan, r.health, r.url, r.version, r.image.slice(0, 19), r.lastUpdate]);

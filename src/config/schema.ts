@@ -20,6 +20,17 @@ const labelSchema = z
   .string()
   .regex(/^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/, { error: "must be a lowercase DNS label of at most 32 characters" });
 
+/**
+ * Environment names: lowercase letters and digits only. No '-', so a customer stack name
+ * `<environment>-<customer>` always splits one way (`prod` + `eu-acme` can never meet `prod-eu` + `acme`).
+ */
+export const ENVIRONMENT_NAME_PATTERN = /^[a-z][a-z0-9]{0,15}$/;
+export const environmentNameSchema = z
+  .string({ error: "must be a string" })
+  .regex(ENVIRONMENT_NAME_PATTERN, {
+    error: "must be 1 to 16 lowercase letters and digits, starting with a letter (no '-': customer stacks are <environment>-<customer>)",
+  });
+
 /** `name@sha256:<64 hex>`: an image reference pinned by digest. */
 export const PINNED_IMAGE_PATTERN = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
 /** A local image ID (what a build on the local engine produces and what a promotion carries). */
@@ -32,8 +43,8 @@ const imageRefSchema = z
     error: "must be an image reference like registry/name:tag or name@sha256:<64 hex>",
   })
   .refine((ref) => !/:latest(?:@|$)/.test(ref), { error: "must not use the 'latest' tag: pin a version or a digest" })
-  .refine((ref) => ref.includes(":") || ref.includes("@"), {
-    error: "must name a tag or a digest (an untagged image means 'latest')",
+  .refine((ref) => ref.includes("@") || ref.slice(ref.lastIndexOf("/") + 1).includes(":"), {
+    error: "must name a tag or a digest (an untagged image means 'latest'; in registry:5000/name the ':5000' is a port, not a tag)",
   });
 
 const absolutePath = z
@@ -46,12 +57,12 @@ export const CAPABILITIES = [
   "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
 ] as const;
 
-const capabilityAddSchema = z.object({
+const capabilityAddSchema = z.strictObject({
   name: z.enum(CAPABILITIES, { error: `must be one of ${CAPABILITIES.join(", ")} (dangerous ones such as SYS_ADMIN are never allowed)` }),
   reason: z.string().min(10, { error: "must say why the app needs this capability (at least 10 characters)" }),
 });
 
-export const planSchema = z.object({
+export const planSchema = z.strictObject({
   memoryMb: z.number().int().min(32, { error: "must be at least 32 (MiB)" }).max(65536),
   cpus: z.number().gt(0, { error: "must be more than 0" }).max(64),
   pids: z.number().int().min(16, { error: "must be at least 16" }).max(32768),
@@ -60,7 +71,7 @@ export const planSchema = z.object({
   tmpfsMb: z.number().int().min(1).max(4096).default(64),
 });
 
-const healthcheckSchema = z.object({
+const healthcheckSchema = z.strictObject({
   path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, { error: "must be a URL path starting with '/'" }).default("/healthz"),
   intervalSeconds: z.number().int().min(1).max(300).default(5),
   timeoutSeconds: z.number().int().min(1).max(60).default(3),
@@ -70,7 +81,7 @@ const healthcheckSchema = z.object({
   command: z.array(z.string().min(1)).min(1).default(["/opt/venv/bin/python", "/app/healthcheck.py"]),
 });
 
-const appSchema = z.object({
+const appSchema = z.strictObject({
   port: z.number().int().min(1024, { error: "must be 1024 or more: the app runs without NET_BIND_SERVICE" }).max(65535).default(8000),
   dataPath: absolutePath.default("/data"),
   writablePaths: z.array(absolutePath).default(["/tmp"]),
@@ -78,7 +89,7 @@ const appSchema = z.object({
   healthcheck: healthcheckSchema.prefault({}),
 });
 
-const buildImageSchema = z.object({
+const buildImageSchema = z.strictObject({
   mode: z.literal("build"),
   /** repository name the built image is tagged with (the tag is the app version) */
   name: z.string().regex(/^[a-z0-9][a-z0-9._\/-]*$/, { error: "must be a repository name without tag, like acme/customer-app" }),
@@ -91,10 +102,10 @@ const buildImageSchema = z.object({
   sourceUrl: z.string().default("https://example.invalid/hardened-fleet"),
 });
 
-const promoteImageSchema = z.object({
+const promoteImageSchema = z.strictObject({
   mode: z.literal("promote"),
   /** the environment stack whose image this one runs */
-  fromStack: labelSchema,
+  fromStack: environmentNameSchema,
   /** the image ID that passed there; when unset, the one the source stack runs now */
   digest: z.string().regex(IMAGE_ID_PATTERN, { error: "must be an image ID sha256:<64 hex>" }).optional(),
   /** the base image this environment approves, recorded with every deployment */
@@ -102,20 +113,25 @@ const promoteImageSchema = z.object({
 });
 
 export const environmentSchema = z
-  .object({
-    name: labelSchema,
+  .strictObject({
+    name: environmentNameSchema,
+    /**
+     * This environment is the local demo: its stacks may use the passphrase documented in the README.
+     * Any other environment's stacks need PULUMI_CONFIG_PASSPHRASE; production can never be the demo.
+     */
+    localDemo: z.boolean().default(false),
     tier: z.enum(["staging", "production"], { error: "must be 'staging' or 'production'" }),
     image: z.discriminatedUnion("mode", [buildImageSchema, promoteImageSchema], {
       error: "mode must be 'build' (staging builds the image) or 'promote' (runs an image that passed another stack)",
     }),
     app: appSchema.prefault({}),
     publish: z
-      .object({
+      .strictObject({
         address: z.ipv4({ error: "must be an IPv4 address" }).default("127.0.0.1"),
         /** why the ports are published on an address other than loopback */
         exposeReason: z.string().min(10).optional(),
         portRange: z
-          .object({ from: z.number().int().min(1024).max(65535), to: z.number().int().min(1024).max(65535) })
+          .strictObject({ from: z.number().int().min(1024).max(65535), to: z.number().int().min(1024).max(65535) })
           .refine((r) => r.from <= r.to, { error: "from must not be greater than to" }),
       })
       .refine((p) => p.address.startsWith("127.") || p.exposeReason !== undefined, {
@@ -125,19 +141,24 @@ export const environmentSchema = z
     plans: z
       .record(labelSchema, planSchema)
       .refine((plans) => Object.keys(plans).length > 0, { error: "must define at least one plan" }),
-    capabilities: z.object({ add: z.array(capabilityAddSchema).default([]) }).prefault({}),
+    capabilities: z.strictObject({ add: z.array(capabilityAddSchema).default([]) }).prefault({}),
     logging: z
-      .object({
+      .strictObject({
         maxSize: z.string().regex(/^[1-9][0-9]*[kmg]$/, { error: "must be a size like 10m" }).default("10m"),
         maxFile: z.number().int().min(1).max(20).default(3),
       })
       .prefault({}),
     restart: z
-      .object({ maxRetries: z.number().int().min(0).max(5, { error: "must be at most 5" }).default(5) })
+      .strictObject({
+        maxRetries: z.number().int()
+          .min(1, { error: "must be at least 1 (Docker reads 0 as 'retry forever')" })
+          .max(5, { error: "must be at most 5" })
+          .default(5),
+      })
       .prefault({}),
-    volumes: z.object({ protect: z.boolean().default(false) }).prefault({}),
-    deploy: z.object({ healthTimeoutSeconds: z.number().int().min(10).max(1800).default(120) }).prefault({}),
-    rollout: z.object({ waveSize: z.number().int().min(1).default(5) }).prefault({}),
+    volumes: z.strictObject({ protect: z.boolean().default(false) }).prefault({}),
+    deploy: z.strictObject({ healthTimeoutSeconds: z.number().int().min(10).max(1800).default(120) }).prefault({}),
+    rollout: z.strictObject({ waveSize: z.number().int().min(1).default(5) }).prefault({}),
   })
   .superRefine((env, ctx) => {
     if (env.tier !== "production") return;
@@ -149,16 +170,20 @@ export const environmentSchema = z
       ctx.addIssue({ code: "custom", path: ["image", "base"], input: env.image.base,
         message: "must be pinned by digest in production, like python:3.11-slim@sha256:<64 hex>" });
     }
+    if (env.localDemo) {
+      ctx.addIssue({ code: "custom", path: ["localDemo"], input: env.localDemo,
+        message: "must be false in production: the documented demo passphrase never protects production secrets" });
+    }
     if (!env.volumes.protect) {
       ctx.addIssue({ code: "custom", path: ["volumes", "protect"], input: env.volumes.protect,
         message: "must be true in production: customer data volumes are protected from deletion" });
     }
   });
 
-export const customerSchema = z.object({
+export const customerSchema = z.strictObject({
   id: customerIdSchema,
   /** the environment stack this customer runs in (staging, prod) */
-  environment: labelSchema,
+  environment: environmentNameSchema,
   plan: labelSchema,
   /** host port the service is published on; must be inside the environment's portRange */
   port: z.number().int().min(1024).max(65535),

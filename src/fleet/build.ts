@@ -1,5 +1,6 @@
 /** Makes sure dist/ (the JavaScript Pulumi runs) is at least as new as the TypeScript sources. */
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
@@ -13,13 +14,19 @@ function newestTs(dir: string): number {
   return newest;
 }
 
-export function ensureBuilt(projectDir: string, log: (l: string) => void = () => {}): void {
+/** Async, so the event loop (and with it the fleet's locks and progress) keeps running while tsc works. */
+export async function ensureBuilt(projectDir: string, log: (l: string) => void = () => {}): Promise<void> {
   const out = path.join(projectDir, "dist", "index.js");
   const sources = Math.max(fs.statSync(path.join(projectDir, "index.ts")).mtimeMs,
     ...["components", "src"].map((d) => newestTs(path.join(projectDir, d))));
   if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= sources) return;
   log("compiling the Pulumi program (tsc)");
   const tsc = path.join(projectDir, "node_modules", "typescript", "bin", "tsc");
-  execFileSync(process.execPath, [tsc, "-p", projectDir], { stdio: "inherit" });
+  try {
+    await promisify(execFile)(process.execPath, [tsc, "-p", projectDir]);
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`compiling the Pulumi program failed:\n${e.stdout ?? ""}${e.stderr ?? ""}`.trim());
+  }
   fs.utimesSync(out, new Date(), new Date());
 }

@@ -1,68 +1,91 @@
 /**
- * One operation per stack at a time, across processes: an exclusive lock file under .fleet/locks.
- * A second operation on the same stack fails at once with who holds it; a lock whose process is
- * gone is taken over.
+ * Cross-process locks under .fleet/locks, held with flock(2) through util-linux `flock`.
+ *
+ * The kernel owns the lock: it is released the moment its holder exits, however it exits (kill -9
+ * included), so there is no stale lock to detect and no window in which two processes both take one
+ * over. Each lock is a child `flock <file> cat` whose stdin is a pipe from this process: when this
+ * process ends, `cat` reads end-of-file and the lock goes with it.
+ *
+ * Lock names have a kind prefix, so a lock of one kind never meets another's: `stack.<stack>` (one
+ * operation per Pulumi stack), `ports.<environment>` (port choice and stack files), `rollout`, `build`
+ * (compiling the program).
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
 export class StackBusyError extends Error {}
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+export const stackLock = (stack: string) => `stack.${stack}`;
+export const portsLock = (environment: string) => `ports.${environment}`;
+export const ROLLOUT_LOCK = "rollout";
+export const BUILD_LOCK = "build";
 
-function acquire(projectDir: string, name: string): () => void {
+const FLOCK_CONFLICT = 75;
+
+interface Owner { pid: number; since: string; command: string }
+
+function lockFile(projectDir: string, name: string): string {
   const dir = path.join(projectDir, ".fleet", "locks");
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${name}.lock`);
-  const body = JSON.stringify({ pid: process.pid, since: new Date().toISOString() });
-  for (let attempt = 0; ; attempt++) {
-    try {
-      fs.writeFileSync(file, body, { flag: "wx" });
-      return () => fs.rmSync(file, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      let holder: { pid?: number; since?: string } = {};
-      try { holder = JSON.parse(fs.readFileSync(file, "utf8")); } catch { /* being written */ }
-      if (attempt > 0 || holder.pid === undefined || alive(holder.pid)) {
-        throw new StackBusyError(`another fleet operation on '${name}' is running (pid ${holder.pid ?? "?"} since ${holder.since ?? "?"}); wait for it to finish and run this again`);
-      }
-      fs.rmSync(file, { force: true }); // its process is gone: take the lock over
-    }
+  return path.join(dir, `${name}.lock`);
+}
+
+function describeOwner(file: string): string {
+  try {
+    const o = JSON.parse(fs.readFileSync(`${file}.owner`, "utf8")) as Owner;
+    return `pid ${o.pid} since ${o.since}: ${o.command}`;
+  } catch {
+    return "holder unknown";
   }
 }
 
-/** Runs fn holding the lock; fails at once with StackBusyError when someone else holds it. */
+/** Takes the lock, waiting up to waitSeconds (0: fail at once). Resolves with the release function. */
+async function acquire(projectDir: string, name: string, waitSeconds: number): Promise<() => Promise<void>> {
+  const file = lockFile(projectDir, name);
+  const wait = waitSeconds > 0 ? ["-w", String(waitSeconds)] : ["-n"];
+  const child: ChildProcess = spawn("flock", ["-E", String(FLOCK_CONFLICT), ...wait, file, "sh", "-c", "echo locked; exec cat >/dev/null"],
+    { stdio: ["pipe", "pipe", "pipe"] });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => { stderr += c.toString(); });
+  const locked = await new Promise<boolean>((resolve, reject) => {
+    child.once("error", (err) => reject(new Error(`cannot run flock (util-linux) for the fleet lock '${name}': ${err.message}`)));
+    child.stdout!.once("data", () => resolve(true));
+    void exited.then(() => resolve(false));
+  });
+  if (!locked) {
+    const code = await exited;
+    if (code === FLOCK_CONFLICT) {
+      const waited = waitSeconds > 0 ? ` (waited ${waitSeconds}s)` : "";
+      throw new StackBusyError(`another fleet operation holds '${name}'${waited} (${describeOwner(file)}); wait for it to finish and run this again`);
+    }
+    throw new Error(`flock on ${file} failed (exit ${code}): ${stderr.trim()}`);
+  }
+  const owner: Owner = { pid: process.pid, since: new Date().toISOString(), command: process.argv.slice(1).join(" ") };
+  fs.writeFileSync(`${file}.owner`, JSON.stringify(owner));
+  return async () => {
+    child.stdin!.end();
+    await exited;
+  };
+}
+
+/** Runs fn holding the lock; fails at once with StackBusyError when another process holds it. */
 export async function withLock<T>(projectDir: string, name: string, fn: () => Promise<T>): Promise<T> {
-  const release = acquire(projectDir, name);
+  const release = await acquire(projectDir, name, 0);
   try {
     return await fn();
   } finally {
-    release();
+    await release();
   }
 }
 
 /** Like withLock, but waits its turn (for short critical sections such as port allocation). */
-export async function withWaitingLock<T>(projectDir: string, name: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let release: (() => void) | undefined;
-  while (!release) {
-    try {
-      release = acquire(projectDir, name);
-    } catch (err) {
-      if (!(err instanceof StackBusyError) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+export async function withWaitingLock<T>(projectDir: string, name: string, fn: () => Promise<T>, timeoutSeconds = 120): Promise<T> {
+  const release = await acquire(projectDir, name, timeoutSeconds);
   try {
     return await fn();
   } finally {
-    release();
+    await release();
   }
 }

@@ -5,16 +5,18 @@
  * leaves the stacks not yet reached alone and reports who runs what.
  */
 import * as fs from "node:fs";
-import Dockerode from "dockerode";
 import { Document, parse } from "yaml";
 import { auditContainer } from "../audit/audit";
 import { ENVIRONMENT_KEY } from "../config/load";
 import { readEnvironmentConfig } from "../config/stackFiles";
 import type { CustomerConfig } from "../config/schema";
-import { customerNames, customerStackName } from "../hardening/names";
-import { stackImage, upStack } from "./operations";
+import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget } from "../config/targets";
+import { configuredDockerHost, engineFor } from "../engine/connection";
+import { customerNames } from "../hardening/names";
+import { ROLLOUT_LOCK, withLock } from "./lock";
+import { stackImage, upTarget } from "./stacks";
 import { stderrLog, type Log } from "./progress";
-import { customerConfigs, readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
+import { customerConfigs, readCustomerConfig, stackFile, writeCustomerStackFile, writeFileAtomic } from "./stackFiles";
 import { formatTable } from "../table";
 import { listStacks, type FleetContext } from "./workspace";
 
@@ -51,16 +53,19 @@ export function setEnvironmentDigest(projectDir: string, stack: string, digest: 
   const keyPath = ["config", ENVIRONMENT_KEY, "image", "digest"];
   if (digest) doc.setIn(keyPath, digest);
   else doc.deleteIn(keyPath);
-  fs.writeFileSync(file, doc.toString());
+  writeFileAtomic(file, doc.toString());
 }
 
 function pin(ctx: FleetContext, customer: CustomerConfig, image: string | undefined): void {
-  writeCustomerStackFile(ctx.projectDir, { ...customer, image });
+  writeCustomerStackFile(ctx.projectDir, { ...customer, image }, configuredDockerHost(ctx.projectDir, customer.environment));
 }
 
+const targetOf = (c: CustomerConfig): CustomerTarget => parseCustomerTarget(c.id, c.environment);
+
 /** Healthy and audit-clean, or the reason it is not. */
-async function gate(environment: string, customer: string): Promise<string | undefined> {
-  const a = await auditContainer(new Dockerode(), customerNames(environment, customer).container).catch((e: Error) => e);
+async function gate(ctx: FleetContext, environment: string, customer: string): Promise<string | undefined> {
+  const engine = engineFor(ctx.projectDir, environment);
+  const a = await auditContainer(engine, customerNames(environment, customer).container).catch((e: Error) => e);
   if (a instanceof Error) return a.message;
   const failed = a.checks.filter((c) => !c.ok);
   return failed.length ? failed.map((c) => `${c.id}: ${c.detail}`).join("; ") : undefined;
@@ -70,11 +75,11 @@ async function gate(environment: string, customer: string): Promise<string | und
 async function moveCustomer(ctx: FleetContext, customer: CustomerConfig, log: Log): Promise<string | undefined> {
   pin(ctx, customer, undefined);
   try {
-    await upStack(ctx, customerStackName(customer.environment, customer.id), log);
+    await upTarget(ctx, targetOf(customer), log);
   } catch (err) {
     return (err as Error).message.split("\n").slice(0, 3).join(" ");
   }
-  return gate(customer.environment, customer.id);
+  return gate(ctx, customer.environment, customer.id);
 }
 
 async function rollBack(ctx: FleetContext, customer: CustomerConfig, previous: string | undefined, log: Log): Promise<CustomerOutcome> {
@@ -82,7 +87,7 @@ async function rollBack(ctx: FleetContext, customer: CustomerConfig, previous: s
   log(`rolling ${customer.environment}-${customer.id} back to ${previous.slice(0, 19)}`);
   pin(ctx, customer, previous);
   try {
-    await upStack(ctx, customerStackName(customer.environment, customer.id), log);
+    await upTarget(ctx, targetOf(customer), log);
     return "rolled back";
   } catch (err) {
     log(`rollback of ${customer.id} failed: ${(err as Error).message.split("\n")[0]}`);
@@ -92,14 +97,14 @@ async function rollBack(ctx: FleetContext, customer: CustomerConfig, previous: s
 
 /** Deployed customers of an environment (stack file and stack both exist), in id order. */
 function deployedCustomers(ctx: FleetContext, environment: string, known: Set<string>): CustomerConfig[] {
-  return customerConfigs(ctx.projectDir, environment).filter((c) => known.has(customerStackName(environment, c.id)));
+  return customerConfigs(ctx.projectDir, environment).filter((c) => known.has(targetOf(c).stack));
 }
 
 /** Runs one group of customers; on any failure rolls the failed ones back. Returns whether all passed. */
 async function runGroup(ctx: FleetContext, group: CustomerConfig[], digest: string, states: CustomerState[], known: Set<string>,
   log: Log): Promise<boolean> {
   const previous = new Map<string, string | undefined>();
-  for (const c of group) previous.set(c.id, await stackImage(ctx, customerStackName(c.environment, c.id), known));
+  for (const c of group) previous.set(c.id, await stackImage(ctx, targetOf(c), known));
   const failures = new Map<string, string>();
   for (const c of group) {
     const reason = await moveCustomer(ctx, c, log);
@@ -119,24 +124,35 @@ async function runGroup(ctx: FleetContext, group: CustomerConfig[], digest: stri
   return failures.size === 0;
 }
 
+/**
+ * One rollout at a time (the `rollout` lock). Nothing is left half-written: prod's config gets the
+ * new image only for prod's deployment, and goes back to the previous one when that fails.
+ */
 export async function rollout(ctx: FleetContext, opts: { waveSize?: number; staging?: string; prod?: string } = {}, log: Log = stderrLog): Promise<RolloutReport> {
-  const stagingName = opts.staging ?? "staging";
-  const prodName = opts.prod ?? "prod";
-  const prodEnv = readEnvironmentConfig(ctx.projectDir, prodName);
+  const stagingTarget = parseEnvironmentName(opts.staging ?? "staging", "staging environment");
+  const prodTarget = parseEnvironmentName(opts.prod ?? "prod", "prod environment");
+  const prodEnv = readEnvironmentConfig(ctx.projectDir, prodTarget.environment);
   const waveSize = opts.waveSize ?? prodEnv.rollout.waveSize;
   if (!Number.isInteger(waveSize) || waveSize < 1) throw new Error(`--wave-size must be a whole number of at least 1 (found ${waveSize})`);
+  return withLock(ctx.projectDir, ROLLOUT_LOCK, () => runRollout(ctx, stagingTarget.environment, prodTarget.environment, waveSize, log));
+}
 
+async function runRollout(ctx: FleetContext, stagingName: string, prodName: string, waveSize: number, log: Log): Promise<RolloutReport> {
   const known = new Set(await listStacks(ctx));
   const staged = deployedCustomers(ctx, stagingName, known);
+  if (staged.length === 0) {
+    throw new Error(`${stagingName} has no deployed customer, so nothing could pass the gate before ${prodName}: ` +
+      `provision one first (fleet provision <customer> --env ${stagingName})`);
+  }
   const prodCustomers = deployedCustomers(ctx, prodName, known);
   const states: CustomerState[] = [];
   for (const c of [...staged, ...prodCustomers]) {
     states.push({ environment: c.environment, customer: c.id, outcome: "untouched",
-      digest: (await stackImage(ctx, customerStackName(c.environment, c.id), known)) ?? "none" });
+      digest: (await stackImage(ctx, targetOf(c), known)) ?? "none" });
   }
 
   log(`rollout step 1: ${stagingName} builds and deploys the new image`);
-  const staging = await upStack(ctx, stagingName, log);
+  const staging = await upTarget(ctx, parseEnvironmentName(stagingName), log);
   const digest = (staging.outputs.image as { ref: string }).ref;
   log(`new image ${digest}`);
 
@@ -146,9 +162,18 @@ export async function rollout(ctx: FleetContext, opts: { waveSize?: number; stag
   }
 
   log(`rollout step 3: ${prodName} takes ${digest.slice(0, 19)} (the image that passed ${stagingName})`);
-  const previousProd = await stackImage(ctx, prodName, known);
+  const prodTarget = parseEnvironmentName(prodName);
+  const previousProd = await stackImage(ctx, prodTarget, known);
+  const prodFile = stackFile(ctx.projectDir, prodName);
+  const prodFileBefore = fs.readFileSync(prodFile, "utf8");
   setEnvironmentDigest(ctx.projectDir, prodName, digest);
-  await upStack(ctx, prodName, log);
+  try {
+    await upTarget(ctx, prodTarget, log);
+  } catch (err) {
+    writeFileAtomic(prodFile, prodFileBefore);
+    log(`${prodName} did not take the new image; its config is back as it was`);
+    throw err;
+  }
 
   const waves = planWaves(prodCustomers, waveSize);
   for (const [i, wave] of waves.entries()) {
@@ -157,13 +182,13 @@ export async function rollout(ctx: FleetContext, opts: { waveSize?: number; stag
     if (await runGroup(ctx, wave, digest, states, known, log)) continue;
     // stop: customers already moved stay on the new image explicitly; new customers get the old one
     for (const done of states.filter((s) => s.environment === prodName && s.outcome === "updated")) {
-      const c = readCustomerConfig(ctx.projectDir, customerStackName(prodName, done.customer))!;
+      const c = readCustomerConfig(ctx.projectDir, parseCustomerTarget(done.customer, prodName).stack)!;
       pin(ctx, c, digest);
     }
     if (previousProd) {
       log(`${prodName} goes back to ${previousProd.slice(0, 19)} for customers provisioned from now on`);
       setEnvironmentDigest(ctx.projectDir, prodName, previousProd);
-      await upStack(ctx, prodName, log);
+      await upTarget(ctx, prodTarget, log);
     }
     return { ok: false, digest, stoppedAt: `${prodName} ${label}`, customers: states };
   }

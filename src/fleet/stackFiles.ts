@@ -1,9 +1,11 @@
 /** Customer stack config files (Pulumi.<env>-<customer>.yaml): written by provision, read by list. */
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import { Document, parse } from "yaml";
 import { CUSTOMER_KEY, ROLE_KEY } from "../config/load";
 import type { CustomerConfig } from "../config/schema";
+import { DOCKER_HOST_KEY } from "../engine/connection";
 import { customerStackName } from "../hardening/names";
 
 export function readCustomerConfig(projectDir: string, stack: string): CustomerConfig | undefined {
@@ -17,6 +19,15 @@ export function stackFile(projectDir: string, stack: string): string {
   return path.join(projectDir, `Pulumi.${stack}.yaml`);
 }
 
+/** The project's environments: stack files Pulumi.<name>.yaml whose role is environment (staging, prod, ...). */
+export function environmentNames(projectDir: string): string[] {
+  return fs.readdirSync(projectDir)
+    .map((f) => /^Pulumi\.([a-z][a-z0-9]*)\.yaml$/.exec(f)?.[1])
+    .filter((name): name is string => name !== undefined &&
+      (parse(fs.readFileSync(stackFile(projectDir, name), "utf8")) as { config?: Record<string, unknown> } | null)?.config?.[ROLE_KEY] === "environment")
+    .sort();
+}
+
 /** Customers whose stack files exist for an environment, with their config. */
 export function customerConfigs(projectDir: string, environment: string): CustomerConfig[] {
   const prefix = `Pulumi.${environment}-`;
@@ -27,22 +38,56 @@ export function customerConfigs(projectDir: string, environment: string): Custom
     .sort((a, b) => a.id.localeCompare(b.id));
 }
 
-/** The lowest port of the range no other customer of the environment uses. */
-export function nextFreePort(range: { from: number; to: number }, used: number[]): number {
+/** Ports of the range no other customer of the environment uses, lowest first. Pure. */
+export function candidatePorts(range: { from: number; to: number }, used: number[]): number[] {
   const taken = new Set(used);
-  for (let p = range.from; p <= range.to; p++) if (!taken.has(p)) return p;
-  throw new Error(`every port of ${range.from}-${range.to} is taken: widen publish.portRange`);
+  const out: number[] = [];
+  for (let p = range.from; p <= range.to; p++) if (!taken.has(p)) out.push(p);
+  return out;
 }
 
-/** Writes the customer's config into its stack file, keeping anything else there (e.g. encryptionsalt). */
-export function writeCustomerStackFile(projectDir: string, customer: CustomerConfig): string {
+/** Whether nothing on this host listens on address:port (a foreign process or another container). */
+export function portFree(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** The lowest port of the range that no customer uses and nothing on the host listens on. */
+export async function nextFreePort(range: { from: number; to: number }, used: number[], address: string,
+  free: (address: string, port: number) => Promise<boolean> = portFree): Promise<number> {
+  const skipped: number[] = [];
+  for (const port of candidatePorts(range, used)) {
+    if (await free(address, port)) return port;
+    skipped.push(port);
+  }
+  const busy = skipped.length ? ` (${skipped.length} free by config but in use on the host: ${skipped.slice(0, 5).join(", ")}${skipped.length > 5 ? ", ..." : ""})` : "";
+  throw new Error(`every port of ${range.from}-${range.to} is taken${busy}: widen publish.portRange`);
+}
+
+/** Writes a file so that a reader (or a crash) sees the old content or the new, never half of it. */
+export function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+/**
+ * Writes the customer's config into its stack file, keeping anything else there (e.g. encryptionsalt).
+ * The environment's engine (docker:host) goes with it, so the customer deploys where its environment does.
+ */
+export function writeCustomerStackFile(projectDir: string, customer: CustomerConfig, dockerHost?: string): string {
   const file = stackFile(projectDir, customerStackName(customer.environment, customer.id));
   const doc = fs.existsSync(file) ? new Document(parse(fs.readFileSync(file, "utf8")) ?? {}) : new Document({});
   doc.setIn(["config", ROLE_KEY], "customer");
   const value: Record<string, unknown> = { id: customer.id, environment: customer.environment, plan: customer.plan, port: customer.port };
   if (customer.image) value.image = customer.image;
   doc.setIn(["config", CUSTOMER_KEY], value);
+  if (dockerHost) doc.setIn(["config", DOCKER_HOST_KEY], dockerHost);
+  else doc.deleteIn(["config", DOCKER_HOST_KEY]);
   const text = `# Customer stack: ${customer.id} in ${customer.environment}. Written by 'fleet provision'.\n${doc.toString()}`;
-  if (!fs.existsSync(file) || fs.readFileSync(file, "utf8") !== text) fs.writeFileSync(file, text);
+  if (!fs.existsSync(file) || fs.readFileSync(file, "utf8") !== text) writeFileAtomic(file, text);
   return file;
 }

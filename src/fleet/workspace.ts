@@ -5,9 +5,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
+import { readEnvironmentConfig } from "../config/stackFiles";
+import type { StackTarget } from "../config/targets";
 import { toolchainBin } from "./toolchain";
 
-/** Passphrase for the local staging demo only; documented in the README. Never used for production. */
+/** Passphrase of the local demo only (an environment with `localDemo: true`); documented in the README. */
 export const DEMO_PASSPHRASE = "hardened-fleet-local-demo";
 
 export interface FleetContext {
@@ -23,21 +25,25 @@ export function fleetContext(projectDir: string, backendUrl = process.env.PULUMI
   return { projectDir: dir, backendUrl: backend };
 }
 
-/** Production stacks (prod, prod-<customer>) demand the operator's passphrase. */
-export function passphraseFor(stack: string, env = process.env): string {
+/**
+ * The operator's PULUMI_CONFIG_PASSPHRASE; without one, the documented demo passphrase, but only for
+ * the stacks of an environment whose config marks it as the local demo (never production: the
+ * schema refuses that). Decided by the environment's config, not by the stack's name.
+ */
+export function passphraseFor(projectDir: string, target: StackTarget, env = process.env): string {
   if (env.PULUMI_CONFIG_PASSPHRASE) return env.PULUMI_CONFIG_PASSPHRASE;
-  if (stack === "prod" || stack.startsWith("prod-")) {
-    throw new Error(`stack '${stack}' is production: set PULUMI_CONFIG_PASSPHRASE (the local demo passphrase is for staging only)`);
-  }
-  return DEMO_PASSPHRASE;
+  const config = readEnvironmentConfig(projectDir, target.environment);
+  if (config.localDemo) return DEMO_PASSPHRASE;
+  throw new Error(`stack '${target.stack}' belongs to environment '${config.name}' (tier ${config.tier}), which is not the local demo: ` +
+    "set PULUMI_CONFIG_PASSPHRASE to its passphrase");
 }
 
-export function pulumiEnv(ctx: FleetContext, stack: string): Record<string, string> {
+export function pulumiEnv(ctx: FleetContext, passphrase: string): Record<string, string> {
   const bin = toolchainBin(ctx.projectDir);
   return {
     PATH: `${bin}:${process.env.PATH ?? ""}`,
     PULUMI_BACKEND_URL: ctx.backendUrl,
-    PULUMI_CONFIG_PASSPHRASE: passphraseFor(stack),
+    PULUMI_CONFIG_PASSPHRASE: passphrase,
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
@@ -45,10 +51,10 @@ export function pulumiEnv(ctx: FleetContext, stack: string): Record<string, stri
   };
 }
 
-export async function openStack(ctx: FleetContext, stackName: string, create = true): Promise<Stack> {
-  const envVars = pulumiEnv(ctx, stackName);
+export async function openStack(ctx: FleetContext, target: StackTarget, create = true): Promise<Stack> {
+  const envVars = pulumiEnv(ctx, passphraseFor(ctx.projectDir, target));
   const pulumiCommand = await PulumiCommand.get({ root: path.dirname(toolchainBin(ctx.projectDir)), skipVersionCheck: true });
-  const args = { stackName, workDir: ctx.projectDir };
+  const args = { stackName: target.stack, workDir: ctx.projectDir };
   const opts = { pulumiCommand, envVars };
   return create ? LocalWorkspace.createOrSelectStack(args, opts) : LocalWorkspace.selectStack(args, opts);
 }
@@ -56,7 +62,9 @@ export async function openStack(ctx: FleetContext, stackName: string, create = t
 /** Every stack of the project in this backend, with when it was last updated. */
 export async function stackSummaries(ctx: FleetContext): Promise<Map<string, { lastUpdate?: string }>> {
   const pulumiCommand = await PulumiCommand.get({ root: path.dirname(toolchainBin(ctx.projectDir)), skipVersionCheck: true });
-  const ws = await LocalWorkspace.create({ workDir: ctx.projectDir, pulumiCommand, envVars: pulumiEnv(ctx, "staging") });
+  // listing decrypts nothing: any passphrase will do
+  const ws = await LocalWorkspace.create({ workDir: ctx.projectDir, pulumiCommand,
+    envVars: pulumiEnv(ctx, process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE) });
   return new Map((await ws.listStacks()).map((s) => [s.name.split("/").pop()!, { lastUpdate: s.lastUpdate }]));
 }
 

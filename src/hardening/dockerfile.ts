@@ -22,6 +22,9 @@ export interface DockerfileInputs {
 export const CONTEXT_APP_DIR = "app";
 export const CONTEXT_WHEELHOUSE_DIR = "wheelhouse";
 export const CONTEXT_REQUIREMENTS = "requirements.txt";
+/** PID 1 of the image (src/image/assets/supervise.py): passes signals on, reaps, exits 143 when stopped by TERM */
+export const CONTEXT_SUPERVISOR = "hardened-fleet/supervise.py";
+export const SUPERVISOR_PATH = "/opt/hardened-fleet/supervise.py";
 export const APP_DIR = "/app";
 export const VENV_DIR = "/opt/venv";
 
@@ -78,6 +81,8 @@ RUN set -e; \\
     find / -xdev -type f -perm /6000 -exec chmod a-s {} +
 COPY --from=builder --chown=0:0 ${VENV_DIR} ${VENV_DIR}
 COPY --chown=${APP_UID}:${APP_GID} ${CONTEXT_APP_DIR}/ ${APP_DIR}/
+# PID 1: stopped by the engine (a reboot), the service exits 143 and on-failure brings it back
+COPY ${CONTEXT_SUPERVISOR} ${SUPERVISOR_PATH}
 WORKDIR ${APP_DIR}
 ENV PATH=${VENV_DIR}/bin:/usr/local/bin:/usr/bin:/bin \\
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \\
@@ -86,6 +91,7 @@ USER ${APP_UID}:${APP_GID}
 EXPOSE ${app.port}
 HEALTHCHECK --interval=${hc.intervalSeconds}s --timeout=${hc.timeoutSeconds}s --start-period=${hc.startPeriodSeconds}s --retries=${hc.retries} \\
   CMD ${JSON.stringify(hc.command)}
+ENTRYPOINT ${JSON.stringify([`${VENV_DIR}/bin/python`, SUPERVISOR_PATH])}
 CMD ${JSON.stringify(cmd)}
 `;
 }

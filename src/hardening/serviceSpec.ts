@@ -47,7 +47,10 @@ export interface ServiceSpec {
   data: { volume: string; target: string };
   /** plain environment; secrets are added by the component as Pulumi secrets */
   env: Record<string, string>;
+  /** container labels: identity plus plan, profile and capability reasons */
   labels: Record<string, string>;
+  /** labels of the network and the data volume: whose they are, nothing a plan or profile change touches */
+  identityLabels: Record<string, string>;
 }
 
 export const MIB = 1024 * 1024;
@@ -65,11 +68,14 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
   const tmpfs: Record<string, string> = {};
   for (const path of app.writablePaths) tmpfs[path] = tmpfsOptions(path, plan.tmpfsMb);
   const capAdd = env.capabilities.add.map((c) => c.name);
-  const labels: Record<string, string> = {
+  const identityLabels: Record<string, string> = {
     [LABEL_MANAGED]: "true",
     [LABEL_ROLE]: "customer-service",
     [LABEL_ENVIRONMENT]: env.name,
     [LABEL_CUSTOMER]: customer.id,
+  };
+  const labels: Record<string, string> = {
+    ...identityLabels,
     [LABEL_PLAN]: customer.plan,
     [LABEL_PROFILE]: HARDENING_PROFILE_VERSION,
   };
@@ -113,6 +119,7 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
     data: { volume: names.dataVolume, target: app.dataPath },
     env: { PORT: String(app.port), DATA_DIR: app.dataPath, HEALTH_PATH: app.healthcheck.path, CUSTOMER_ID: customer.id },
     labels,
+    identityLabels,
   };
 }
 

@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { AppSettings, BuildImageConfig } from "../config/schema";
 import {
-  CONTEXT_APP_DIR, CONTEXT_REQUIREMENTS, CONTEXT_WHEELHOUSE_DIR, renderDockerfile, type DockerfileInputs,
+  CONTEXT_APP_DIR, CONTEXT_REQUIREMENTS, CONTEXT_SUPERVISOR, CONTEXT_WHEELHOUSE_DIR, renderDockerfile, type DockerfileInputs,
 } from "../hardening/dockerfile";
 import { checkDockerfile, DockerfileRuleError } from "../hardening/dockerfileRules";
 
@@ -23,7 +23,11 @@ export interface PreparedBuild {
   version: string;
   revision: string;
   created: string;
-  /** `name:<version>-<revision12>`: a new source gives a new tag */
+  /**
+   * `name:<version>-<build12>`, build12 a hash of everything the build reads (Dockerfile, app, wheels,
+   * supervisor): immutable, so an image customers may roll back to is never untagged by a later build
+   * and `docker image prune` cannot remove it.
+   */
   tag: string;
 }
 
@@ -68,6 +72,15 @@ export function sourceFacts(sourceDir: string, extraFiles: string[] = []): Sourc
   return { files, version, revision: hash.digest("hex"), created: new Date(newest).toISOString() };
 }
 
+/** The supervisor every rendered image runs as PID 1 (read from the sources: tsc does not copy it to dist/). */
+export const supervisorSource = (projectDir: string) => path.join(projectDir, "src", "image", "assets", "supervise.py");
+
+/** An immutable tag: the version, then a hash of the Dockerfile and of every file the build context holds. */
+export function immutableTag(name: string, version: string, dockerfileText: string, contentHash: string): string {
+  const build = createHash("sha256").update(dockerfileText).update("\0").update(contentHash).digest("hex");
+  return `${name}:${version}-${build.slice(0, 12)}`;
+}
+
 function writeIfChanged(file: string, content: string | Buffer): void {
   if (fs.existsSync(file) && fs.readFileSync(file).equals(Buffer.from(content))) return;
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -101,7 +114,7 @@ export function prepareBuild(opts: {
     if (violations.length > 0) throw new DockerfileRuleError(file, violations);
     const facts = sourceFacts(sourceDir);
     return { context: sourceDir, dockerfile: file, dockerfileText: text, version: facts.version, revision: facts.revision,
-      created: facts.created, tag: `${image.name}:${facts.version}-${facts.revision.slice(0, 12)}` };
+      created: facts.created, tag: immutableTag(image.name, facts.version, text, facts.revision) };
   }
 
   const requirements = path.join(sourceDir, CONTEXT_REQUIREMENTS);
@@ -122,6 +135,9 @@ export function prepareBuild(opts: {
   mirror(wheelhouse, path.join(context, CONTEXT_WHEELHOUSE_DIR), wheels);
   writeIfChanged(path.join(context, CONTEXT_REQUIREMENTS), fs.readFileSync(requirements));
   writeIfChanged(path.join(context, "Dockerfile"), text);
+  const supervisor = fs.readFileSync(supervisorSource(opts.projectDir));
+  writeIfChanged(path.join(context, CONTEXT_SUPERVISOR), supervisor);
+  const contentHash = createHash("sha256").update(facts.revision).update("\0").update(supervisor).digest("hex");
   return { context, dockerfile: path.join(context, "Dockerfile"), dockerfileText: text, version: facts.version,
-    revision: facts.revision, created: facts.created, tag: `${image.name}:${facts.version}-${facts.revision.slice(0, 12)}` };
+    revision: facts.revision, created: facts.created, tag: immutableTag(image.name, facts.version, text, contentHash) };
 }

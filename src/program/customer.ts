@@ -34,7 +34,9 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
   }
   const imageRef = customer.image ?? view.image.ref;
   const spec = serviceSpec(env, customer, imageRef);
-  const service = new HardenedService(customer.id, { spec, protectData: env.volumes.protect });
+  // the docker provider's own precedence: docker:host config, else DOCKER_HOST
+  const dockerHost = new pulumi.Config("docker").get("host") ?? process.env.DOCKER_HOST ?? "";
+  const service = new HardenedService(customer.id, { spec, protectData: env.volumes.protect, dockerHost });
   return {
     role: "customer",
     customerId: customer.id,

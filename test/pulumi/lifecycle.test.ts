@@ -12,6 +12,7 @@ import {
   changeCount, destroyStack, previewStack, provision, upStack, type UpResult,
 } from "../../src/fleet/operations";
 import { openStack } from "../../src/fleet/workspace";
+import { parseStackTarget } from "../../src/config/targets";
 import { engine, removeQuietly } from "../support/engine";
 import { request } from "../support/http";
 import { copyProject, editEnvironment } from "../support/projectCopy";
@@ -80,7 +81,7 @@ describe("lifecycle on the real Pulumi engine", () => {
   it("2. a second preview shows no changes, and so does preview after refresh", async () => {
     for (const stack of ["staging", ...CUSTOMERS.map((c) => `staging-${c}`)]) {
       assert.equal(changeCount(await previewStack(ctx, stack, quiet)), 0, stack);
-      const s = await openStack(ctx, stack);
+      const s = await openStack(ctx, parseStackTarget(stack));
       await s.refresh({ onOutput: quiet });
       assert.equal(changeCount(await previewStack(ctx, stack, quiet)), 0, `${stack} after refresh`);
     }

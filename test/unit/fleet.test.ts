@@ -6,15 +6,34 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
 import { setEnvironmentDigest } from "../../src/fleet/rollout";
-import { customerConfigs, nextFreePort, readCustomerConfig, writeCustomerStackFile } from "../../src/fleet/stackFiles";
+import * as net from "node:net";
+import { parseStackTarget } from "../../src/config/targets";
+import { customerConfigs, nextFreePort, portFree, readCustomerConfig, writeCustomerStackFile } from "../../src/fleet/stackFiles";
 import { passphraseFor, DEMO_PASSPHRASE } from "../../src/fleet/workspace";
 import { formatTable } from "../../src/table";
 import { projectDir } from "../support/fixtures";
 
 describe("fleet helpers", () => {
-  it("picks the lowest free port and says when the range is full", () => {
-    assert.equal(nextFreePort({ from: 100, to: 105 }, [100, 101, 103]), 102);
-    assert.throws(() => nextFreePort({ from: 100, to: 101 }, [100, 101]), /every port of 100-101 is taken: widen publish.portRange/);
+  it("picks the lowest port no customer uses and nothing on the host listens on; says when the range is full", async () => {
+    const free = async () => true;
+    assert.equal(await nextFreePort({ from: 100, to: 105 }, [100, 101, 103], "127.0.0.1", free), 102);
+    const busyHost = async (_a: string, port: number) => port !== 102 && port !== 104;
+    assert.equal(await nextFreePort({ from: 100, to: 105 }, [100, 101, 103], "127.0.0.1", busyHost), 105);
+    await assert.rejects(nextFreePort({ from: 100, to: 101 }, [100, 101], "127.0.0.1", free), /every port of 100-101 is taken: widen publish.portRange/);
+    await assert.rejects(nextFreePort({ from: 100, to: 102 }, [100], "127.0.0.1", async () => false),
+      /taken \(2 free by config but in use on the host: 101, 102\)/);
+  });
+
+  it("sees a port that a foreign process listens on as taken", async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      assert.equal(await portFree("127.0.0.1", port), false);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    assert.equal(await portFree("127.0.0.1", port), true);
   });
 
   it("writes customer stack files, keeps what else is there, and lists them per environment", () => {
@@ -52,11 +71,20 @@ describe("fleet helpers", () => {
     }
   });
 
-  it("production stacks demand the operator's passphrase; staging falls back to the demo one", () => {
-    assert.throws(() => passphraseFor("prod", {}), /stack 'prod' is production: set PULUMI_CONFIG_PASSPHRASE/);
-    assert.throws(() => passphraseFor("prod-acme", {}), /production/);
-    assert.equal(passphraseFor("staging-acme", {}), DEMO_PASSPHRASE);
-    assert.equal(passphraseFor("prod", { PULUMI_CONFIG_PASSPHRASE: "s3cret" }), "s3cret");
+  it("only the environment marked localDemo may use the demo passphrase, whatever the stack is called", () => {
+    assert.throws(() => passphraseFor(projectDir, parseStackTarget("prod"), {}), /environment 'prod' \(tier production\), which is not the local demo: set PULUMI_CONFIG_PASSPHRASE/);
+    assert.throws(() => passphraseFor(projectDir, parseStackTarget("prod-acme"), {}), /not the local demo/);
+    assert.equal(passphraseFor(projectDir, parseStackTarget("staging-acme"), {}), DEMO_PASSPHRASE);
+    assert.equal(passphraseFor(projectDir, parseStackTarget("prod"), { PULUMI_CONFIG_PASSPHRASE: "s3cret" }), "s3cret");
+    // a staging-tier environment that is not marked as the demo gets no default either
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-passphrase-"));
+    try {
+      const text = fs.readFileSync(path.join(projectDir, "Pulumi.staging.yaml"), "utf8").replace(/^\s*localDemo: true\n/m, "");
+      fs.writeFileSync(path.join(dir, "Pulumi.qa.yaml"), text.replace("name: staging", "name: qa"));
+      assert.throws(() => passphraseFor(dir, parseStackTarget("qa-acme"), {}), /environment 'qa' \(tier staging\), which is not the local demo/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("formats a padded table", () => {

@@ -1,0 +1,184 @@
+/**
+ * A customer's lifecycle: provision (also a plan change), migrate an old deployment, deprovision.
+ * Every entry point validates its names first (config/targets.ts), before any path, lock, stack or
+ * Docker name exists. A failed update of a customer that ran before goes back, automatically, to
+ * what it ran (its image and plan), and the command still fails with the reason.
+ */
+import * as fs from "node:fs";
+import type { Stack } from "@pulumi/pulumi/automation";
+import { ConfigError } from "../config/errors";
+import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
+import { readEnvironmentConfig } from "../config/stackFiles";
+import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget } from "../config/targets";
+import { configuredDockerHost, engineFor } from "../engine/connection";
+import { archiveVolume } from "../engine/oneShot";
+import { customerNames } from "../hardening/names";
+import { portsLock, stackLock, withLock, withWaitingLock } from "./lock";
+import { stderrLog, type Log } from "./progress";
+import { outputImage, prepareStack, runDestroy, runUp, stackImage, unprotectAll, withStack, type UpResult } from "./stacks";
+import { customerConfigs, nextFreePort, readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
+import { adoptVolume, backupDir, stopForeignUsers, type AdoptResult } from "./volumes";
+import { listStacks, type FleetContext } from "./workspace";
+
+export interface ProvisionRequest {
+  customer: string;
+  environment: string;
+  plan?: string;
+}
+
+/** A failed update that was undone: the customer runs what it ran before. */
+export class RolledBackError extends Error {}
+
+/** The environment's config and the customer's plan, checked before anything is created. */
+export function checkRequest(projectDir: string, target: CustomerTarget, plan?: string): { env: EnvironmentConfig; plan: string } {
+  if (!fs.existsSync(stackFile(projectDir, target.environment))) {
+    throw new ConfigError("--env", [{ path: "--env", found: JSON.stringify(target.environment),
+      message: `names no environment stack of this project (no Pulumi.${target.environment}.yaml): use staging or prod, or add that file` }]);
+  }
+  const env = readEnvironmentConfig(projectDir, target.environment);
+  const chosen = plan ?? readCustomerConfig(projectDir, target.stack)?.plan ?? Object.keys(env.plans)[0]!;
+  if (!(chosen in env.plans)) {
+    throw new ConfigError("--plan", [{ path: "--plan", found: JSON.stringify(chosen), message: `must be one of the plans of '${env.name}': ${Object.keys(env.plans).join(", ")}` }]);
+  }
+  return { env, plan: chosen };
+}
+
+/** Writes the customer's stack file; port choice and the file are serialized per environment. */
+async function recordCustomer(ctx: FleetContext, target: CustomerTarget, plan?: string): Promise<CustomerConfig> {
+  return withWaitingLock(ctx.projectDir, portsLock(target.environment), async () => {
+    const checked = checkRequest(ctx.projectDir, target, plan);
+    const mine = readCustomerConfig(ctx.projectDir, target.stack);
+    const others = customerConfigs(ctx.projectDir, target.environment).filter((c) => c.id !== target.customer);
+    const { portRange, address } = checked.env.publish;
+    const port = mine?.port ?? await nextFreePort(portRange, others.map((c) => c.port), address);
+    const customer: CustomerConfig = { id: target.customer, environment: target.environment, plan: checked.plan, port, image: mine?.image };
+    writeCustomerStackFile(ctx.projectDir, customer, configuredDockerHost(ctx.projectDir, target.environment));
+    return customer;
+  });
+}
+
+/** The image the environment stack publishes; says what to run first when there is none. */
+export async function environmentImage(ctx: FleetContext, environment: string): Promise<string> {
+  const known = new Set(await listStacks(ctx));
+  if (!known.has(environment)) {
+    throw new Error(`environment stack '${environment}' does not exist yet: run 'fleet up ${environment}' first`);
+  }
+  const ref = await stackImage(ctx, parseEnvironmentName(environment, "environment"), known);
+  if (!ref) throw new Error(`environment stack '${environment}' has no image yet: run 'fleet up ${environment}' first`);
+  return ref;
+}
+
+/**
+ * Applies `change` (which writes the customer's stack file) and deploys. When the deployment fails
+ * and the customer ran before, its previous stack file comes back, pinned to the image it ran, and is
+ * deployed again; the error says so. A first deployment has nothing to go back to: it just fails.
+ */
+async function deployWithRollback(ctx: FleetContext, target: CustomerTarget, stack: Stack, envImage: string, log: Log,
+  change: () => Promise<void>): Promise<UpResult> {
+  const before = readCustomerConfig(ctx.projectDir, target.stack);
+  const previousImage = before ? outputImage(await stack.outputs()) : undefined;
+  await change();
+  try {
+    return await runUp(stack, log);
+  } catch (err) {
+    if (!before || !previousImage) throw err;
+    const failure = (err as Error).message;
+    // pinned only when the image it ran is not the one its config would give it anyway
+    const image = (before.image ?? envImage) === previousImage ? before.image : previousImage;
+    log(`${target.stack}: the update failed; going back to image ${previousImage.slice(0, 19)} and plan ${before.plan}`);
+    writeCustomerStackFile(ctx.projectDir, { ...before, image }, configuredDockerHost(ctx.projectDir, target.environment));
+    try {
+      await runUp(stack, log);
+    } catch (again) {
+      throw new Error(`${failure}\n  going back to what ran before failed too: ${(again as Error).message.split("\n").slice(0, 2).join(" ")}\n` +
+        `  ${target.customer} is down: fix the cause, then run 'fleet up ${target.stack}'`);
+    }
+    const pinned = image ? `, pinned to that image until a rollout moves it ('fleet rollout')` : "";
+    throw new RolledBackError(`${failure}\n  rolled back: ${target.stack} runs ${previousImage.slice(0, 19)} on plan ${before.plan} again${pinned}; ` +
+      "nothing was lost (the data volume is untouched)");
+  }
+}
+
+/** Creates or updates a customer (a plan change included) and deploys it. */
+export async function provision(ctx: FleetContext, req: ProvisionRequest, log: Log = stderrLog): Promise<UpResult> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  checkRequest(ctx.projectDir, target, req.plan); // every input error surfaces here, before anything exists
+  return withStack(ctx, target, log, async (stack) => {
+    const envImage = await environmentImage(ctx, target.environment);
+    const engine = engineFor(ctx.projectDir, target.environment);
+    return deployWithRollback(ctx, target, stack, envImage, log, async () => {
+      await recordCustomer(ctx, target, req.plan);
+      await adoptVolume(ctx, engine, customerNames(target.environment, target.customer).dataVolume, envImage, log);
+    });
+  });
+}
+
+/** `fleet up <env>-<customer>`: deploys the customer as configured, going back to what it ran on failure. */
+export async function upCustomer(ctx: FleetContext, target: CustomerTarget, log: Log = stderrLog): Promise<UpResult> {
+  checkRequest(ctx.projectDir, target);
+  if (!readCustomerConfig(ctx.projectDir, target.stack)) {
+    throw new Error(`no customer stack file for ${target.stack}: run 'fleet provision ${target.customer} --env ${target.environment}'`);
+  }
+  return withStack(ctx, target, log, async (stack) =>
+    deployWithRollback(ctx, target, stack, await environmentImage(ctx, target.environment), log, async () => {}));
+}
+
+export async function migrate(ctx: FleetContext, req: { customer: string; environment: string },
+  log: Log = stderrLog): Promise<AdoptResult & { up: UpResult }> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  checkRequest(ctx.projectDir, target);
+  return withStack(ctx, target, log, async (stack) => {
+    const image = await environmentImage(ctx, target.environment);
+    const engine = engineFor(ctx.projectDir, target.environment);
+    const volume = customerNames(target.environment, target.customer).dataVolume;
+    let adopted: AdoptResult = { adopted: false, foreign: [] };
+    const up = await deployWithRollback(ctx, target, stack, image, log, async () => {
+      const isNew = readCustomerConfig(ctx.projectDir, target.stack) === undefined;
+      const customer = await recordCustomer(ctx, target);
+      if (isNew) log(`adopting ${customer.id} into ${customer.environment} on port ${customer.port}`);
+      // the old deployment must not write while owners change; hardened-fleet's own container keeps running
+      await stopForeignUsers(engine, volume, log);
+      adopted = await adoptVolume(ctx, engine, volume, image, log);
+    });
+    return { ...adopted, up };
+  });
+}
+
+export interface DeprovisionResult {
+  stack: string;
+  volume: string;
+  volumeKept: boolean;
+  archive?: string;
+}
+
+/** Destroys a customer's stack and removes it. The data volume stays unless purgeData (archived first). */
+export async function deprovision(ctx: FleetContext, req: { customer: string; environment: string; purgeData?: boolean },
+  log: Log = stderrLog): Promise<DeprovisionResult> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  const volume = customerNames(target.environment, target.customer).dataVolume;
+  return withLock(ctx.projectDir, stackLock(target.stack), async () => {
+    const known = new Set(await listStacks(ctx));
+    let image: string | undefined;
+    if (known.has(target.stack)) {
+      const stack = await prepareStack(ctx, target, log, false);
+      image = outputImage(await stack.outputs());
+      await unprotectAll(stack);
+      await runDestroy(stack, log);
+      await stack.workspace.removeStack(target.stack);
+    } else {
+      log(`stack ${target.stack} does not exist; nothing to destroy`);
+    }
+    fs.rmSync(stackFile(ctx.projectDir, target.stack), { force: true });
+    if (!req.purgeData) return { stack: target.stack, volume, volumeKept: true };
+    const engine = engineFor(ctx.projectDir, target.environment);
+    try {
+      await engine.getVolume(volume).inspect();
+    } catch {
+      return { stack: target.stack, volume, volumeKept: false };
+    }
+    const archive = await archiveVolume(engine, image ?? (await environmentImage(ctx, target.environment)), volume, backupDir(ctx));
+    log(`final backup of ${volume}: ${archive}`);
+    await engine.getVolume(volume).remove();
+    return { stack: target.stack, volume, volumeKept: false, archive };
+  });
+}

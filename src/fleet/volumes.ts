@@ -1,0 +1,58 @@
+/**
+ * Customer data volumes: adopting one left by an old container that ran as root, and stopping the
+ * containers of an old deployment that still use it. hardened-fleet's own containers are never
+ * stopped here: they write as 1000:1000 only.
+ */
+import * as path from "node:path";
+import type Dockerode from "dockerode";
+import { archiveVolume, chownVolume, foreignOwned } from "../engine/oneShot";
+import { LABEL_MANAGED } from "../hardening/names";
+import { stderrLog, type Log } from "./progress";
+import type { FleetContext } from "./workspace";
+
+export interface AdoptResult {
+  adopted: boolean;
+  archive?: string;
+  foreign: string[];
+}
+
+export function backupDir(ctx: FleetContext): string {
+  return process.env.FLEET_BACKUP_DIR ?? path.join(ctx.projectDir, ".fleet", "backups");
+}
+
+/**
+ * Adopts a data volume left by an old container that ran as root: archives it, then makes
+ * everything in it owned by 1000:1000 (one-shot, CHOWN and DAC_READ_SEARCH only). Does nothing
+ * when the volume does not exist or everything is already owned by 1000.
+ */
+export async function adoptVolume(ctx: FleetContext, engine: Dockerode, volume: string, image: string,
+  log: Log = stderrLog): Promise<AdoptResult> {
+  try {
+    await engine.getVolume(volume).inspect();
+  } catch {
+    return { adopted: false, foreign: [] };
+  }
+  const foreign = await foreignOwned(engine, image, volume);
+  if (foreign.length === 0) return { adopted: false, foreign };
+  log(`volume ${volume} has files not owned by 1000:1000 (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}): archiving it first`);
+  const archive = await archiveVolume(engine, image, volume, backupDir(ctx));
+  log(`archived to ${archive}; changing owners to 1000:1000`);
+  await chownVolume(engine, image, volume);
+  const left = await foreignOwned(engine, image, volume);
+  if (left.length > 0) throw new Error(`volume ${volume} still has files not owned by 1000:1000 after the fix: ${left.join(", ")}`);
+  return { adopted: true, archive, foreign };
+}
+
+/** Stops (does not remove) the running containers, other than hardened-fleet's own, that use the volume. */
+export async function stopForeignUsers(engine: Dockerode, volume: string, log: Log): Promise<string[]> {
+  const users = await engine.listContainers({ filters: { volume: [volume] } });
+  const stopped: string[] = [];
+  for (const c of users) {
+    if (c.Labels?.[LABEL_MANAGED] === "true") continue;
+    const name = c.Names[0]?.replace(/^\//, "") ?? c.Id;
+    log(`stopping ${name} (an old deployment using ${volume})`);
+    await engine.getContainer(c.Id).stop().catch(() => {});
+    stopped.push(name);
+  }
+  return stopped;
+}
