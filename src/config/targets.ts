@@ -54,10 +54,10 @@ export function parseCustomerTarget(customer: unknown, environment: unknown,
 export function parseStackTarget(raw: unknown, source = "stack"): StackTarget {
   if (typeof raw === "string") {
     const dash = raw.indexOf("-");
-    if (dash < 0) return parseEnvironmentName(raw, source);
+    if (dash < 0 && environmentNameSchema.safeParse(raw).success) return { kind: "environment", environment: raw, stack: raw };
     const env = raw.slice(0, dash);
     const customer = raw.slice(dash + 1);
-    if (environmentNameSchema.safeParse(env).success && customerIdSchema.safeParse(customer).success) {
+    if (dash > 0 && environmentNameSchema.safeParse(env).success && customerIdSchema.safeParse(customer).success) {
       return { kind: "customer", environment: env, customer, stack: raw };
     }
   }

@@ -72,7 +72,26 @@ describe("environment config", () => {
       path: "hardened-fleet:environment.app.dataPath", message: /absolute path/ },
     { name: "no plans", mutate: (r) => { r.plans = {}; },
       path: "hardened-fleet:environment.plans", message: /at least one plan/ },
+    { name: "an unknown key (a typo is never ignored)", mutate: (r) => { r.volumes.protected = true; },
+      path: "hardened-fleet:environment.volumes", message: /protected/ },
+    { name: "an unknown top-level key", mutate: (r) => { r.replicas = 2; },
+      path: "hardened-fleet:environment", message: /replicas/ },
+    { name: "restart retries of 0 (Docker reads it as forever)", mutate: (r) => { r.restart.maxRetries = 0; },
+      path: "hardened-fleet:environment.restart.maxRetries", message: /at least 1.*forever/ },
+    { name: "a registry port taken for a tag", mutate: (r) => { r.tier = "staging"; r.image.base = "registry:5000/python"; },
+      path: "hardened-fleet:environment.image.base", message: /':5000' is a port, not a tag/ },
+    { name: "an environment name with a dash", mutate: (r) => { r.name = "prod-eu"; },
+      path: "hardened-fleet:environment.name", message: /no '-'/ },
+    { name: "production marked as the local demo", mutate: (r) => { r.localDemo = true; },
+      path: "hardened-fleet:environment.localDemo", message: /must be false in production/ },
   ];
+
+  it("accepts a registry with a port when the image names a tag or a digest", () => {
+    const raw = rawEnvironment("staging");
+    raw.image.base = "registry:5000/python:3.11";
+    raw.image.builder = `registry:5000/python@sha256:${"a".repeat(64)}`;
+    assert.equal(parseEnvironmentConfig(raw).image.mode, "build");
+  });
 
   for (const c of bad) {
     it(`rejects ${c.name}, naming ${c.path}`, () => {

@@ -1,0 +1,58 @@
+/** The fleet's flock locks, across real processes: exclusive, released by kill -9, waited for when asked. */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, describe, it } from "node:test";
+import { StackBusyError, withLock, withWaitingLock } from "../../src/fleet/lock";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-lock-"));
+const lockModule = path.resolve(__dirname, "../../src/fleet/lock.ts");
+
+/** A separate node process that takes the lock, says so, and holds it until killed. */
+function holder(name: string) {
+  const code = `require(${JSON.stringify(lockModule)}).withLock(${JSON.stringify(dir)}, ${JSON.stringify(name)}, () => { console.log("held"); return new Promise(() => {}); })`;
+  const child = spawn(process.execPath, ["--import", "tsx", "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
+  const held = new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+  return { child, held };
+}
+
+describe("fleet locks", () => {
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("a second process is refused at once while the first holds the lock, naming the holder", async () => {
+    const h = holder("stack.staging-acme");
+    await h.held;
+    try {
+      await assert.rejects(withLock(dir, "stack.staging-acme", async () => "no"), (err: unknown) => {
+        assert.ok(err instanceof StackBusyError);
+        assert.match(err.message, new RegExp(`another fleet operation holds 'stack.staging-acme' \\(pid ${h.child.pid} since `));
+        return true;
+      });
+      // a lock of another name is free
+      assert.equal(await withLock(dir, "stack.staging-globex", async () => "ok"), "ok");
+    } finally {
+      h.child.kill("SIGKILL");
+    }
+  });
+
+  it("kill -9 of the holder frees the lock at once: no stale lock to detect", async () => {
+    const h = holder("stack.prod-acme");
+    await h.held;
+    h.child.kill("SIGKILL");
+    await new Promise((r) => h.child.once("exit", r));
+    assert.equal(await withWaitingLock(dir, "stack.prod-acme", async () => "taken", 5), "taken");
+  });
+
+  it("a waiting lock serializes concurrent holders in one process", async () => {
+    const order: string[] = [];
+    const job = (n: string) => withWaitingLock(dir, "ports.staging", async () => {
+      order.push(`${n}+`);
+      await new Promise((r) => setTimeout(r, 50));
+      order.push(`${n}-`);
+    }, 10);
+    await Promise.all([job("a"), job("b"), job("c")]);
+    for (let i = 0; i < order.length; i += 2) assert.equal(order[i]!.slice(0, 1), order[i + 1]!.slice(0, 1), order.join(" "));
+  });
+});
