@@ -18,4 +18,4 @@ bash scripts/pulumi-toolchain.sh >/dev/null
 log "type check and build"
 npx tsc -p .
 log "tests"
-node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts
+node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/reliability/*.test.ts

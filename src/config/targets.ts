@@ -41,7 +41,7 @@ export function parseEnvironmentName(raw: unknown, source = "--env"): Environmen
 /** A customer in an environment; reports a bad id and a bad environment together. */
 export function parseCustomerTarget(customer: unknown, environment: unknown,
   sources: { customer?: string; environment?: string } = {}): CustomerTarget {
-  const customerSource = sources.customer ?? "customer";
+  const customerSource = sources.customer ?? "customer id";
   const environmentSource = sources.environment ?? "--env";
   const found = [...problems(customerIdSchema, customer, customerSource), ...problems(environmentNameSchema, environment, environmentSource)];
   if (found.length > 0) throw new ConfigError(`${customerSource} and ${environmentSource}`, found);

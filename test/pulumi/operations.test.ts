@@ -89,7 +89,7 @@ describe("fleet operations on the real engines", () => {
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
     assert.equal(ok.length, 1);
     assert.equal(failed.length, 1);
-    assert.match(String(failed[0]!.reason), /another fleet operation on 'staging-op-c' is running/);
+    assert.match(String(failed[0]!.reason), /another fleet operation holds 'stack.staging-op-c'/);
     const again = await provision(ctx, { customer: "op-c", environment: "staging" }, quiet);
     assert.deepEqual(again.changes, { same: 7 });
   });

@@ -4,6 +4,7 @@ import { describe, it } from "node:test";
 import { parseEnvironmentConfig } from "../../src/config/load";
 import { renderDockerfile, type DockerfileInputs } from "../../src/hardening/dockerfile";
 import { checkDockerfile } from "../../src/hardening/dockerfileRules";
+import { immutableTag } from "../../src/image/buildContext";
 import { rawEnvironment } from "../support/fixtures";
 
 const env = parseEnvironmentConfig(rawEnvironment("staging"));
@@ -17,6 +18,21 @@ describe("rendered Dockerfile", () => {
 
   it("passes every hardening rule", () => {
     assert.deepEqual(checkDockerfile(text), []);
+  });
+
+  it("runs the supervisor as PID 1 in front of the app's command (exits 143 when the engine stops it)", () => {
+    assert.match(text, /^COPY hardened-fleet\/supervise\.py \/opt\/hardened-fleet\/supervise\.py$/m);
+    assert.match(text, /^ENTRYPOINT \["\/opt\/venv\/bin\/python","\/opt\/hardened-fleet\/supervise\.py"\]$/m);
+    assert.match(text, /^CMD \["\/opt\/venv\/bin\/gunicorn",/m);
+  });
+
+  it("tags each build immutably: the version, then a hash of the Dockerfile and the context", () => {
+    const a = immutableTag("acme/app", "1.0.0", text, "c".repeat(64));
+    assert.match(a, /^acme\/app:1\.0\.0-[0-9a-f]{12}$/);
+    assert.equal(immutableTag("acme/app", "1.0.0", text, "c".repeat(64)), a);
+    // same version and source, another Dockerfile (a new base, say): another tag, the old one keeps its image
+    assert.notEqual(immutableTag("acme/app", "1.0.0", text.replace(inputs.base, "other/base:1"), "c".repeat(64)), a);
+    assert.notEqual(immutableTag("acme/app", "1.0.0", text, "d".repeat(64)), a);
   });
 
   it("has a builder stage and a runtime stage from the configured bases", () => {

@@ -34,7 +34,7 @@ describe("targets", () => {
   it("reports a bad customer and a bad environment together", () => {
     assert.throws(() => parseCustomerTarget("ACME", "../x"), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
-      assert.deepEqual(err.problems.map((p) => p.path), ["customer", "--env"]);
+      assert.deepEqual(err.problems.map((p) => p.path), ["customer id", "--env"]);
       return true;
     });
   });

@@ -1,0 +1,65 @@
+/**
+ * Runs the fleet CLI as a separate process (`npm run fleet` does the same: tsx on src/cli/main.ts)
+ * in a project copy, optionally killing it with SIGKILL when a line of its output matches.
+ */
+import { spawn } from "node:child_process";
+import * as path from "node:path";
+
+export interface FleetRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** whether the kill pattern was seen and the process killed */
+  killed: boolean;
+  pid: number;
+}
+
+export interface FleetRunOptions {
+  env?: Record<string, string>;
+  /** SIGKILL the fleet process (only it: its pulumi child is left to fend for itself) when stderr matches */
+  killWhen?: RegExp;
+  timeoutMs?: number;
+}
+
+/** Process groups of every run, so a test can make sure nothing it started outlives it. */
+export const startedGroups = new Set<number>();
+
+export function fleet(root: string, args: string[], opts: FleetRunOptions = {}): Promise<FleetRun> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "cli", "main.ts"), ...args], {
+    cwd: root,
+    env: { ...process.env, FLEET_PROJECT_DIR: root, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // its own process group: what it leaves behind can be found and cleaned up
+  });
+  startedGroups.add(child.pid!);
+  let stdout = "";
+  let stderr = "";
+  let killed = false;
+  child.stdout.on("data", (c: Buffer) => { stdout += c.toString(); });
+  child.stderr.on("data", (c: Buffer) => {
+    stderr += c.toString();
+    if (opts.killWhen && !killed && opts.killWhen.test(stderr)) {
+      killed = true;
+      child.kill("SIGKILL");
+    }
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 600_000);
+  return new Promise((resolve) => {
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, killed, pid: child.pid! });
+    });
+  });
+}
+
+/** Kills whatever is left of the process groups the runs started (orphaned pulumi, plugins). */
+export function killLeftovers(): void {
+  for (const pgid of startedGroups) {
+    try { process.kill(-pgid, "SIGKILL"); } catch { /* gone */ }
+  }
+  startedGroups.clear();
+}
+
+/** A failed run's output, for assertion messages. */
+export const show = (r: FleetRun) => `exit ${r.code}${r.signal ? ` (${r.signal})` : ""}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr.slice(-4000)}`;
