@@ -109,8 +109,30 @@ export function interruptedCreates(deployment: Deployment): { containers: string
   return out;
 }
 
+/**
+ * Whether a file backend's checkpoint of the stack lists interrupted operations, read straight from
+ * .pulumi/stacks/<project>/<stack>.json (no pulumi process); undefined when it cannot tell.
+ */
+export function checkpointHasPending(backendUrl: string, stack: string): boolean | undefined {
+  if (!backendUrl.startsWith("file://")) return undefined;
+  const root = path.join(backendUrl.slice("file://".length), ".pulumi", "stacks");
+  if (!fs.existsSync(root)) return false;
+  for (const dir of [root, ...fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(root, e.name))]) {
+    const file = path.join(dir, `${stack}.json`);
+    if (!fs.existsSync(file)) continue;
+    try {
+      const data = JSON.parse(fs.readFileSync(file, "utf8")) as { checkpoint?: { latest?: Deployment } };
+      return (data.checkpoint?.latest?.pending_operations ?? []).length > 0;
+    } catch {
+      return undefined;
+    }
+  }
+  return fs.readdirSync(root).some((f) => f.startsWith(`${stack}.json`)) ? undefined : false;
+}
+
 /** Reconciles the operations a crash interrupted, then refreshes; does nothing when there are none. */
-export async function resolvePendingOperations(stack: Stack, engine: Dockerode, log: Log): Promise<boolean> {
+export async function resolvePendingOperations(stack: Stack, engine: Dockerode, log: Log, backendUrl: string): Promise<boolean> {
+  if (checkpointHasPending(backendUrl, stack.name) === false) return false;
   const deployment = (await stack.exportStack()).deployment as Deployment;
   const pending = deployment.pending_operations ?? [];
   if (pending.length === 0) return false;

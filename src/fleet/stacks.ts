@@ -31,7 +31,7 @@ export async function prepareStack(ctx: FleetContext, target: StackTarget, log: 
   await withWaitingLock(ctx.projectDir, BUILD_LOCK, () => ensureBuilt(ctx.projectDir, log));
   await clearStaleLocks(ctx.backendUrl, target.stack, log);
   const stack = await openStack(ctx, target, create);
-  await resolvePendingOperations(stack, engineFor(ctx.projectDir, target.environment), log);
+  await resolvePendingOperations(stack, engineFor(ctx.projectDir, target.environment), log, ctx.backendUrl);
   return stack;
 }
 

@@ -117,7 +117,7 @@ describe("lifecycle on the real Pulumi engine", () => {
     assert.match(String((info.HostConfig.Tmpfs as Record<string, string>)["/tmp"]), /size=48m/);
   });
 
-  it("5. a version whose healthcheck fails makes up fail, and says so", async () => {
+  it("5. a version whose healthcheck fails makes up fail, says so, and the customer runs its previous image again", async () => {
     const app = path.join(appDir, "app.py");
     const good = fs.readFileSync(app, "utf8");
     fs.writeFileSync(app, good.replace('if path == "/healthz":', 'if path == "/healthz" and False:'));
@@ -126,9 +126,12 @@ describe("lifecycle on the real Pulumi engine", () => {
       await upStack(ctx, "staging", quiet);
       await assert.rejects(upStack(ctx, `staging-${CUSTOMERS[1]}`, quiet), (err: Error) => {
         assert.match(err.message, /did not become healthy/);
-        assert.match(err.message, /staging-lc-beta/);
+        assert.match(err.message, /rolled back: staging-lc-beta runs sha256:[0-9a-f]{12} on plan \w+ again/);
         return true;
       });
+      const info = await engine.getContainer(customerNames("staging", CUSTOMERS[1]).container).inspect();
+      assert.equal(info.State.Health?.Status, "healthy");
+      assert.equal(((await request(`${urls[CUSTOMERS[1]]}/`)).body as { version: string }).version, "1.1.0");
     } finally {
       fs.writeFileSync(app, good);
       fs.writeFileSync(path.join(appDir, "VERSION"), "1.1.0\n");
