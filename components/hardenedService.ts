@@ -5,7 +5,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { REPLACE_ON_CHANGES, toContainerArgs } from "../src/hardening/containerArgs";
+import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
 import { serviceUrl, type ServiceSpec } from "../src/hardening/serviceSpec";
 import { PidsLimit } from "./pidsLimit";
 

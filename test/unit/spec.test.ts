@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseEnvironmentConfig } from "../../src/config/load";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
-import { REPLACE_ON_CHANGES, toContainerArgs } from "../../src/hardening/containerArgs";
+import { REPLACE_ON_CHANGES, toContainerArgs } from "../../components/containerArgs";
 import { customerNames, customerStackName } from "../../src/hardening/names";
 import { serviceSpec, serviceUrl, tmpfsOptions } from "../../src/hardening/serviceSpec";
 import { rawEnvironment } from "../support/fixtures";

@@ -1,6 +1,9 @@
-/** Maps a ServiceSpec onto @pulumi/docker Container inputs (everything but the secrets and Pulumi wiring). */
+/**
+ * Maps a ServiceSpec onto @pulumi/docker Container inputs (everything but the secrets and Pulumi wiring).
+ * It lives with the components because it speaks the docker provider's types; src/hardening stays free of Pulumi.
+ */
 import type * as docker from "@pulumi/docker";
-import { MIB, type ServiceSpec } from "./serviceSpec";
+import { MIB, type ServiceSpec } from "../src/hardening/serviceSpec";
 
 /** Container inputs the docker provider cannot change in place: a change must replace the container. */
 export const REPLACE_ON_CHANGES = ["healthcheck", "tmpfs", "capabilities", "securityOpts", "ulimits", "logOpts"];
