@@ -19,6 +19,8 @@ export interface FleetRunOptions {
   env?: Record<string, string>;
   /** SIGKILL the fleet process (only it: its pulumi child is left to fend for itself) when stderr matches */
   killWhen?: RegExp;
+  /** with killWhen: SIGKILL the whole process group (fleet, pulumi, its plugins), as a crash or power cut would */
+  killGroup?: boolean;
   timeoutMs?: number;
 }
 
@@ -41,7 +43,8 @@ export function fleet(root: string, args: string[], opts: FleetRunOptions = {}):
     stderr += c.toString();
     if (opts.killWhen && !killed && opts.killWhen.test(stderr)) {
       killed = true;
-      child.kill("SIGKILL");
+      if (opts.killGroup) process.kill(-child.pid!, "SIGKILL");
+      else child.kill("SIGKILL");
     }
   });
   const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 600_000);
