@@ -270,8 +270,13 @@ describe("day-2 reliability: the fleet CLI under faults, on the real engines", (
     await nothingLost("prod", "rel-p");
   });
 
-  it("kill -9 of a rollout while prod takes the new image, then the rollout again: everyone on the new image, nothing lost", async () => {
+  it("kill -9 of a rollout while staging customers move, and again while prod takes the new image, then the rollout again: everyone on the new image, nothing lost", async () => {
     fs.writeFileSync(path.join(root, "examples", "customer-app", "VERSION"), "1.0.1-rel\n");
+    const prodBefore = fs.readFileSync(path.join(root, "Pulumi.prod.yaml"), "utf8");
+    const inStaging = await run(["rollout"], { killWhen: /Container rel-f-container (creating|deleting|replacing)/ });
+    assert.ok(inStaging.killed, `the kill point was never reached: ${show(inStaging)}`);
+    // killed before the gate: prod's config was not touched
+    assert.equal(fs.readFileSync(path.join(root, "Pulumi.prod.yaml"), "utf8"), prodBefore);
     const killed = await run(["rollout"], { killWhen: /pulumi up prod\n/ });
     assert.ok(killed.killed, `the kill point was never reached: ${show(killed)}`);
     const again = await run(["rollout"], { timeoutMs: 900_000 });
