@@ -79,8 +79,7 @@ with_progress() {
 	shift 2
 	"$@" >"$logf" 2>&1 &
 	pid=$!
-	while kill -0 "$pid" 2>/dev/null; do
-		sleep 2
+	while sleep 1 && kill -0 "$pid" 2>/dev/null; do
 		if [ $((SECONDS - t0)) -ge "$next" ]; then
 			tc_log "... $label: $((SECONDS - t0))s so far ($(grep -c '' "$logf" 2>/dev/null || echo 0) log lines in $logf)"
 			next=$((next + 30))
@@ -133,7 +132,7 @@ build_cli() {
 
 if [ "$FORCE" = 1 ] || [ ! -x "$BIN_DIR/pulumi" ] || [ ! -x "$BIN_DIR/pulumi-resource-pulumi-nodejs" ] ||
 	[ "$(cat "$BIN_DIR/pulumi.recipe" 2>/dev/null)" != "$(cli_recipe)" ]; then
-	tc_log "building pulumi v$PULUMI_VERSION from $PULUMI_PKG_MODULE (Go module proxy; cold: about 5 minutes) ..."
+	tc_log "pulumi v$PULUMI_VERSION: building from $PULUMI_PKG_MODULE (Go module proxy; cold: about 5-10 minutes) ..."
 	with_progress "pulumi v$PULUMI_VERSION" "$CACHE_ROOT/logs/pulumi.log" build_cli
 else
 	tc_log "pulumi v$PULUMI_VERSION: up to date"
@@ -148,16 +147,15 @@ have="$(sha256sum "$OFFICIAL" | cut -d' ' -f1)"
 [ "$have" = "$BUILD_OFFICIAL_SHA256" ] ||
 	tc_die "$OFFICIAL has sha256 $have, but toolchain/versions.env pins BUILD_OFFICIAL_SHA256=$BUILD_OFFICIAL_SHA256 (another recipe or source set: review it, then update the pin)"
 
-official() { # official COMPONENTS DEST LABEL
-	local only="$1" dest="$2" label="$3"
-	tc_log "$label (official sources, ${OFFICIAL%/*}; skipped when up to date) ..."
-	with_progress "$label" "$CACHE_ROOT/logs/official-${only// /-}.log" \
+official() { # official COMPONENTS DEST LABEL COLD-TIME
+	local only="$1" dest="$2" label="$3" cold="$4" logf="$CACHE_ROOT/logs/official-${1// /-}.log"
+	tc_log "$label: official sources in $THIRD_PARTY (built only when missing or changed; cold: $cold) ..."
+	with_progress "$label" "$logf" \
 		env FORCE="$FORCE" ONLY="$only" WORK_DIR="$CACHE_ROOT/work" bash "$OFFICIAL" "$dest"
-	grep -E '^\[build-official\] (pulumi-[a-z-]+ (->|: up to date)|total)' "$CACHE_ROOT/logs/official-${only// /-}.log" |
-		sed -e 's/^\[build-official\]/  /' >&2 || true
+	grep -E '^\[build-official\] (pulumi-[a-z-]+( ->|: up to date)|total)' "$logf" | sed -e 's/^\[build-official\]/ /' >&2 || true
 }
-official langhost "$BIN_DIR" "pulumi-language-nodejs v$PULUMI_VERSION (cold: about 2 minutes)"
-official "random docker" "$PLUGIN_BIN_DIR" "pulumi-resource-random $RANDOM_PLUGIN_VERSION and pulumi-resource-docker $DOCKER_PLUGIN_VERSION (cold: about 10 minutes)"
+official langhost "$BIN_DIR" "pulumi-language-nodejs v$PULUMI_VERSION" "about 2-4 minutes"
+official "random docker" "$PLUGIN_BIN_DIR" "pulumi-resource-random $RANDOM_PLUGIN_VERSION, pulumi-resource-docker $DOCKER_PLUGIN_VERSION" "about 10 minutes"
 rm -rf "$CACHE_ROOT/work" # extracted sources; re-extracted whenever something is rebuilt
 
 # --- plugins into the project-local Pulumi home ------------------------------------------------

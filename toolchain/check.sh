@@ -68,9 +68,9 @@ modcheck() { # modcheck LABEL BINARY MODULE
 	else
 		bad "$label: go version -m: main module '${mod%% *}', expected $want (path $path)"
 	fi
-	local ver
-	ver="$(grep -o -e '-X [^ ]*[Vv]ersion=[^ "]*' <<<"$info" | head -n1 || true)"
-	[ -z "$ver" ] || note "ldflags: $ver"
+	local deps
+	deps="$(awk '$1 == "dep" && ($2 == "github.com/pulumi/pulumi/sdk/v3" || $2 == "github.com/pulumi/pulumi-terraform-bridge/v3") { printf "%s%s %s", sep, $2, $3; sep = ", " }' <<<"$info")"
+	[ -z "$deps" ] || note "built with $deps"
 }
 modcheck pulumi "$PULUMI" "$PULUMI_CLI_MODULE"
 [ -z "$LANGHOST" ] || modcheck pulumi-language-nodejs "$LANGHOST" "$LANGHOST_MODULE"

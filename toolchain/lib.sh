@@ -15,6 +15,7 @@ PLUGIN_BIN_DIR="$CACHE_ROOT/plugins"  # pulumi-resource-docker, pulumi-resource-
 PROJECT_PULUMI_HOME="$REPO_ROOT/.fleet/pulumi-home"
 # Official sources (read-only) and their build recipe.
 THIRD_PARTY="${HARDENED_FLEET_THIRD_PARTY:-$REPO_ROOT/../shared/third_party}"
+THIRD_PARTY="$(cd "$THIRD_PARTY" 2>/dev/null && pwd || printf '%s' "$THIRD_PARTY")"
 
 PLUGINS=("docker $DOCKER_PLUGIN_VERSION" "random $RANDOM_PLUGIN_VERSION")
 BUILD_COMMAND="npm run toolchain"
