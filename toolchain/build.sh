@@ -81,7 +81,7 @@ with_progress() {
 	pid=$!
 	while sleep 1 && kill -0 "$pid" 2>/dev/null; do
 		if [ $((SECONDS - t0)) -ge "$next" ]; then
-			tc_log "... $label: $((SECONDS - t0))s so far ($(grep -c '' "$logf" 2>/dev/null || echo 0) log lines in $logf)"
+			tc_log "... $label: $((SECONDS - t0))s so far (log: $logf, $(wc -l <"$logf" 2>/dev/null || echo 0) lines)"
 			next=$((next + 30))
 		fi
 	done
