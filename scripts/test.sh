@@ -4,7 +4,7 @@
 #      and the npm packages (npm ci when node_modules is missing or stale)
 #   2. the Docker engine, base images and wheelhouse (scripts/setup-engine.sh)
 #   3. the Pulumi toolchain: official CLI, language host and plugins (toolchain/build.sh; built once,
-#      then cached; with progress lines)
+#      then cached; with progress lines), verified by toolchain/check.sh (go version -m module paths)
 #   4. type check (tsc, strict) and build
 #   5. unit tests (pure functions and Pulumi mocks), real Docker engine tests, then the lifecycle
 #      tests on the real Pulumi engine
@@ -20,6 +20,7 @@ log "engine"
 bash scripts/setup-engine.sh
 log "Pulumi toolchain (built from official sources once, then cached; toolchain/README.md)"
 bash toolchain/build.sh >/dev/null
+bash toolchain/check.sh
 log "type check and build"
 npx tsc -p .
 log "tests"

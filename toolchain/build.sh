@@ -13,7 +13,7 @@
 #   bin/pulumi-resource-pulumi-nodejs  (and the other nodejs/dist scripts) from github.com/pulumi/pulumi/sdk/v3
 # then `pulumi plugin install resource NAME VERSION --file …` into <repo>/.fleet/pulumi-home.
 #
-# A cold build takes about 15 minutes on two cores; a later run only checks (a few seconds).
+# A cold build takes about 15-20 minutes on two cores; a later run only checks (a few seconds).
 # If an official `pulumi` >= PULUMI_VERSION with the pinned plugins is on PATH, nothing is built.
 #
 # Options:
