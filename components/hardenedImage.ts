@@ -41,10 +41,12 @@ export class HardenedImage extends pulumi.ComponentResource {
         context: build.context,
         dockerfile: build.dockerfile,
         platform: "linux/amd64",
-        builderVersion: "BuilderV1",
+        // the official provider's classic builder (BuilderV1) leaves every intermediate container behind
+        builderVersion: "BuilderBuildKit",
       },
     }, { parent: this });
 
+    // with skipPush the official provider sets repoDigest to the local image ID (`sha256:...`)
     this.imageRef = image.repoDigest;
     this.imageName = image.imageName;
     this.registerOutputs({

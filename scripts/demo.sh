@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `npm run demo`: on a fresh machine, sets up everything (npm packages, Docker engine, base images,
-# Pulumi toolchain), deploys the staging environment stack and two demo customers with `pulumi up`,
-# then prints each customer's URL and the audit table. A second run changes nothing.
+# `npm run demo`: on a fresh machine, sets up everything (Node.js 24, npm packages, Docker engine,
+# base images, Pulumi toolchain), deploys the staging environment stack and two demo customers with
+# `pulumi up`, then prints each customer's URL and the audit table. A second run changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=node-env.sh
+. scripts/node-env.sh
 bash scripts/ensure-node-modules.sh
 bash scripts/setup-engine.sh
-bash scripts/pulumi-toolchain.sh >/dev/null
+bash toolchain/build.sh >/dev/null
 npx tsc -p .
 node dist/src/cli/main.js demo

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import { readEnvironmentConfig } from "../config/stackFiles";
 import type { StackTarget } from "../config/targets";
-import { toolchainBin } from "./toolchain";
+import { findToolchain, type Toolchain } from "./toolchain";
 
 /** Passphrase of the local demo only (an environment with `localDemo: true`); documented in the README. */
 export const DEMO_PASSPHRASE = "hardened-fleet-local-demo";
@@ -38,10 +38,16 @@ export function passphraseFor(projectDir: string, target: StackTarget, env = pro
     "set PULUMI_CONFIG_PASSPHRASE to its passphrase");
 }
 
+/**
+ * Environment of every Pulumi command: the toolchain first on PATH, then the Node.js this process
+ * runs on (so the program runs on it too), the toolchain's Pulumi home (project-local for the built
+ * toolchain: <repo>/.fleet/pulumi-home), the backend, the passphrase and the offline switches.
+ */
 export function pulumiEnv(ctx: FleetContext, passphrase: string): Record<string, string> {
-  const bin = toolchainBin(ctx.projectDir);
+  const tc = findToolchain();
   return {
-    PATH: `${bin}:${process.env.PATH ?? ""}`,
+    PATH: [tc.bin, path.dirname(process.execPath), process.env.PATH ?? ""].join(path.delimiter),
+    ...(tc.home ? { PULUMI_HOME: tc.home } : {}),
     PULUMI_BACKEND_URL: ctx.backendUrl,
     PULUMI_CONFIG_PASSPHRASE: passphrase,
     PULUMI_SKIP_UPDATE_CHECK: "true",
@@ -51,20 +57,26 @@ export function pulumiEnv(ctx: FleetContext, passphrase: string): Record<string,
   };
 }
 
+/** The toolchain's `pulumi` for the Automation API (its version was checked by toolchain/locate.sh). */
+async function pulumiCommand(tc: Toolchain = findToolchain()): Promise<PulumiCommand> {
+  // PulumiCommand runs <root>/bin/pulumi; a bin directory named otherwise is found through PATH
+  const root = path.basename(tc.bin) === "bin" ? path.dirname(tc.bin) : undefined;
+  return PulumiCommand.get({ root, skipVersionCheck: true });
+}
+
 export async function openStack(ctx: FleetContext, target: StackTarget, create = true): Promise<Stack> {
   const envVars = pulumiEnv(ctx, passphraseFor(ctx.projectDir, target));
-  const pulumiCommand = await PulumiCommand.get({ root: path.dirname(toolchainBin(ctx.projectDir)), skipVersionCheck: true });
+  const cmd = await pulumiCommand();
   const args = { stackName: target.stack, workDir: ctx.projectDir };
-  const opts = { pulumiCommand, envVars };
+  const opts = { pulumiCommand: cmd, envVars };
   return create ? LocalWorkspace.createOrSelectStack(args, opts) : LocalWorkspace.selectStack(args, opts);
 }
 
 /** Every stack of the project in this backend, with when it was last updated. */
 export async function stackSummaries(ctx: FleetContext): Promise<Map<string, { lastUpdate?: string }>> {
-  const pulumiCommand = await PulumiCommand.get({ root: path.dirname(toolchainBin(ctx.projectDir)), skipVersionCheck: true });
   // listing decrypts nothing: any passphrase will do
-  const ws = await LocalWorkspace.create({ workDir: ctx.projectDir, pulumiCommand,
-    envVars: pulumiEnv(ctx, process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE) });
+  const envVars = pulumiEnv(ctx, process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE);
+  const ws = await LocalWorkspace.create({ workDir: ctx.projectDir, pulumiCommand: await pulumiCommand(), envVars });
   return new Map((await ws.listStacks()).map((s) => [s.name.split("/").pop()!, { lastUpdate: s.lastUpdate }]));
 }
 

@@ -4,6 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import * as path from "node:path";
+import { findToolchain } from "../../src/fleet/toolchain";
 
 export interface FleetRun {
   code: number | null;
@@ -27,10 +28,16 @@ export interface FleetRunOptions {
 /** Process groups of every run, so a test can make sure nothing it started outlives it. */
 export const startedGroups = new Set<number>();
 
+/** The toolchain this checkout found, handed to runs in a project copy (which has no toolchain/ of its own). */
+function toolchainEnv(): Record<string, string> {
+  const tc = findToolchain();
+  return { HARDENED_FLEET_PULUMI_BIN: tc.bin, ...(tc.home ? { PULUMI_HOME: tc.home } : {}) };
+}
+
 export function fleet(root: string, args: string[], opts: FleetRunOptions = {}): Promise<FleetRun> {
   const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "cli", "main.ts"), ...args], {
     cwd: root,
-    env: { ...process.env, FLEET_PROJECT_DIR: root, ...opts.env },
+    env: { ...process.env, ...toolchainEnv(), FLEET_PROJECT_DIR: root, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true, // its own process group: what it leaves behind can be found and cleaned up
   });
