@@ -103,8 +103,8 @@ async function deployWithRollback(ctx: FleetContext, target: CustomerTarget, sta
 export async function provision(ctx: FleetContext, req: ProvisionRequest, log: Log = stderrLog): Promise<UpResult> {
   const target = parseCustomerTarget(req.customer, req.environment);
   checkRequest(ctx.projectDir, target, req.plan); // every input error surfaces here, before anything exists
+  const envImage = await environmentImage(ctx, target.environment); // and a missing environment too
   return withStack(ctx, target, log, async (stack) => {
-    const envImage = await environmentImage(ctx, target.environment);
     const engine = engineFor(ctx.projectDir, target.environment);
     return deployWithRollback(ctx, target, stack, envImage, log, async () => {
       await recordCustomer(ctx, target, req.plan);
@@ -119,16 +119,16 @@ export async function upCustomer(ctx: FleetContext, target: CustomerTarget, log:
   if (!readCustomerConfig(ctx.projectDir, target.stack)) {
     throw new Error(`no customer stack file for ${target.stack}: run 'fleet provision ${target.customer} --env ${target.environment}'`);
   }
-  return withStack(ctx, target, log, async (stack) =>
-    deployWithRollback(ctx, target, stack, await environmentImage(ctx, target.environment), log, async () => {}));
+  const envImage = await environmentImage(ctx, target.environment);
+  return withStack(ctx, target, log, async (stack) => deployWithRollback(ctx, target, stack, envImage, log, async () => {}));
 }
 
 export async function migrate(ctx: FleetContext, req: { customer: string; environment: string },
   log: Log = stderrLog): Promise<AdoptResult & { up: UpResult }> {
   const target = parseCustomerTarget(req.customer, req.environment);
   checkRequest(ctx.projectDir, target);
+  const image = await environmentImage(ctx, target.environment);
   return withStack(ctx, target, log, async (stack) => {
-    const image = await environmentImage(ctx, target.environment);
     const engine = engineFor(ctx.projectDir, target.environment);
     const volume = customerNames(target.environment, target.customer).dataVolume;
     let adopted: AdoptResult = { adopted: false, foreign: [] };
