@@ -33,7 +33,10 @@ export function parseLocate(text: string): Toolchain {
   return { source: kv.get("source") ?? "unknown", bin, home: kv.get("home") || undefined };
 }
 
-export function findToolchain(): Toolchain {
+export function findToolchain(env = process.env): Toolchain {
+  // an explicit bin directory is used as is (locate.sh's first rule), also where this code has no
+  // toolchain/ above it, such as a test's copy of the project run by a checkout that has one
+  if (env.HARDENED_FLEET_PULUMI_BIN) return { source: "override", bin: env.HARDENED_FLEET_PULUMI_BIN, home: env.PULUMI_HOME || undefined };
   if (cached) return cached;
   const script = path.join(toolchainRoot(), "toolchain", "locate.sh");
   try {

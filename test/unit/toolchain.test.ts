@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { parseLocate, toolchainRoot } from "../../src/fleet/toolchain";
+import { findToolchain, parseLocate, toolchainRoot } from "../../src/fleet/toolchain";
 import { projectDir } from "../support/fixtures";
 
 function versions(): Record<string, string> {
@@ -99,6 +99,11 @@ describe("toolchain", () => {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     }
+  });
+
+  it("uses HARDENED_FLEET_PULUMI_BIN as is, with the caller's PULUMI_HOME, without looking for a checkout", () => {
+    assert.deepEqual(findToolchain({ HARDENED_FLEET_PULUMI_BIN: "/opt/pulumi/bin", PULUMI_HOME: "/srv/pulumi-home" }),
+      { source: "override", bin: "/opt/pulumi/bin", home: "/srv/pulumi-home" });
   });
 
   it("parses locate.sh output", () => {
