@@ -22,6 +22,8 @@ export interface FleetRunOptions {
   killWhen?: RegExp;
   /** with killWhen: SIGKILL the whole process group (fleet, pulumi, its plugins), as a crash or power cut would */
   killGroup?: boolean;
+  /** with killWhen: after the output matched, kill only once this says so (polled every 100 ms) */
+  killOnceTrue?: () => Promise<boolean>;
   timeoutMs?: number;
 }
 
@@ -45,13 +47,19 @@ export function fleet(root: string, args: string[], opts: FleetRunOptions = {}):
   let stdout = "";
   let stderr = "";
   let killed = false;
+  let armed = false;
   child.stdout.on("data", (c: Buffer) => { stdout += c.toString(); });
   child.stderr.on("data", (c: Buffer) => {
     stderr += c.toString();
-    if (opts.killWhen && !killed && opts.killWhen.test(stderr)) {
-      killed = true;
-      if (opts.killGroup) process.kill(-child.pid!, "SIGKILL");
-      else child.kill("SIGKILL");
+    if (opts.killWhen && !armed && opts.killWhen.test(stderr)) {
+      armed = true;
+      void (async () => {
+        while (opts.killOnceTrue && !(await opts.killOnceTrue()) && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+        if (child.exitCode !== null) return;
+        killed = true;
+        if (opts.killGroup) process.kill(-child.pid!, "SIGKILL");
+        else child.kill("SIGKILL");
+      })();
     }
   });
   const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 600_000);
