@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { readCustomerConfig } from "../../src/fleet/stackFiles";
 import { pulumiLockFiles } from "../../src/fleet/recovery";
 import { customerNames } from "../../src/hardening/names";
-import { fleet, killLeftovers, show, type FleetRun } from "../support/cli";
+import { fleet, killLeftovers, orphanedPlugins, show, type FleetRun } from "../support/cli";
 import { engine, removeQuietly } from "../support/engine";
 import { request } from "../support/http";
 import { copyProject, dropEncryptionSalt, editEnvironment } from "../support/projectCopy";
@@ -101,7 +101,10 @@ describe("day-2 reliability: the fleet CLI under faults, on the real engines", (
     }
   }
 
+  let pluginsBefore: number[] = [];
+
   before(async () => {
+    pluginsBefore = orphanedPlugins();
     dropEncryptionSalt(root, "staging");
     dropEncryptionSalt(root, "prod");
     editEnvironment(root, "staging", (e) => {
@@ -118,7 +121,9 @@ describe("day-2 reliability: the fleet CLI under faults, on the real engines", (
   });
 
   after(async () => {
-    killLeftovers();
+    // the kill -9 cases orphan pulumi's plugins (they run in process groups of their own): nothing outlives the suite
+    killLeftovers(pluginsBefore);
+    assert.deepEqual(orphanedPlugins().filter((p) => !pluginsBefore.includes(p)), []);
     await cleanDocker();
     fs.rmSync(root, { recursive: true, force: true });
   });

@@ -3,6 +3,7 @@
  * in a project copy, optionally killing it with SIGKILL when a line of its output matches.
  */
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { findToolchain } from "../../src/fleet/toolchain";
 
@@ -71,12 +72,34 @@ export function fleet(root: string, args: string[], opts: FleetRunOptions = {}):
   });
 }
 
-/** Kills whatever is left of the process groups the runs started (orphaned pulumi, plugins). */
-export function killLeftovers(): void {
+/**
+ * Pulumi plugin processes (providers, language host, dynamic providers) that have lost their parent:
+ * what a killed `pulumi` leaves behind, since plugins run in process groups of their own.
+ */
+export function orphanedPlugins(): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (ppid === 1 && /pulumi-resource-|pulumi-language-|dynamic-provider/.test(cmdline)) out.push(Number(entry));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** Kills whatever is left of the process groups the runs started, and the plugins their kills orphaned. */
+export function killLeftovers(before: number[] = []): void {
   for (const pgid of startedGroups) {
     try { process.kill(-pgid, "SIGKILL"); } catch { /* gone */ }
   }
   startedGroups.clear();
+  for (const pid of orphanedPlugins()) {
+    if (before.includes(pid)) continue;
+    try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+  }
 }
 
 /** A failed run's output, for assertion messages. */
