@@ -98,7 +98,12 @@ export function killLeftovers(before: number[] = []): void {
   startedGroups.clear();
   for (const pid of orphanedPlugins()) {
     if (before.includes(pid)) continue;
-    try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+    // the whole group: a plugin started through a shell wrapper has its node child there too
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      process.kill(pgid > 1 ? -pgid : pid, "SIGKILL");
+    } catch { /* gone */ }
   }
 }
 
