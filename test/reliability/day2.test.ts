@@ -123,9 +123,9 @@ describe("day-2 reliability: the fleet CLI under faults, on the real engines", (
   after(async () => {
     // the kill -9 cases orphan pulumi's plugins (they run in process groups of their own): nothing outlives the suite
     killLeftovers(pluginsBefore);
-    assert.deepEqual(orphanedPlugins().filter((p) => !pluginsBefore.includes(p)), []);
     await cleanDocker();
     fs.rmSync(root, { recursive: true, force: true });
+    assert.deepEqual(orphanedPlugins().filter((p) => !pluginsBefore.includes(p)), [], "plugin processes outlived the suite");
   });
 
   it("bad names are refused before anything exists; a '../' environment deletes nothing outside the project", async () => {
