@@ -10,16 +10,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import Dockerode from "dockerode";
-import { parse } from "yaml";
+import { readStackConfig } from "../config/stackFiles";
 
 export const DOCKER_HOST_KEY = "docker:host";
 
 /** `docker:host` from the environment stack's config file, if it sets one. */
 export function configuredDockerHost(projectDir: string, environment: string): string | undefined {
-  const file = path.join(projectDir, `Pulumi.${environment}.yaml`);
-  if (!fs.existsSync(file)) return undefined;
-  const config = (parse(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null)?.config;
-  const host = config?.[DOCKER_HOST_KEY];
+  if (!fs.existsSync(path.join(projectDir, `Pulumi.${environment}.yaml`))) return undefined;
+  const host = readStackConfig(projectDir, environment)[DOCKER_HOST_KEY];
   return typeof host === "string" && host !== "" ? host : undefined;
 }
 
@@ -61,7 +59,3 @@ export function engineFor(projectDir: string, environment: string): Dockerode {
   return new Dockerode(dockerodeOptions(dockerHost(projectDir, environment)));
 }
 
-/** A client for an explicit address (what the PidsLimit resource carries in its inputs). */
-export function engineAt(host: string | undefined): Dockerode {
-  return new Dockerode(dockerodeOptions(host));
-}

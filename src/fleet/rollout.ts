@@ -10,7 +10,7 @@ import { auditContainer } from "../audit/audit";
 import { ENVIRONMENT_KEY } from "../config/load";
 import { readEnvironmentConfig } from "../config/stackFiles";
 import type { CustomerConfig } from "../config/schema";
-import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget } from "../config/targets";
+import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget, type EnvironmentTarget } from "../config/targets";
 import { configuredDockerHost, engineFor } from "../engine/connection";
 import { customerNames } from "../hardening/names";
 import { ROLLOUT_LOCK, withLock } from "./lock";
@@ -134,10 +134,13 @@ export async function rollout(ctx: FleetContext, opts: { waveSize?: number; stag
   const prodEnv = readEnvironmentConfig(ctx.projectDir, prodTarget.environment);
   const waveSize = opts.waveSize ?? prodEnv.rollout.waveSize;
   if (!Number.isInteger(waveSize) || waveSize < 1) throw new Error(`--wave-size must be a whole number of at least 1 (found ${waveSize})`);
-  return withLock(ctx.projectDir, ROLLOUT_LOCK, () => runRollout(ctx, stagingTarget.environment, prodTarget.environment, waveSize, log));
+  return withLock(ctx.projectDir, ROLLOUT_LOCK, () => runRollout(ctx, stagingTarget, prodTarget, waveSize, log));
 }
 
-async function runRollout(ctx: FleetContext, stagingName: string, prodName: string, waveSize: number, log: Log): Promise<RolloutReport> {
+async function runRollout(ctx: FleetContext, stagingTarget: EnvironmentTarget, prodTarget: EnvironmentTarget, waveSize: number,
+  log: Log): Promise<RolloutReport> {
+  const stagingName = stagingTarget.environment;
+  const prodName = prodTarget.environment;
   const known = new Set(await listStacks(ctx));
   const staged = deployedCustomers(ctx, stagingName, known);
   if (staged.length === 0) {
@@ -152,7 +155,7 @@ async function runRollout(ctx: FleetContext, stagingName: string, prodName: stri
   }
 
   log(`rollout step 1: ${stagingName} builds and deploys the new image`);
-  const staging = await upTarget(ctx, parseEnvironmentName(stagingName), log);
+  const staging = await upTarget(ctx, stagingTarget, log);
   const digest = (staging.outputs.image as { ref: string }).ref;
   log(`new image ${digest}`);
 
@@ -162,7 +165,6 @@ async function runRollout(ctx: FleetContext, stagingName: string, prodName: stri
   }
 
   log(`rollout step 3: ${prodName} takes ${digest.slice(0, 19)} (the image that passed ${stagingName})`);
-  const prodTarget = parseEnvironmentName(prodName);
   const previousProd = await stackImage(ctx, prodTarget, known);
   const prodFile = stackFile(ctx.projectDir, prodName);
   const prodFileBefore = fs.readFileSync(prodFile, "utf8");
