@@ -80,8 +80,9 @@ export function registerStacks(program: Command): void {
 
   program.command("rollout").description("staging first, gate, then prod in waves (canary first); rolls failed stacks back")
     .option("--wave-size <n>", "prod customers per wave after the canary (default: prod's rollout.waveSize)", (v) => Number(v))
-    .action(async (opts: { waveSize?: number }) => {
-      const report = await rollout(projectContext(), { waveSize: opts.waveSize });
+    .option("--concurrency <n>", "customers of a wave deployed at the same time (default: prod's rollout.concurrency, else one per CPU core)", (v) => Number(v))
+    .action(async (opts: { waveSize?: number; concurrency?: number }) => {
+      const report = await rollout(projectContext(), { waveSize: opts.waveSize, concurrency: opts.concurrency });
       console.log(formatRolloutReport(report));
       if (!report.ok) process.exitCode = 1;
     });

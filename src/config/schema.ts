@@ -158,7 +158,11 @@ export const environmentSchema = z
       .prefault({}),
     volumes: z.strictObject({ protect: z.boolean().default(false) }).prefault({}),
     deploy: z.strictObject({ healthTimeoutSeconds: z.number().int().min(10).max(1800).default(120) }).prefault({}),
-    rollout: z.strictObject({ waveSize: z.number().int().min(1).default(5) }).prefault({}),
+    rollout: z.strictObject({
+      waveSize: z.number().int().min(1).default(5),
+      // customers of one wave deployed at the same time; default: one per CPU core of the machine running fleet
+      concurrency: z.number().int().min(1).max(64).optional(),
+    }).prefault({}),
   })
   .superRefine((env, ctx) => {
     if (env.tier !== "production") return;

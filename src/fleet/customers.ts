@@ -5,7 +5,6 @@
  * what it ran (its image and plan), and the command still fails with the reason.
  */
 import * as fs from "node:fs";
-import type { Stack } from "@pulumi/pulumi/automation";
 import { ConfigError } from "../config/errors";
 import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
 import { readEnvironmentConfig } from "../config/stackFiles";
@@ -15,10 +14,11 @@ import { archiveVolume } from "../engine/oneShot";
 import { customerNames } from "../hardening/names";
 import { portsLock, stackLock, withLock, withWaitingLock } from "./lock";
 import { stderrLog, type Log } from "./progress";
-import { outputImage, prepareStack, runDestroy, runUp, stackImage, unprotectAll, withStack, type UpResult } from "./stacks";
+import { readStack } from "./backendState";
+import { outputImage, prepareStack, removeStack, runDestroy, runUp, stackImage, unprotectAll, withStack, type FleetStack, type UpResult } from "./stacks";
 import { customerConfigs, nextFreePort, readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
 import { adoptVolume, backupDir, stopForeignUsers, type AdoptResult } from "./volumes";
-import { listStacks, type FleetContext } from "./workspace";
+import type { FleetContext } from "./workspace";
 
 export interface ProvisionRequest {
   customer: string;
@@ -59,11 +59,11 @@ async function recordCustomer(ctx: FleetContext, target: CustomerTarget, plan?: 
 
 /** The image the environment stack publishes; says what to run first when there is none. */
 export async function environmentImage(ctx: FleetContext, environment: string): Promise<string> {
-  const known = new Set(await listStacks(ctx));
-  if (!known.has(environment)) {
+  const state = await readStack(ctx, parseEnvironmentName(environment, "environment").stack);
+  if (!state) {
     throw new Error(`environment stack '${environment}' does not exist yet: run 'fleet up ${environment}' first`);
   }
-  const ref = await stackImage(ctx, parseEnvironmentName(environment, "environment"), known);
+  const ref = outputImage(state.outputs);
   if (!ref) throw new Error(`environment stack '${environment}' has no image yet: run 'fleet up ${environment}' first`);
   return ref;
 }
@@ -73,10 +73,10 @@ export async function environmentImage(ctx: FleetContext, environment: string): 
  * and the customer ran before, its previous stack file comes back, pinned to the image it ran, and is
  * deployed again; the error says so. A first deployment has nothing to go back to: it just fails.
  */
-async function deployWithRollback(ctx: FleetContext, target: CustomerTarget, stack: Stack, envImage: string, log: Log,
+async function deployWithRollback(ctx: FleetContext, target: CustomerTarget, stack: FleetStack, envImage: string, log: Log,
   change: () => Promise<void>): Promise<UpResult> {
   const before = readCustomerConfig(ctx.projectDir, target.stack);
-  const previousImage = before ? outputImage(await stack.outputs()) : undefined;
+  const previousImage = before ? await stackImage(ctx, target) : undefined;
   await change();
   try {
     return await runUp(stack, log);
@@ -157,14 +157,13 @@ export async function deprovision(ctx: FleetContext, req: { customer: string; en
   const target = parseCustomerTarget(req.customer, req.environment);
   const volume = customerNames(target.environment, target.customer).dataVolume;
   return withLock(ctx.projectDir, stackLock(target.stack), async () => {
-    const known = new Set(await listStacks(ctx));
     let image: string | undefined;
-    if (known.has(target.stack)) {
+    if (await readStack(ctx, target.stack)) {
       const stack = await prepareStack(ctx, target, log, false);
-      image = outputImage(await stack.outputs());
+      image = await stackImage(ctx, target);
       await unprotectAll(stack);
       await runDestroy(stack, log);
-      await stack.workspace.removeStack(target.stack);
+      await removeStack(stack);
     } else {
       log(`stack ${target.stack} does not exist; nothing to destroy`);
     }

@@ -3,7 +3,8 @@ import { parseEnvironmentName } from "../config/targets";
 import { engineFor } from "../engine/connection";
 import { customerNames, customerStackName } from "../hardening/names";
 import { customerConfigs } from "./stackFiles";
-import { openStack, stackSummaries, type FleetContext } from "./workspace";
+import { readStacks } from "./backendState";
+import type { FleetContext } from "./workspace";
 
 export interface CustomerListing {
   environment: string;
@@ -18,15 +19,14 @@ export interface CustomerListing {
 
 export async function listCustomers(ctx: FleetContext, environments: string[]): Promise<CustomerListing[]> {
   const targets = environments.map((e) => parseEnvironmentName(e));
-  const summaries = await stackSummaries(ctx);
+  const states = await readStacks(ctx); // one read of the backend, not a Pulumi process per customer
   const out: CustomerListing[] = [];
   for (const { environment } of targets) {
     const engine = engineFor(ctx.projectDir, environment);
     for (const c of customerConfigs(ctx.projectDir, environment)) {
       const stack = customerStackName(environment, c.id);
-      const summary = summaries.get(stack);
-      let outputs: Record<string, { value: unknown }> = {};
-      if (summary) outputs = await (await openStack(ctx, { kind: "customer", environment, customer: c.id, stack })).outputs();
+      const state = states.get(stack);
+      const outputs = state?.outputs ?? {};
       let health = "not deployed";
       try {
         const info = await engine.getContainer(customerNames(environment, c.id).container).inspect();
@@ -34,11 +34,11 @@ export async function listCustomers(ctx: FleetContext, environments: string[]): 
       } catch { /* no container */ }
       out.push({
         environment, customer: c.id, plan: c.plan,
-        url: String(outputs.url?.value ?? `http://127.0.0.1:${c.port}`),
-        image: String(outputs.image?.value ?? "-"),
-        version: String(outputs.version?.value ?? "-"),
+        url: String(outputs.url ?? `http://127.0.0.1:${c.port}`),
+        image: String(outputs.image ?? "-"),
+        version: String(outputs.version ?? "-"),
         health,
-        lastUpdate: summary?.lastUpdate ?? "never",
+        lastUpdate: state?.lastUpdate ?? "never",
       });
     }
   }

@@ -16,7 +16,7 @@ import type { FleetContext } from "./workspace";
 
 export { provision, deprovision, migrate, environmentImage, checkRequest, RolledBackError, upCustomer } from "./customers";
 export type { ProvisionRequest, DeprovisionResult } from "./customers";
-export { previewStack, destroyStack, destroyEnvironment, changeCount, stackExists, stackImage, explainFailure, type UpResult } from "./stacks";
+export { previewStack, destroyStack, destroyEnvironment, changeCount, listStacks, stackExists, stackImage, explainFailure, type UpResult } from "./stacks";
 export { adoptVolume, backupDir, type AdoptResult } from "./volumes";
 export { listCustomers, type CustomerListing } from "./listing";
 

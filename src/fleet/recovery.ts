@@ -9,16 +9,18 @@
  *  - interrupted creates are reconciled with the engine: a container or network that was created
  *    but never recorded is removed (nothing of the customer's lives in them: data is in the volume,
  *    which is never removed and is adopted again by name), then `pulumi refresh` reads the real state
- *    of everything else and drops the pending operations.
+ *    of everything else and drops the pending operations. Whether there are any is read from the
+ *    backend's state (backendState.ts), so a stack with nothing interrupted costs no Pulumi process.
  *
  * Only the diy (file://) backend keeps locks as files; on Pulumi Cloud, `pulumi cancel` is the tool.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { Stack } from "@pulumi/pulumi/automation";
 import type Dockerode from "dockerode";
 import { pulumiOutput, type Log } from "./progress";
+import type { FleetStack } from "./stacks";
+import { openStack } from "./workspace";
 
 interface PulumiLock { pid: number; username?: string; hostname?: string; timestamp?: string }
 
@@ -109,30 +111,9 @@ export function interruptedCreates(deployment: Deployment): { containers: string
   return out;
 }
 
-/**
- * Whether a file backend's checkpoint of the stack lists interrupted operations, read straight from
- * .pulumi/stacks/<project>/<stack>.json (no pulumi process); undefined when it cannot tell.
- */
-export function checkpointHasPending(backendUrl: string, stack: string): boolean | undefined {
-  if (!backendUrl.startsWith("file://")) return undefined;
-  const root = path.join(backendUrl.slice("file://".length), ".pulumi", "stacks");
-  if (!fs.existsSync(root)) return false;
-  for (const dir of [root, ...fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(root, e.name))]) {
-    const file = path.join(dir, `${stack}.json`);
-    if (!fs.existsSync(file)) continue;
-    try {
-      const data = JSON.parse(fs.readFileSync(file, "utf8")) as { checkpoint?: { latest?: Deployment } };
-      return (data.checkpoint?.latest?.pending_operations ?? []).length > 0;
-    } catch {
-      return undefined;
-    }
-  }
-  return fs.readdirSync(root).some((f) => f.startsWith(`${stack}.json`)) ? undefined : false;
-}
-
 /** Reconciles the operations a crash interrupted, then refreshes; does nothing when there are none. */
-export async function resolvePendingOperations(stack: Stack, engine: Dockerode, log: Log, backendUrl: string): Promise<boolean> {
-  if (checkpointHasPending(backendUrl, stack.name) === false) return false;
+export async function resolvePendingOperations(fleetStack: FleetStack, engine: Dockerode, log: Log): Promise<boolean> {
+  const stack = await openStack(fleetStack.ctx, fleetStack.target, false);
   const deployment = (await stack.exportStack()).deployment as Deployment;
   const pending = deployment.pending_operations ?? [];
   if (pending.length === 0) return false;

@@ -3,8 +3,13 @@
  * audit clean), then prod takes the same image ID and moves its customers in waves (a canary
  * first). A failed wave stops the rollout, returns the failed stacks to their previous image ID,
  * leaves the stacks not yet reached alone and reports who runs what.
+ *
+ * The customers of one group (staging's, or one prod wave) are independent: they move at the same
+ * time, at most `concurrency` at once, each with its own deployment, gate and rollback. What every
+ * stack runs is read once, from the backend's state, not by a Pulumi process per customer.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import { Document, parse } from "yaml";
 import { auditContainer } from "../audit/audit";
 import { ENVIRONMENT_KEY } from "../config/load";
@@ -14,11 +19,12 @@ import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget, type En
 import { configuredDockerHost, engineFor } from "../engine/connection";
 import { customerNames } from "../hardening/names";
 import { ROLLOUT_LOCK, withLock } from "./lock";
-import { stackImage, upTarget } from "./stacks";
+import { readStacks } from "./backendState";
+import { outputImage, upTarget } from "./stacks";
 import { stderrLog, type Log } from "./progress";
 import { customerConfigs, readCustomerConfig, stackFile, writeCustomerStackFile, writeFileAtomic } from "./stackFiles";
 import { formatTable } from "../table";
-import { listStacks, type FleetContext } from "./workspace";
+import type { FleetContext } from "./workspace";
 
 export type CustomerOutcome = "updated" | "rolled back" | "failed" | "untouched";
 
@@ -36,6 +42,25 @@ export interface RolloutReport {
   /** where it stopped: staging, a prod wave, or done */
   stoppedAt?: string;
   customers: CustomerState[];
+}
+
+/** Runs fn on every item, at most `limit` at once; results in the items' order. */
+export async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
+  return results;
+}
+
+/** Customers of a wave deployed at once: --concurrency, else prod's rollout.concurrency, else one per CPU core. */
+export function defaultConcurrency(configured: number | undefined, cores = os.availableParallelism()): number {
+  return configured ?? Math.max(2, cores);
 }
 
 /** Waves of prod customers: a canary of one, then waves of `size`. Pure. */
@@ -100,48 +125,68 @@ function deployedCustomers(ctx: FleetContext, environment: string, known: Set<st
   return customerConfigs(ctx.projectDir, environment).filter((c) => known.has(targetOf(c).stack));
 }
 
-/** Runs one group of customers; on any failure rolls the failed ones back. Returns whether all passed. */
-async function runGroup(ctx: FleetContext, group: CustomerConfig[], digest: string, states: CustomerState[], known: Set<string>,
-  log: Log): Promise<boolean> {
-  const previous = new Map<string, string | undefined>();
-  for (const c of group) previous.set(c.id, await stackImage(ctx, targetOf(c), known));
-  const failures = new Map<string, string>();
-  for (const c of group) {
+/** What every stack runs now, from one read of the backend's state. */
+type Images = Map<string, string | undefined>;
+
+async function readImages(ctx: FleetContext): Promise<Images> {
+  return new Map([...(await readStacks(ctx))].map(([name, state]) => [name, outputImage(state.outputs)]));
+}
+
+/**
+ * Moves one group of customers, `concurrency` at a time, and gates each; the failed ones are rolled
+ * back to what they ran (also concurrently). Returns whether all passed.
+ */
+async function runGroup(ctx: FleetContext, group: CustomerConfig[], digest: string, states: CustomerState[], images: Images,
+  concurrency: number, log: Log): Promise<boolean> {
+  const reasons = await mapBounded(group, concurrency, async (c) => {
     const reason = await moveCustomer(ctx, c, log);
-    if (reason) failures.set(c.id, reason);
     log(`${c.environment}-${c.id}: ${reason ? `FAILED the gate: ${reason}` : "healthy, audit clean"}`);
-  }
-  for (const c of group) {
+    return reason;
+  });
+  await mapBounded(group, concurrency, async (c) => {
     const state = states.find((s) => s.environment === c.environment && s.customer === c.id)!;
-    const reason = failures.get(c.id);
+    const reason = reasons[group.indexOf(c)];
     if (!reason) {
       Object.assign(state, { digest, outcome: "updated" });
-      continue;
+      return;
     }
-    const outcome = await rollBack(ctx, c, previous.get(c.id), log);
-    Object.assign(state, { outcome, reason, digest: outcome === "rolled back" ? previous.get(c.id)! : "unknown" });
-  }
-  return failures.size === 0;
+    const previous = images.get(targetOf(c).stack);
+    const outcome = await rollBack(ctx, c, previous, log);
+    Object.assign(state, { outcome, reason, digest: outcome === "rolled back" ? previous! : "unknown" });
+  });
+  return reasons.every((r) => !r);
 }
 
 /**
  * One rollout at a time (the `rollout` lock). Nothing is left half-written: prod's config gets the
  * new image only for prod's deployment, and goes back to the previous one when that fails.
  */
-export async function rollout(ctx: FleetContext, opts: { waveSize?: number; staging?: string; prod?: string } = {}, log: Log = stderrLog): Promise<RolloutReport> {
+export interface RolloutOptions {
+  /** prod customers per wave after the canary (default: prod's rollout.waveSize) */
+  waveSize?: number;
+  /** customers of one wave deployed at the same time (default: prod's rollout.concurrency, else one per CPU core) */
+  concurrency?: number;
+  staging?: string;
+  prod?: string;
+}
+
+export async function rollout(ctx: FleetContext, opts: RolloutOptions = {}, log: Log = stderrLog): Promise<RolloutReport> {
   const stagingTarget = parseEnvironmentName(opts.staging ?? "staging", "staging environment");
   const prodTarget = parseEnvironmentName(opts.prod ?? "prod", "prod environment");
   const prodEnv = readEnvironmentConfig(ctx.projectDir, prodTarget.environment);
   const waveSize = opts.waveSize ?? prodEnv.rollout.waveSize;
   if (!Number.isInteger(waveSize) || waveSize < 1) throw new Error(`--wave-size must be a whole number of at least 1 (found ${waveSize})`);
-  return withLock(ctx.projectDir, ROLLOUT_LOCK, () => runRollout(ctx, stagingTarget, prodTarget, waveSize, log));
+  const concurrency = opts.concurrency ?? defaultConcurrency(prodEnv.rollout.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a whole number of at least 1 (found ${concurrency})`);
+  return withLock(ctx.projectDir, ROLLOUT_LOCK, () => runRollout(ctx, stagingTarget, prodTarget, waveSize, concurrency, log));
 }
 
 async function runRollout(ctx: FleetContext, stagingTarget: EnvironmentTarget, prodTarget: EnvironmentTarget, waveSize: number,
-  log: Log): Promise<RolloutReport> {
+  concurrency: number, log: Log): Promise<RolloutReport> {
   const stagingName = stagingTarget.environment;
   const prodName = prodTarget.environment;
-  const known = new Set(await listStacks(ctx));
+  const images = await readImages(ctx);
+  const known = new Set(images.keys());
   const staged = deployedCustomers(ctx, stagingName, known);
   if (staged.length === 0) {
     throw new Error(`${stagingName} has no deployed customer, so nothing could pass the gate before ${prodName}: ` +
@@ -150,8 +195,7 @@ async function runRollout(ctx: FleetContext, stagingTarget: EnvironmentTarget, p
   const prodCustomers = deployedCustomers(ctx, prodName, known);
   const states: CustomerState[] = [];
   for (const c of [...staged, ...prodCustomers]) {
-    states.push({ environment: c.environment, customer: c.id, outcome: "untouched",
-      digest: (await stackImage(ctx, targetOf(c), known)) ?? "none" });
+    states.push({ environment: c.environment, customer: c.id, outcome: "untouched", digest: images.get(targetOf(c).stack) ?? "none" });
   }
 
   log(`rollout step 1: ${stagingName} builds and deploys the new image`);
@@ -159,13 +203,13 @@ async function runRollout(ctx: FleetContext, stagingTarget: EnvironmentTarget, p
   const digest = (staging.outputs.image as { ref: string }).ref;
   log(`new image ${digest}`);
 
-  log(`rollout step 2: ${staged.length} ${stagingName} customer(s), gated`);
-  if (!(await runGroup(ctx, staged, digest, states, known, log))) {
+  log(`rollout step 2: ${staged.length} ${stagingName} customer(s), gated, ${concurrency} at a time`);
+  if (!(await runGroup(ctx, staged, digest, states, images, concurrency, log))) {
     return { ok: false, digest, stoppedAt: stagingName, customers: states };
   }
 
   log(`rollout step 3: ${prodName} takes ${digest.slice(0, 19)} (the image that passed ${stagingName})`);
-  const previousProd = await stackImage(ctx, prodTarget, known);
+  const previousProd = images.get(prodTarget.stack);
   const prodFile = stackFile(ctx.projectDir, prodName);
   const prodFileBefore = fs.readFileSync(prodFile, "utf8");
   setEnvironmentDigest(ctx.projectDir, prodName, digest);
@@ -181,7 +225,7 @@ async function runRollout(ctx: FleetContext, stagingTarget: EnvironmentTarget, p
   for (const [i, wave] of waves.entries()) {
     const label = i === 0 ? "canary" : `wave ${i}`;
     log(`rollout step 4: ${prodName} ${label}: ${wave.map((c) => c.id).join(", ")}`);
-    if (await runGroup(ctx, wave, digest, states, known, log)) continue;
+    if (await runGroup(ctx, wave, digest, states, images, concurrency, log)) continue;
     // stop: customers already moved stay on the new image explicitly; new customers get the old one
     for (const done of states.filter((s) => s.environment === prodName && s.outcome === "updated")) {
       const c = readCustomerConfig(ctx.projectDir, parseCustomerTarget(done.customer, prodName).stack)!;

@@ -2,15 +2,22 @@
  * Running one Pulumi stack: up, preview, destroy, its outputs. Every run holds the fleet lock of the
  * stack (one operation per stack, across processes) and first clears what a crash may have left:
  * a stale Pulumi lock and interrupted operations (recovery.ts).
+ *
+ * A deployment is one `pulumi up` process and nothing more: the stack is named on the command line
+ * (no `stack select`), and what fleet needs afterwards (outputs, whether the stack exists, what it
+ * runs) is read from the backend's state (backendState.ts), not from more Pulumi processes.
  */
-import type { OutputMap, Stack } from "@pulumi/pulumi/automation";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { parseStackTarget, type StackTarget } from "../config/targets";
 import { engineFor } from "../engine/connection";
+import { readStack, readStacks } from "./backendState";
 import { ensureBuilt } from "./build";
 import { BUILD_LOCK, stackLock, withLock, withWaitingLock } from "./lock";
 import { pulumiOutput, stderrLog, type Log } from "./progress";
 import { clearStaleLocks, resolvePendingOperations } from "./recovery";
-import { listStacks, openStack, type FleetContext } from "./workspace";
+import { openStack, runPulumi, type FleetContext } from "./workspace";
 
 export interface UpResult {
   stack: string;
@@ -19,42 +26,82 @@ export interface UpResult {
   seconds: number;
 }
 
-function plainOutputs(outputs: OutputMap): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]));
+/** A stack ready to run: it exists, the program is compiled and what a crash left is cleared. */
+export interface FleetStack {
+  ctx: FleetContext;
+  target: StackTarget;
+  name: string;
 }
 
 /**
- * Opens a stack ready to run: the program compiled, a Pulumi lock left by a crashed run cleared and
- * interrupted operations reconciled. The caller holds the stack's fleet lock.
+ * Opens a stack ready to run: the program compiled, the stack created when missing (`create`), a
+ * Pulumi lock left by a crashed run cleared and interrupted operations reconciled. The caller holds
+ * the stack's fleet lock.
  */
-export async function prepareStack(ctx: FleetContext, target: StackTarget, log: Log, create = true): Promise<Stack> {
+export async function prepareStack(ctx: FleetContext, target: StackTarget, log: Log, create = true): Promise<FleetStack> {
   await withWaitingLock(ctx.projectDir, BUILD_LOCK, () => ensureBuilt(ctx.projectDir, log));
   await clearStaleLocks(ctx.backendUrl, target.stack, log);
-  const stack = await openStack(ctx, target, create);
-  await resolvePendingOperations(stack, engineFor(ctx.projectDir, target.environment), log, ctx.backendUrl);
+  const stack = { ctx, target, name: target.stack };
+  const state = await readStack(ctx, target.stack);
+  if (!state) {
+    if (!create) throw new Error(`no stack named '${target.stack}' found`);
+    await runPulumi(ctx, target, ["stack", "init", target.stack, "--non-interactive"]);
+    return stack;
+  }
+  // undefined: a backend that does not say without an export
+  if (state.pendingOperations !== 0) await resolvePendingOperations(stack, engineFor(ctx.projectDir, target.environment), log);
   return stack;
 }
 
 /** Runs fn on the prepared stack under its fleet lock (one operation per stack, across processes). */
-export async function withStack<T>(ctx: FleetContext, target: StackTarget, log: Log, fn: (stack: Stack) => Promise<T>,
+export async function withStack<T>(ctx: FleetContext, target: StackTarget, log: Log, fn: (stack: FleetStack) => Promise<T>,
   create = true): Promise<T> {
   return withLock(ctx.projectDir, stackLock(target.stack), async () => fn(await prepareStack(ctx, target, log, create)));
 }
 
 /** The image ID in a stack's `image` output: an object with `ref` on environment stacks, a string on customer stacks. */
-export function outputImage(outputs: OutputMap): string | undefined {
-  const value = outputs.image?.value;
+export function outputImage(outputs: Record<string, unknown>): string | undefined {
+  const value = outputs.image;
   return typeof value === "string" ? value : (value as { ref?: string } | undefined)?.ref;
 }
 
+/** The resource changes of a run, from the summary event of Pulumi's engine event log (JSON lines). Pure. */
+export function changesFromEventLog(text: string): Record<string, number> {
+  let changes: Record<string, number> = {};
+  for (const line of text.split("\n")) {
+    if (!line.includes("summaryEvent")) continue;
+    try {
+      const event = JSON.parse(line) as { summaryEvent?: { resourceChanges?: Record<string, number> } };
+      changes = event.summaryEvent?.resourceChanges ?? changes;
+    } catch { /* a line being written */ }
+  }
+  return changes;
+}
+
+/** Runs `pulumi <op> --stack <stack>` with its output as progress; returns the change summary. */
+async function runOperation(stack: FleetStack, op: string, args: string[], log: Log): Promise<Record<string, number>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-events-"));
+  const events = path.join(dir, "events.jsonl");
+  try {
+    await runPulumi(stack.ctx, stack.target, [op, ...args, "--stack", stack.name, "--color", "never", "--event-log", events],
+      pulumiOutput(stack.name, log)).catch((err: unknown) => { throw explainFailure(stack.name, op, err); });
+    return changesFromEventLog(fs.existsSync(events) ? fs.readFileSync(events, "utf8") : "");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The stack's outputs after a run (secrets read "[secret]"). */
+async function stackOutputs(stack: FleetStack): Promise<Record<string, unknown>> {
+  return (await readStack(stack.ctx, stack.name))?.outputs ?? {};
+}
+
 /** `pulumi up` of a validated stack; the caller holds the stack's lock (see withStack). */
-export async function runUp(stack: Stack, log: Log): Promise<UpResult> {
+export async function runUp(stack: FleetStack, log: Log): Promise<UpResult> {
   log(`pulumi up ${stack.name}`);
   const t0 = Date.now();
-  const result = await stack.up({ onOutput: pulumiOutput(stack.name, log), color: "never" })
-    .catch((err: unknown) => { throw explainFailure(stack.name, "up", err); });
-  const changes = (result.summary.resourceChanges ?? {}) as Record<string, number>;
-  return { stack: stack.name, outputs: plainOutputs(result.outputs), changes, seconds: (Date.now() - t0) / 1000 };
+  const changes = await runOperation(stack, "up", ["--yes", "--skip-preview"], log);
+  return { stack: stack.name, outputs: await stackOutputs(stack), changes, seconds: (Date.now() - t0) / 1000 };
 }
 
 /** Deploys a stack as it is configured (no rollback: see customers.ts for customer stacks). */
@@ -78,9 +125,7 @@ export async function previewStack(ctx: FleetContext, stackName: string, log: Lo
   const target = parseStackTarget(stackName);
   return withStack(ctx, target, log, async (stack) => {
     log(`pulumi preview ${stack.name}`);
-    const result = await stack.preview({ onOutput: pulumiOutput(stack.name, log), color: "never", diff: false })
-      .catch((err: unknown) => { throw explainFailure(stack.name, "preview", err); });
-    return result.changeSummary as Record<string, number>;
+    return runOperation(stack, "preview", [], log);
   });
 }
 
@@ -89,29 +134,37 @@ export function changeCount(summary: Record<string, number>): number {
   return Object.entries(summary).filter(([op]) => op !== "same").reduce((n, [, c]) => n + c, 0);
 }
 
+/** The names of the project's stacks in the backend. */
+export async function listStacks(ctx: FleetContext): Promise<string[]> {
+  return [...(await readStacks(ctx)).keys()].sort();
+}
+
 export async function stackExists(ctx: FleetContext, stackName: string): Promise<boolean> {
-  return (await listStacks(ctx)).includes(stackName);
+  return (await readStack(ctx, stackName)) !== undefined;
 }
 
 /**
  * The image ID a stack runs, from its `image` output: an object with `ref` on environment stacks,
  * a string on customer stacks; undefined when the stack does not exist or has none.
- * `known` (the stacks that exist) spares a listing when the caller has one.
  */
-export async function stackImage(ctx: FleetContext, target: StackTarget, known?: Set<string>): Promise<string | undefined> {
-  if (!(known ? known.has(target.stack) : await stackExists(ctx, target.stack))) return undefined;
-  return outputImage(await (await openStack(ctx, target)).outputs());
+export async function stackImage(ctx: FleetContext, target: StackTarget): Promise<string | undefined> {
+  const state = await readStack(ctx, target.stack);
+  return state ? outputImage(state.outputs) : undefined;
 }
 
 /** Destroys a stack's resources (data volumes are kept by retainOnDelete); the caller holds the lock. */
-export async function runDestroy(stack: Stack, log: Log): Promise<void> {
+export async function runDestroy(stack: FleetStack, log: Log): Promise<void> {
   log(`pulumi destroy ${stack.name}`);
-  await stack.destroy({ onOutput: pulumiOutput(stack.name, log), color: "never" })
-    .catch((err: unknown) => { throw explainFailure(stack.name, "destroy", err); });
+  await runOperation(stack, "destroy", ["--yes", "--skip-preview"], log);
+}
+
+/** Removes a destroyed stack from the backend (and its history). */
+export async function removeStack(stack: FleetStack): Promise<void> {
+  await runPulumi(stack.ctx, stack.target, ["stack", "rm", stack.name, "--yes", "--non-interactive"]);
 }
 
 /** `fleet destroy`-style teardown of one stack by name (data volumes are kept); returns the stack, still listed. */
-export async function destroyStack(ctx: FleetContext, stackName: string, log: Log = stderrLog): Promise<Stack> {
+export async function destroyStack(ctx: FleetContext, stackName: string, log: Log = stderrLog): Promise<FleetStack> {
   const target = parseStackTarget(stackName);
   return withStack(ctx, target, log, async (stack) => {
     await runDestroy(stack, log);
@@ -120,7 +173,9 @@ export async function destroyStack(ctx: FleetContext, stackName: string, log: Lo
 }
 
 /** Production protects data volumes; a deliberate deprovision lifts that in the state first (retainOnDelete still keeps the volume). */
-export async function unprotectAll(stack: Stack): Promise<void> {
+export async function unprotectAll(fleetStack: FleetStack): Promise<void> {
+  if ((await readStack(fleetStack.ctx, fleetStack.name))?.protectedResources === 0) return;
+  const stack = await openStack(fleetStack.ctx, fleetStack.target, false);
   const state = await stack.exportStack();
   const resources = (state.deployment as { resources?: { protect?: boolean }[] }).resources ?? [];
   if (!resources.some((r) => r.protect)) return;

@@ -1,11 +1,17 @@
 /**
- * Pulumi Automation API on this project, fully offline: a project-local file backend by default,
- * passphrase secrets, no update check, no automatic plugin download.
+ * Pulumi on this project, fully offline: a project-local file backend by default, passphrase
+ * secrets, no update check, no automatic plugin download.
+ *
+ * The hot paths (up, destroy, stack init and rm) run the toolchain's `pulumi` once each (runPulumi);
+ * reading stacks and outputs needs no Pulumi process at all on a file backend (backendState.ts).
+ * The Automation API (openStack) serves the rest: preview, refresh, export and import of state.
  */
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
+import type { Stack } from "@pulumi/pulumi/automation";
 import { readEnvironmentConfig } from "../config/stackFiles";
+import type { StackState } from "./backendState";
 import type { StackTarget } from "../config/targets";
 import { findToolchain, type Toolchain } from "./toolchain";
 
@@ -57,29 +63,64 @@ export function pulumiEnv(ctx: FleetContext, passphrase: string): Record<string,
   };
 }
 
-/** The toolchain's `pulumi` for the Automation API (its version was checked by toolchain/locate.sh). */
-async function pulumiCommand(tc: Toolchain = findToolchain()): Promise<PulumiCommand> {
-  // PulumiCommand runs <root>/bin/pulumi; a bin directory named otherwise is found through PATH
-  const root = path.basename(tc.bin) === "bin" ? path.dirname(tc.bin) : undefined;
-  return PulumiCommand.get({ root, skipVersionCheck: true });
+/** The Automation API, loaded only by the paths that need it (it weighs a few hundred milliseconds). */
+async function automation(): Promise<typeof import("@pulumi/pulumi/automation")> {
+  return import("@pulumi/pulumi/automation");
 }
 
+/** The toolchain's `pulumi` for the Automation API (its version was checked by toolchain/locate.sh). */
+async function pulumiCommand(tc: Toolchain = findToolchain()) {
+  // PulumiCommand runs <root>/bin/pulumi; a bin directory named otherwise is found through PATH
+  const root = path.basename(tc.bin) === "bin" ? path.dirname(tc.bin) : undefined;
+  return (await automation()).PulumiCommand.get({ root, skipVersionCheck: true });
+}
+
+/** The stack on the Automation API (one `pulumi stack select`): for preview, refresh, export and import. */
 export async function openStack(ctx: FleetContext, target: StackTarget, create = true): Promise<Stack> {
   const envVars = pulumiEnv(ctx, passphraseFor(ctx.projectDir, target));
-  const cmd = await pulumiCommand();
+  const { LocalWorkspace } = await automation();
   const args = { stackName: target.stack, workDir: ctx.projectDir };
-  const opts = { pulumiCommand: cmd, envVars };
+  const opts = { pulumiCommand: await pulumiCommand(), envVars };
   return create ? LocalWorkspace.createOrSelectStack(args, opts) : LocalWorkspace.selectStack(args, opts);
 }
 
-/** Every stack of the project in this backend, with when it was last updated. */
-export async function stackSummaries(ctx: FleetContext): Promise<Map<string, { lastUpdate?: string }>> {
-  // listing decrypts nothing: any passphrase will do
-  const envVars = pulumiEnv(ctx, process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE);
-  const ws = await LocalWorkspace.create({ workDir: ctx.projectDir, pulumiCommand: await pulumiCommand(), envVars });
-  return new Map((await ws.listStacks()).map((s) => [s.name.split("/").pop()!, { lastUpdate: s.lastUpdate }]));
+export class PulumiCommandError extends Error {
+  constructor(readonly args: string[], readonly code: number | null, readonly stdout: string, readonly stderr: string) {
+    super(`pulumi ${args.join(" ")} exited with ${code}\nstdout: ${stdout}\nstderr: ${stderr}`);
+  }
 }
 
-export async function listStacks(ctx: FleetContext): Promise<string[]> {
-  return [...(await stackSummaries(ctx)).keys()];
+/**
+ * Runs the toolchain's `pulumi <args>` in the project with the fleet's environment, passing its
+ * output on as it comes. One process; rejects with PulumiCommandError (its whole output) on failure.
+ */
+export function runPulumi(ctx: FleetContext, target: StackTarget | undefined, args: string[],
+  onOutput?: (chunk: string) => void): Promise<{ stdout: string; stderr: string }> {
+  const passphrase = target ? passphraseFor(ctx.projectDir, target) : process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE;
+  const env = { ...process.env, ...pulumiEnv(ctx, passphrase) };
+  const bin = path.join(findToolchain().bin, "pulumi");
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { cwd: ctx.projectDir, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => { stdout += c; onOutput?.(c); });
+    child.stderr.setEncoding("utf8").on("data", (c: string) => { stderr += c; onOutput?.(c); });
+    child.once("error", (err) => reject(new Error(`cannot run ${bin}: ${err.message}: run 'npm run toolchain'`)));
+    child.once("close", (code) => (code === 0 ? resolve({ stdout, stderr }) : reject(new PulumiCommandError(args, code, stdout, stderr))));
+  });
+}
+
+/**
+ * Stacks and their outputs on a backend that is not a directory (Pulumi Cloud, S3, ...): a
+ * `pulumi stack ls`, then a `pulumi stack output` per stack (masked: secrets read "[secret]").
+ */
+export async function remoteStacks(ctx: FleetContext): Promise<Map<string, StackState>> {
+  const listed = JSON.parse((await runPulumi(ctx, undefined, ["stack", "ls", "--json"])).stdout) as { name: string; lastUpdate?: string }[];
+  const out = new Map<string, StackState>();
+  for (const s of listed) {
+    const name = s.name.split("/").pop()!;
+    const outputs = JSON.parse((await runPulumi(ctx, undefined, ["stack", "output", "--json", "--stack", s.name])).stdout) as Record<string, unknown>;
+    out.set(name, { name, outputs, lastUpdate: s.lastUpdate });
+  }
+  return out;
 }

@@ -12,6 +12,7 @@ import {
   changeCount, destroyStack, previewStack, provision, upStack, type UpResult,
 } from "../../src/fleet/operations";
 import { openStack } from "../../src/fleet/workspace";
+import { removeStack } from "../../src/fleet/stacks";
 import { parseStackTarget } from "../../src/config/targets";
 import { engine, removeQuietly } from "../support/engine";
 import { request } from "../support/http";
@@ -145,7 +146,7 @@ describe("lifecycle on the real Pulumi engine", () => {
     const id = CUSTOMERS[1];
     const n = customerNames("staging", id);
     const stack = await destroyStack(ctx, `staging-${id}`, quiet);
-    await stack.workspace.removeStack(stack.name);
+    await removeStack(stack);
     await assert.rejects(engine.getContainer(n.container).inspect(), /no such container/i);
     await assert.rejects(engine.getNetwork(n.network).inspect(), /not found|no such network/i);
     const volume = await engine.getVolume(n.dataVolume).inspect();

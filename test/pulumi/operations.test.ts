@@ -11,7 +11,7 @@ import { customerNames } from "../../src/hardening/names";
 import {
   deprovision, destroyEnvironment, listCustomers, migrate, provision, upStack,
 } from "../../src/fleet/operations";
-import { listStacks } from "../../src/fleet/workspace";
+import { listStacks } from "../../src/fleet/stacks";
 import { engine, removeQuietly } from "../support/engine";
 import { request } from "../support/http";
 import { copyProject, dropEncryptionSalt, editEnvironment } from "../support/projectCopy";

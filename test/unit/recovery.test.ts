@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { checkpointHasPending, clearStaleLocks, interruptedCreates, pulumiLockFiles, pulumiRunning } from "../../src/fleet/recovery";
+import { clearStaleLocks, interruptedCreates, pulumiLockFiles, pulumiRunning } from "../../src/fleet/recovery";
 
 function backendWithLock(stack: string, lock: object): { dir: string; file: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-backend-"));
@@ -74,25 +74,5 @@ describe("crash recovery helpers", () => {
     assert.deepEqual(found.networks, ["hf-staging-c5-net"]);
     // the volume is never removed: it is adopted again by name
     assert.equal(found.other.length, 1);
-  });
-
-  it("reads interrupted operations straight from a file backend's checkpoint", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-backend-"));
-    const stacks = path.join(dir, ".pulumi", "stacks", "hardened-fleet");
-    fs.mkdirSync(stacks, { recursive: true });
-    try {
-      assert.equal(checkpointHasPending(`file://${dir}`, "staging-c5"), false); // no such stack yet
-      const write = (pending: unknown[]) => fs.writeFileSync(path.join(stacks, "staging-c5.json"),
-        JSON.stringify({ version: 3, checkpoint: { latest: { resources: [], pending_operations: pending } } }));
-      write([]);
-      assert.equal(checkpointHasPending(`file://${dir}`, "staging-c5"), false);
-      write([{ type: "creating", resource: { urn: "u", type: "t" } }]);
-      assert.equal(checkpointHasPending(`file://${dir}`, "staging-c5"), true);
-      fs.writeFileSync(path.join(stacks, "staging-c5.json"), "{ half written");
-      assert.equal(checkpointHasPending(`file://${dir}`, "staging-c5"), undefined); // cannot tell: ask pulumi
-      assert.equal(checkpointHasPending("https://api.pulumi.com", "staging-c5"), undefined);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
