@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
-import { setEnvironmentDigest } from "../../src/fleet/rollout";
+import { defaultConcurrency, mapBounded, setEnvironmentDigest } from "../../src/fleet/rollout";
 import * as net from "node:net";
 import { parseStackTarget } from "../../src/config/targets";
 import { customerConfigs, nextFreePort, portFree, readCustomerConfig, writeCustomerStackFile } from "../../src/fleet/stackFiles";
@@ -14,6 +14,30 @@ import { formatTable } from "../../src/table";
 import { projectDir } from "../support/fixtures";
 
 describe("fleet helpers", () => {
+  it("runs a wave's customers at most `limit` at once, keeping their order in the results", async () => {
+    let running = 0;
+    let peak = 0;
+    const results = await mapBounded([50, 10, 30, 20, 40, 5], 3, async (ms) => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, ms));
+      running--;
+      return ms * 2;
+    });
+    assert.deepEqual(results, [100, 20, 60, 40, 80, 10]);
+    assert.equal(peak, 3);
+    const one: number[] = [];
+    await mapBounded([1, 2, 3], 1, async (n) => { one.push(n); });
+    assert.deepEqual(one, [1, 2, 3]);
+    assert.deepEqual(await mapBounded([], 4, async () => 1), []);
+  });
+
+  it("deploys as many customers at once as configured, else one per core (two at least)", () => {
+    assert.equal(defaultConcurrency(3, 16), 3);
+    assert.equal(defaultConcurrency(undefined, 8), 8);
+    assert.equal(defaultConcurrency(undefined, 1), 2);
+  });
+
   it("picks the lowest port no customer uses and nothing on the host listens on; says when the range is full", async () => {
     const free = async () => true;
     assert.equal(await nextFreePort({ from: 100, to: 105 }, [100, 101, 103], "127.0.0.1", free), 102);

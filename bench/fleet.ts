@@ -1,0 +1,250 @@
+/**
+ * How fast fleet operations are, each next to its floor, in one run on this machine:
+ *
+ *  1. provisioning a new customer to healthy  vs  the same hardened container by hand (docker CLI);
+ *  2. a no-op `fleet up <env>-<customer>`     vs  `pulumi up --skip-preview` on the same stack;
+ *  3. `fleet list` and the rollout's stack discovery for 1 and for 20 customers, with the number of
+ *     Pulumi processes each starts;
+ *  4. `fleet rollout` for 1, 5, 10 and 20 prod customers, waves moved concurrently (the default)
+ *     vs one customer at a time (`--concurrency 1`).
+ *
+ * Every fleet command runs as an operator runs it (scripts/fleet.sh: the compiled CLI) in a separate
+ * process, in a throwaway copy of the project with its own file backend, on the real engines. Times
+ * are min / median / max over BENCH_RUNS runs (default 3); CPU is that of the command and everything
+ * it waited for. Nothing here is a test: the numbers are printed, never asserted.
+ *   npm run bench          BENCH_RUNS=5 BENCH_ROLLOUT_SIZES=1,5 npm run bench
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import Dockerode from "dockerode";
+import { readEnvironmentConfig } from "../src/config/stackFiles";
+import { readStacks } from "../src/fleet/backendState";
+import { environmentImage, provision } from "../src/fleet/operations";
+import { mapBounded } from "../src/fleet/rollout";
+import { findToolchain } from "../src/fleet/toolchain";
+import { pulumiEnv } from "../src/fleet/workspace";
+import { customerNames } from "../src/hardening/names";
+import { serviceSpec } from "../src/hardening/serviceSpec";
+import { formatTable } from "../src/table";
+import { copyProject, dropEncryptionSalt, editEnvironment } from "../test/support/projectCopy";
+import { dockerRunArgs, networkCreateArgs, volumeCreateArgs } from "./floor";
+import { formatSpread, mustRun, spread, timed, type Sample } from "./measure";
+
+const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
+const SIZES = (process.env.BENCH_ROLLOUT_SIZES ?? "1,5,10,20").split(",").map(Number).filter((n) => n > 0);
+const PASSPHRASE = "hardened-fleet-bench";
+const engine = new Dockerode();
+const quiet = () => {};
+const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+const ctx = copyProject();
+const counter = path.join(ctx.root, ".fleet", "pulumi-processes");
+
+/**
+ * A bin directory like the toolchain's whose `pulumi` counts its starts (one line each in `counter`)
+ * before it runs the real one; everything else is linked as it is.
+ */
+function countingToolchain(): string {
+  const real = findToolchain().bin;
+  const dir = path.join(ctx.root, ".fleet", "counting-bin");
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of fs.readdirSync(real)) if (f !== "pulumi") fs.symlinkSync(path.join(real, f), path.join(dir, f));
+  fs.writeFileSync(path.join(dir, "pulumi"), `#!/bin/sh\necho "$*" >> '${counter}'\nexec '${path.join(real, "pulumi")}' "$@"\n`, { mode: 0o755 });
+  return dir;
+}
+
+const tc = findToolchain();
+const fleetEnv: NodeJS.ProcessEnv = {
+  ...process.env,
+  FLEET_PROJECT_DIR: ctx.root,
+  PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
+  HARDENED_FLEET_PULUMI_BIN: countingToolchain(),
+  ...(tc.home ? { PULUMI_HOME: tc.home } : {}),
+};
+
+interface FleetSample extends Sample { pulumis: number }
+
+async function fleet(args: string[]): Promise<FleetSample> {
+  fs.writeFileSync(counter, "");
+  const r = await mustRun([path.join(ctx.root, "scripts", "fleet.sh"), ...args], { cwd: ctx.root, env: fleetEnv });
+  return { wall: r.wall, cpu: r.cpu, pulumis: fs.readFileSync(counter, "utf8").split("\n").filter(Boolean).length };
+}
+
+/** The project copy: its own ports, the bench passphrase, prod's health interval as staging's. */
+function prepareCopy(): void {
+  process.env.PULUMI_CONFIG_PASSPHRASE = PASSPHRASE;
+  process.env.HARDENED_FLEET_PULUMI_BIN = tc.bin;
+  if (tc.home) process.env.PULUMI_HOME = tc.home;
+  for (const env of ["staging", "prod"]) dropEncryptionSalt(ctx.root, env);
+  editEnvironment(ctx.root, "staging", (e) => { e.publish.portRange = { from: 18600, to: 18649 }; });
+  editEnvironment(ctx.root, "prod", (e) => {
+    e.publish.portRange = { from: 18650, to: 18699 };
+    e.app.healthcheck.intervalSeconds = 2; // as staging's, so a rollout waits for health as long as a provision does
+  });
+}
+
+const created: { env: string; id: string }[] = [];
+
+async function removeCustomer(env: string, id: string): Promise<void> {
+  const n = customerNames(env, id);
+  await engine.getContainer(n.container).remove({ force: true }).catch(() => {});
+  await engine.getNetwork(n.network).remove().catch(() => {});
+  await engine.getVolume(n.dataVolume).remove({ force: true }).catch(() => {});
+}
+
+async function waitHealthy(name: string): Promise<void> {
+  for (;;) {
+    const info = await engine.getContainer(name).inspect();
+    if (info.State.Health?.Status === "healthy") return;
+    if (!info.State.Running) throw new Error(`${name} stopped: ${info.State.Status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** 1. The same hardened container by hand: network, volume, docker run, poll until healthy. */
+async function floorProvision(id: string, image: string, port: number): Promise<Sample> {
+  const env = readEnvironmentConfig(ctx.root, "staging");
+  const spec = serviceSpec(env, { id, environment: "staging", plan: Object.keys(env.plans)[0]!, port }, image);
+  created.push({ env: "staging", id });
+  const t0 = process.hrtime.bigint();
+  let cpu = 0;
+  for (const args of [networkCreateArgs(spec), volumeCreateArgs(spec), dockerRunArgs(spec, { APP_SECRET_KEY: "x".repeat(48) })]) {
+    cpu += (await mustRun(["docker", ...args])).cpu;
+  }
+  await waitHealthy(spec.containerName);
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  await removeCustomer("staging", id);
+  return { wall, cpu };
+}
+
+async function benchProvision(): Promise<string[][]> {
+  const image = await environmentImage(ctx, "staging");
+  const floor: Sample[] = [];
+  const ours: FleetSample[] = [];
+  for (let i = 1; i <= RUNS; i++) {
+    say(`provision, run ${i} of ${RUNS}`);
+    floor.push(await floorProvision(`bfloor${i}`, image, 18640));
+    created.push({ env: "staging", id: `bprov${i}` });
+    ours.push(await fleet(["provision", `bprov${i}`, "--env", "staging"]));
+    await fleet(["deprovision", `bprov${i}`, "--env", "staging", "--purge-data", "--yes"]);
+  }
+  return [
+    row("provision a new customer to healthy", ours, floor, "by hand: docker network/volume create, docker run (every flag), poll health"),
+  ];
+}
+
+/** 2. A no-op `fleet up` next to a direct `pulumi up --skip-preview` of the same stack, alternating. */
+async function benchNoop(): Promise<string[][]> {
+  created.push({ env: "staging", id: "bnoop" });
+  await provision(ctx, { customer: "bnoop", environment: "staging" }, quiet);
+  const stack = "staging-bnoop";
+  const direct = { ...process.env, ...pulumiEnv(ctx, PASSPHRASE) };
+  const floor: Sample[] = [];
+  const ours: FleetSample[] = [];
+  for (let i = 1; i <= RUNS; i++) {
+    say(`no-op up, run ${i} of ${RUNS}`);
+    const first = i % 2 === 1;
+    if (first) ours.push(await fleet(["up", stack]));
+    floor.push(await mustRun([path.join(tc.bin, "pulumi"), "up", "-s", stack, "--skip-preview", "--yes"], { cwd: ctx.root, env: direct }));
+    if (!first) ours.push(await fleet(["up", stack]));
+  }
+  return [row(`fleet up ${stack} (nothing to change)`, ours, floor, `pulumi up -s ${stack} --skip-preview --yes`)];
+}
+
+function row(what: string, ours: FleetSample[], floor: Sample[], floorWhat: string): string[] {
+  const ratio = spread(ours.map((s) => s.wall)).median / spread(floor.map((s) => s.wall)).median;
+  return [what, formatSpread(ours.map((s) => s.wall)), formatSpread(ours.map((s) => s.cpu)), String(spread(ours.map((s) => s.pulumis)).median),
+    floorWhat, formatSpread(floor.map((s) => s.wall)), formatSpread(floor.map((s) => s.cpu)), `${ratio.toFixed(2)}x`];
+}
+
+/** Provisions prod customers up to n (setup, not measured), a few at a time. */
+async function growProd(n: number): Promise<void> {
+  const have = created.filter((c) => c.env === "prod").length;
+  const ids = Array.from({ length: Math.max(0, n - have) }, (_, i) => `brol${String(have + i + 1).padStart(2, "0")}`);
+  if (ids.length) say(`provisioning ${ids.length} prod customer(s) for ${n}`);
+  for (const id of ids) created.push({ env: "prod", id });
+  await mapBounded(ids, 2, (id) => provision(ctx, { customer: id, environment: "prod" }, quiet));
+}
+
+/** 3. fleet list and stack discovery. */
+async function benchListing(n: number, env: string): Promise<string[]> {
+  const list: FleetSample[] = [];
+  const discovery: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    list.push(await fleet(["list", "--env", env]));
+    const t0 = process.hrtime.bigint();
+    await readStacks(ctx);
+    discovery.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return [String(n), formatSpread(list.map((s) => s.wall), 2), formatSpread(list.map((s) => s.cpu), 2),
+    String(spread(list.map((s) => s.pulumis)).median), formatSpread(discovery, 1)];
+}
+
+/** 4. Rollouts that move every customer (the app's VERSION alternates, so every container is replaced). */
+async function benchRollout(): Promise<string[][]> {
+  const versionFile = path.join(ctx.root, "examples", "customer-app", "VERSION");
+  let flip = 0;
+  const release = () => fs.writeFileSync(versionFile, `9.${++flip % 2}.0\n`);
+  const rolloutOnce = async (concurrency: number) => {
+    release();
+    return fleet(["rollout", "--concurrency", String(concurrency)]);
+  };
+  const concurrency = Math.max(2, os.availableParallelism());
+  const rows: string[][] = [];
+  for (const n of SIZES) {
+    await growProd(n);
+    // warm: both versions built once, every customer on the same image
+    for (let w = 0; w < 2; w++) await rolloutOnce(concurrency);
+    const seq: FleetSample[] = [];
+    const par: FleetSample[] = [];
+    for (let i = 1; i <= RUNS; i++) {
+      say(`rollout of ${n} prod customer(s), run ${i} of ${RUNS}`);
+      seq.push(await rolloutOnce(1));
+      par.push(await rolloutOnce(concurrency));
+    }
+    const ratio = spread(seq.map((s) => s.wall)).median / spread(par.map((s) => s.wall)).median;
+    rows.push([String(n), formatSpread(par.map((s) => s.wall)), formatSpread(par.map((s) => s.cpu)),
+      formatSpread(seq.map((s) => s.wall)), formatSpread(seq.map((s) => s.cpu)), `${ratio.toFixed(2)}x`]);
+  }
+  return rows;
+}
+
+async function cleanUp(): Promise<void> {
+  for (const c of created) await removeCustomer(c.env, c.id);
+  fs.rmSync(ctx.root, { recursive: true, force: true });
+}
+
+async function main(): Promise<void> {
+  prepareCopy();
+  say(`project copy ${ctx.root}; ${RUNS} run(s) each; ${os.availableParallelism()} CPU core(s)`);
+  await fleet(["up", "staging"]);
+  const provisionRows = await benchProvision();
+  const noopRows = await benchNoop();
+  await fleet(["up", "prod"]);
+  await growProd(1);
+  const listRows = [await benchListing(1, "prod")];
+  const rolloutRows = await benchRollout();
+  await growProd(20);
+  listRows.push(await benchListing(20, "prod"));
+
+  const out = [
+    `## Fleet operations next to their floors (${os.availableParallelism()} cores, ${RUNS} runs each; seconds as min / median / max)`,
+    "",
+    formatTable(["operation", "wall s", "CPU s", "pulumi procs", "floor", "floor wall s", "floor CPU s", "median ratio"], [...provisionRows, ...noopRows]),
+    "",
+    "## fleet list and the rollout's stack discovery (prod customers)",
+    "",
+    formatTable(["customers", "fleet list wall s", "fleet list CPU s", "pulumi procs", "stack discovery ms (in process)"], listRows),
+    "",
+    `## fleet rollout: every prod customer moves to a new image (waves of 5 after a canary; 1 staging customer gated first)`,
+    "",
+    formatTable(["prod customers", `concurrent (${Math.max(2, os.availableParallelism())}) wall s`, "CPU s", "one at a time wall s", "CPU s", "speed-up"], rolloutRows),
+  ].join("\n");
+  console.log(out);
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+}).finally(() => cleanUp());

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `npm run bench`: sets up what it needs (Node.js 24, npm packages, Docker engine and bases, the
+# Pulumi toolchain), then prints the benchmarks as tables: fleet operations next to their floors
+# (bench/fleet.ts), then the hardened image's size next to a single-stage build (bench/image-size.ts).
+# Nothing in it is a test; see the README for what each figure means.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=node-env.sh
+. scripts/node-env.sh
+bash scripts/ensure-node-modules.sh
+bash scripts/setup-engine.sh
+bash toolchain/build.sh >/dev/null
+npx tsc -p .
+npx tsx bench/fleet.ts
+npx tsx bench/image-size.ts
