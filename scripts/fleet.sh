@@ -23,4 +23,6 @@ if stale; then
     fi
   ) 9>"$root/.fleet/locks/build.lock"
 fi
+# V8's code cache for the CLI's own modules (and, through fleet, for the Pulumi program's)
+export NODE_COMPILE_CACHE="${NODE_COMPILE_CACHE:-$root/.fleet/node-compile-cache}"
 exec node "$main" "$@"

@@ -47,7 +47,8 @@ export function passphraseFor(projectDir: string, target: StackTarget, env = pro
 /**
  * Environment of every Pulumi command: the toolchain first on PATH, then the Node.js this process
  * runs on (so the program runs on it too), the toolchain's Pulumi home (project-local for the built
- * toolchain: <repo>/.fleet/pulumi-home), the backend, the passphrase and the offline switches.
+ * toolchain: <repo>/.fleet/pulumi-home), the backend, the passphrase, the offline switches and
+ * Node's compile cache.
  */
 export function pulumiEnv(ctx: FleetContext, passphrase: string): Record<string, string> {
   const tc = findToolchain();
@@ -60,6 +61,9 @@ export function pulumiEnv(ctx: FleetContext, passphrase: string): Record<string,
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
     PULUMI_SKIP_CONFIRMATIONS: "true",
+    // the program and the dynamic provider are Node.js processes started for every run: V8's code
+    // cache spares them compiling the Pulumi SDK each time (a few hundred milliseconds per process)
+    NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? path.join(ctx.projectDir, ".fleet", "node-compile-cache"),
   };
 }
 
@@ -97,7 +101,8 @@ export class PulumiCommandError extends Error {
 export function runPulumi(ctx: FleetContext, target: StackTarget | undefined, args: string[],
   onOutput?: (chunk: string) => void): Promise<{ stdout: string; stderr: string }> {
   const passphrase = target ? passphraseFor(ctx.projectDir, target) : process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE;
-  const env = { ...process.env, ...pulumiEnv(ctx, passphrase) };
+  // PULUMI_DEBUG_COMMANDS exposes --event-log, the engine's machine-readable events (as the Automation API does)
+  const env = { ...process.env, ...pulumiEnv(ctx, passphrase), PULUMI_DEBUG_COMMANDS: "true" };
   const bin = path.join(findToolchain().bin, "pulumi");
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { cwd: ctx.projectDir, env, stdio: ["ignore", "pipe", "pipe"] });

@@ -3,8 +3,6 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { CONFIG_NAMESPACE, parseEnvironmentConfig, parseRole } from "../config/load";
-import { customerProgram } from "./customer";
-import { environmentProgram } from "./environment";
 
 /** The directory holding Pulumi.yaml: Pulumi runs the compiled program with dist/ as its working directory. */
 export function findProjectDir(from: string): string {
@@ -18,7 +16,10 @@ export async function runStack(projectDir = findProjectDir(process.cwd())): Prom
   const config = new pulumi.Config(CONFIG_NAMESPACE);
   const role = parseRole(config.get("role"));
   if (role === "environment") {
+    // each role loads only its own modules: a customer stack never needs the image build's
+    const { environmentProgram } = await import("./environment");
     return environmentProgram(parseEnvironmentConfig(config.getObject<unknown>("environment")), projectDir);
   }
+  const { customerProgram } = await import("./customer");
   return customerProgram(config.getObject<unknown>("customer"));
 }

@@ -73,11 +73,23 @@ describe("staged rollout with health gates and rollback", () => {
     assert.deepEqual(planWaves([], 5), []);
   });
 
-  it("a good version rolls through staging and prod, prod running the very image staging built", async () => {
+  it("a good version rolls through staging and prod, prod running the very image staging built; a wave moves at once", async () => {
     for (const id of PROD) assert.equal(await runningImage("prod", id), digests.v2);
     release("2.1.0");
-    const report = await rollout(ctx, { waveSize: 1 }, quiet);
+    const lines: string[] = [];
+    // waves: the canary ro-p1, then ro-p2 and ro-p3 together
+    const report = await rollout(ctx, { waveSize: 2, concurrency: 2 }, (l) => lines.push(l));
     assert.equal(report.ok, true, JSON.stringify(report));
+    const at = (text: string) => {
+      const i = lines.findIndex((l) => l.includes(text));
+      assert.ok(i >= 0, `no log line with '${text}':\n${lines.filter((l) => !l.startsWith("  [")).join("\n")}`);
+      return i;
+    };
+    // both customers of the wave were deploying before either had passed its gate
+    assert.ok(at("pulumi up prod-ro-p3") < at("prod-ro-p2: healthy"));
+    assert.ok(at("pulumi up prod-ro-p2") < at("prod-ro-p3: healthy"));
+    // and the canary passed before the wave began
+    assert.ok(at("prod-ro-p1: healthy") < at("pulumi up prod-ro-p2"));
     digests.v21 = report.digest;
     assert.notEqual(digests.v21, digests.v2);
     assert.equal(prodDigestInConfig(), digests.v21);
