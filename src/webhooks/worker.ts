@@ -79,7 +79,7 @@ export class Worker {
   private readonly now: () => Date;
   private readonly log: Log;
   private readonly onFatal: (err: unknown) => void;
-  private idleWaiters: (() => void)[] = [];
+  private settledWaiters: (() => void)[] = [];
 
   constructor(private readonly queue: JobQueue, private readonly ops: FleetOperations, opts: WorkerOptions = {}) {
     this.concurrency = opts.concurrency ?? 2;
@@ -114,15 +114,14 @@ export class Worker {
     await Promise.allSettled([...this.running.values()]);
   }
 
-  /** Resolves once nothing runs and nothing queued is due (tests; a retry waiting for later does not count). */
-  idle(): Promise<void> {
-    if (this.isIdle()) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  /** Resolves once every job has ended (done, failed or ignored): nothing runs, nothing is queued, not even a retry. */
+  settled(): Promise<void> {
+    if (this.isSettled()) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
   }
 
-  private isIdle(): boolean {
-    const next = this.queue.nextAttemptAt();
-    return this.running.size === 0 && (next === undefined || next > this.now().toISOString());
+  private isSettled(): boolean {
+    return this.running.size === 0 && this.queue.nextAttemptAt() === undefined;
   }
 
   private tick(): void {
@@ -134,7 +133,7 @@ export class Worker {
         if (!job) break;
         this.running.set(job.id, this.run(job));
       }
-      if (this.isIdle()) for (const resolve of this.idleWaiters.splice(0)) resolve();
+      if (this.isSettled()) for (const resolve of this.settledWaiters.splice(0)) resolve();
       const next = this.queue.nextAttemptAt();
       const dueIn = next === undefined ? this.pollMs : Math.max(10, Date.parse(next) - this.now().getTime());
       this.timer = setTimeout(() => this.tick(), Math.min(this.pollMs, dueIn));
