@@ -3,13 +3,11 @@
  * `fleet jobs`: the queue, read straight from its database file.
  */
 import { createHash } from "node:crypto";
-import * as fs from "node:fs";
 import type { Command } from "commander";
 import { withWaitingLock } from "../fleet/lock";
-import { stackFile } from "../fleet/stackFiles";
 import { formatTable } from "../table";
 import { parseIntegerOption, queuePath, serveSettings, type ServeOptions } from "../webhooks/config";
-import { loadOperations } from "../webhooks/operations";
+import { checkReady, loadOperations } from "../webhooks/operations";
 import { JOB_STATUSES, JobQueue, type Job, type JobStatus } from "../webhooks/queue";
 import { createWebhookServer, listen, WEBHOOK_PATH } from "../webhooks/server";
 import { Worker } from "../webhooks/worker";
@@ -51,10 +49,8 @@ async function serve(opts: ServeOptions): Promise<void> {
   const ctx = projectContext();
   const settings = serveSettings(opts, process.env, ctx.projectDir);
   const { ops, source } = loadOperations(ctx);
-  if (source === "fleet" && !fs.existsSync(stackFile(ctx.projectDir, settings.environment))) {
-    throw new Error(`--env ${settings.environment}: no environment stack file Pulumi.${settings.environment}.yaml in ${ctx.projectDir}: use staging or prod, or add that file`);
-  }
-  if (source !== "fleet") console.error(`fleet serve: TEST MODE: jobs run with the ${source}; nothing is deployed`);
+  if (source === "fleet") checkReady(ctx, settings.environment);
+  else console.error(`fleet serve: TEST MODE: jobs run with the ${source}; nothing is deployed`);
   await withWaitingLock(ctx.projectDir, serveLock(settings.dbPath), async () => {
     const queue = JobQueue.open(settings.dbPath);
     const requeued = queue.requeueInterrupted(new Date());
