@@ -327,6 +327,10 @@ export class JobQueue {
       if (!job) throw new Error(`no job ${id} in ${this.file}`);
       if (job.status !== "failed") throw new Error(`job ${id} is ${job.status}: only a failed job can be retried`);
       if (job.action === null) throw new Error(`job ${id} has nothing to run`);
+      if (job.attempts === 0) {
+        throw new Error(`job ${id} was refused on its event's content and never ran (${(job.lastError ?? "").split("\n")[0]}): ` +
+          "running it again cannot fix that; the customer needs a new Stripe event with valid values, or run 'fleet provision' by hand");
+      }
       this.db.prepare("UPDATE jobs SET status = 'queued', attempts = 0, next_attempt_at = :at, updated_at = :at WHERE id = :id")
         .run({ at: iso(now), id });
       return this.job(id)!;

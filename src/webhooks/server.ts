@@ -105,7 +105,9 @@ export function createWebhookServer(opts: WebhookServerOptions): http.Server {
     const decision = decideEvent(event, opts.environment);
     const { duplicate, job } = opts.queue.accept(event, opts.environment, decision, now());
     if (!duplicate) {
-      log(`event ${event.id} ${event.type}: job ${job.id} ${job.status}${job.action ? ` ${job.action} ${job.customer}` : ""}`);
+      const why = job.lastError ?? job.note;
+      log(`event ${event.id} ${event.type}: job ${job.id} ${job.status}${job.action ? ` ${job.action} ${job.customer}` : ""}` +
+        `${why ? `: ${why.split("\n")[0]}` : ""}`);
       if (job.status === "queued") opts.onQueued?.();
     }
     send(res, 200, { received: true, duplicate, job: job.id, status: job.status, ...(job.note ? { note: job.note } : {}) });

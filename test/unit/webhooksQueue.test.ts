@@ -183,6 +183,7 @@ describe("webhook job queue", () => {
     assert.equal(bad.job.status, "failed");
     assert.equal(bad.job.attempts, 0);
     assert.match(bad.job.lastError ?? "", /client_reference_id: must be a lowercase DNS label/);
+    assert.throws(() => queue.retryFailed(bad.job.id, new Date()), /was refused on its event's content and never ran .*needs a new Stripe event/);
     const plan = accept(queue, checkoutCompleted("evt_plan", 100, "acme", "gold"));
     const ops = new FakeOps(1, () => new ConfigError("--plan", [{ path: "--plan", found: '"gold"', message: "must be one of the plans of 'prod': starter, standard" }]));
     await runAll(queue, ops, { maxAttempts: 3 });
