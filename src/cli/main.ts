@@ -3,6 +3,7 @@
 import { Command } from "commander";
 import { registerAudit } from "./audit";
 import { registerDemo } from "./demo";
+import { registerServe } from "./serve";
 import { registerStacks } from "./stacks";
 
 export function buildCli(): Command {
@@ -12,6 +13,7 @@ export function buildCli(): Command {
   registerStacks(program);
   registerAudit(program);
   registerDemo(program);
+  registerServe(program);
   return program;
 }
 
