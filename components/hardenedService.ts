@@ -1,24 +1,36 @@
 /**
  * hardened-fleet:service:HardenedService — one customer in one environment: its own network, its
  * data volume (kept on delete), generated secrets, the hardened container and its PIDs limit.
+ *
+ * The network needs only the customer's identity, so it is created at once, while the rest of the
+ * settings may still be on their way (a customer stack reads its environment's through a
+ * StackReference): the docker provider spends two seconds creating a network, and a new customer's
+ * deployment no longer waits for that read first.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
-import { serviceUrl, type ServiceSpec } from "../src/hardening/serviceSpec";
-import { PidsLimit } from "./pidsLimit";
+import { serviceUrl, type ServiceIdentity, type ServiceSpec } from "../src/hardening/serviceSpec";
+import { DynamicProvider, PidsLimit } from "./pidsLimit";
 
-export interface HardenedServiceArgs {
+export interface ServiceSettings {
   spec: ServiceSpec;
   /** production protects the data volume from `pulumi destroy` as well */
   protectData: boolean;
+}
+
+export interface HardenedServiceArgs {
+  /** names and identity labels: enough for the network */
+  identity: ServiceIdentity;
+  /** every other setting, or the promise of them; a rejected promise fails the deployment with its error */
+  settings: ServiceSettings | Promise<ServiceSettings>;
   /** the engine the docker provider deploys to (docker:host or DOCKER_HOST); the PidsLimit resource uses the same */
   dockerHost?: string;
 }
 
 export class HardenedService extends pulumi.ComponentResource {
-  readonly url: string;
+  readonly url: pulumi.Output<string>;
   readonly containerId: pulumi.Output<string>;
   readonly containerName: string;
   readonly networkName: string;
@@ -26,28 +38,58 @@ export class HardenedService extends pulumi.ComponentResource {
 
   constructor(name: string, args: HardenedServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardened-fleet:service:HardenedService", name, {}, opts);
-    const { spec } = args;
-    const identity = Object.entries(spec.identityLabels).map(([label, value]) => ({ label, value }));
+    const { identity } = args;
+    const labels = Object.entries(identity.identityLabels).map(([label, value]) => ({ label, value }));
     // The network and the volume outlive every plan change, profile change and update: their labels
     // say only whose they are, and a label change never replaces them (Docker cannot relabel in place).
     const keep = { ignoreChanges: ["labels"] };
 
-    const secretKey = new random.RandomPassword(`${name}-secret-key`, { length: 48, special: false }, { parent: this });
-
     const network = new docker.Network(`${name}-net`, {
-      name: spec.networkName,
+      name: identity.networkName,
       driver: "bridge",
       // one customer per network: nothing else to talk to
       options: { "com.docker.network.bridge.enable_icc": "false" },
-      labels: identity,
+      labels,
     }, { parent: this, ...keep });
 
-    const volume = new docker.Volume(`${name}-data`, { name: spec.dataVolumeName, labels: identity }, {
-      parent: this,
-      ...keep,
-      retainOnDelete: true,
-      protect: args.protectData,
+    const secretKey = new random.RandomPassword(`${name}-secret-key`, { length: 48, special: false }, { parent: this });
+
+    const deployed = Promise.resolve(args.settings).then(({ spec, protectData }) => {
+      if (spec.networkName !== identity.networkName || spec.dataVolumeName !== identity.dataVolumeName || spec.containerName !== identity.containerName) {
+        throw new Error(`HardenedService ${name}: the settings are for ${spec.containerName}, not ${identity.containerName}`);
+      }
+      return this.deploy(name, spec, protectData, network, secretKey, labels, args.dockerHost ?? "");
     });
+    deployed.catch(() => { /* reported through the outputs below, which fail the deployment */ });
+
+    this.url = pulumi.output(deployed.then((d) => d.url));
+    this.containerId = pulumi.output(deployed.then((d) => d.containerId));
+    this.containerName = identity.containerName;
+    this.networkName = identity.networkName;
+    this.dataVolumeName = identity.dataVolumeName;
+    this.registerOutputs({
+      url: this.url,
+      containerId: this.containerId,
+      containerName: this.containerName,
+      networkName: this.networkName,
+      dataVolumeName: this.dataVolumeName,
+    });
+  }
+
+  /** The volume, the container and its PIDs limit, once the settings are known. */
+  private deploy(name: string, spec: ServiceSpec, protectData: boolean, network: docker.Network, secretKey: random.RandomPassword,
+    labels: { label: string; value: string }[], dockerHost: string): { url: string; containerId: pulumi.Output<string> } {
+    const volume = new docker.Volume(`${name}-data`, { name: spec.dataVolumeName, labels }, {
+      parent: this,
+      ignoreChanges: ["labels"],
+      retainOnDelete: true,
+      protect: protectData,
+    });
+
+    // The engine starts a provider's plugin as it registers it, holding back the resources registered
+    // after it meanwhile. Registered once the volume exists, the start overlaps the network's
+    // creation instead of delaying it, and is done before the container is healthy.
+    const dynamicProvider = new DynamicProvider(`${name}-dynamic`, { parent: this, dependsOn: [volume] });
 
     const base = toContainerArgs(spec);
     const container = new docker.Container(`${name}-container`, {
@@ -64,19 +106,8 @@ export class HardenedService extends pulumi.ComponentResource {
       additionalSecretOutputs: ["envs"],
     });
 
-    new PidsLimit(`${name}-pids`, { containerId: container.id, pidsLimit: spec.pidsLimit, dockerHost: args.dockerHost ?? "" }, { parent: this });
-
-    this.url = serviceUrl(spec);
-    this.containerId = container.id;
-    this.containerName = spec.containerName;
-    this.networkName = spec.networkName;
-    this.dataVolumeName = spec.dataVolumeName;
-    this.registerOutputs({
-      url: this.url,
-      containerId: this.containerId,
-      containerName: this.containerName,
-      networkName: this.networkName,
-      dataVolumeName: this.dataVolumeName,
-    });
+    new PidsLimit(`${name}-pids`, { containerId: container.id, pidsLimit: spec.pidsLimit, dockerHost },
+      { parent: this, provider: dynamicProvider });
+    return { url: serviceUrl(spec), containerId: container.id };
   }
 }

@@ -71,6 +71,18 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/**
+ * The provider process of dynamic resources (the Node.js `pulumi-nodejs` plugin), declared
+ * explicitly so that the engine starts it when the program starts, beside everything else, instead
+ * of when the first PidsLimit is registered, after its container is healthy: that start is the last
+ * thing standing between a healthy container and the end of a deployment.
+ */
+export class DynamicProvider extends pulumi.ProviderResource {
+  constructor(name: string, opts?: pulumi.ResourceOptions) {
+    super("pulumi-nodejs", name, {}, opts);
+  }
+}
+
 export class PidsLimit extends pulumi.dynamic.Resource {
   declare readonly containerId: pulumi.Output<string>;
   declare readonly pidsLimit: pulumi.Output<number>;

@@ -9,7 +9,6 @@ import { formatTable } from "../table";
 import { parseIntegerOption, queuePath, serveSettings, type ServeOptions } from "../webhooks/config";
 import { checkReady, loadOperations } from "../webhooks/operations";
 import { JOB_STATUSES, JobQueue, type Job, type JobStatus } from "../webhooks/queue";
-import { createWebhookServer, listen, WEBHOOK_PATH } from "../webhooks/server";
 import { Worker } from "../webhooks/worker";
 import { projectContext } from "./stacks";
 
@@ -46,6 +45,8 @@ export function formatJobs(jobs: Job[]): string {
 }
 
 async function serve(opts: ServeOptions): Promise<void> {
+  // the server brings in the Stripe SDK: loaded by `fleet serve` only, not by every fleet command
+  const { createWebhookServer, listen, WEBHOOK_PATH } = await import("../webhooks/server");
   const ctx = projectContext();
   const settings = serveSettings(opts, process.env, ctx.projectDir);
   const { ops, source } = loadOperations(ctx);

@@ -9,7 +9,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import Dockerode from "dockerode";
+import type Dockerode from "dockerode";
 import { readStackConfig } from "../config/stackFiles";
 
 export const DOCKER_HOST_KEY = "docker:host";
@@ -54,8 +54,13 @@ export function dockerodeOptions(host: string | undefined): Dockerode.DockerOpti
   }
 }
 
-/** A client for the engine an environment deploys to. */
+/**
+ * A client for the engine an environment deploys to. dockerode (with its ssh2) is loaded on first
+ * use, so a fleet command that never talks to the engine itself (an `up`) does not pay for it.
+ */
 export function engineFor(projectDir: string, environment: string): Dockerode {
-  return new Dockerode(dockerodeOptions(dockerHost(projectDir, environment)));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Client = require("dockerode") as typeof Dockerode;
+  return new Client(dockerodeOptions(dockerHost(projectDir, environment)));
 }
 

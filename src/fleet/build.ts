@@ -14,12 +14,18 @@ function newestTs(dir: string): number {
   return newest;
 }
 
-/** Async, so the event loop (and with it the fleet's locks and progress) keeps running while tsc works. */
-export async function ensureBuilt(projectDir: string, log: (l: string) => void = () => {}): Promise<void> {
+/** Whether dist/index.js is at least as new as every TypeScript source of the program. */
+export function isBuilt(projectDir: string): boolean {
   const out = path.join(projectDir, "dist", "index.js");
   const sources = Math.max(fs.statSync(path.join(projectDir, "index.ts")).mtimeMs,
     ...["components", "src"].map((d) => newestTs(path.join(projectDir, d))));
-  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= sources) return;
+  return fs.existsSync(out) && fs.statSync(out).mtimeMs >= sources;
+}
+
+/** Async, so the event loop (and with it the fleet's locks and progress) keeps running while tsc works. */
+export async function ensureBuilt(projectDir: string, log: (l: string) => void = () => {}): Promise<void> {
+  const out = path.join(projectDir, "dist", "index.js");
+  if (isBuilt(projectDir)) return;
   log("compiling the Pulumi program (tsc)");
   const tsc = path.join(projectDir, "node_modules", "typescript", "bin", "tsc");
   try {

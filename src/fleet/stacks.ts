@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { parseStackTarget, type StackTarget } from "../config/targets";
 import { engineFor } from "../engine/connection";
 import { readStack, readStacks } from "./backendState";
-import { ensureBuilt } from "./build";
+import { ensureBuilt, isBuilt } from "./build";
 import { BUILD_LOCK, stackLock, withLock, withWaitingLock } from "./lock";
 import { pulumiOutput, stderrLog, type Log } from "./progress";
 import { clearStaleLocks, resolvePendingOperations } from "./recovery";
@@ -39,7 +39,8 @@ export interface FleetStack {
  * the stack's fleet lock.
  */
 export async function prepareStack(ctx: FleetContext, target: StackTarget, log: Log, create = true): Promise<FleetStack> {
-  await withWaitingLock(ctx.projectDir, BUILD_LOCK, () => ensureBuilt(ctx.projectDir, log));
+  // the lock only when there is something to compile: concurrent commands then compile once
+  if (!isBuilt(ctx.projectDir)) await withWaitingLock(ctx.projectDir, BUILD_LOCK, () => ensureBuilt(ctx.projectDir, log));
   await clearStaleLocks(ctx.backendUrl, target.stack, log);
   const stack = { ctx, target, name: target.stack };
   const state = await readStack(ctx, target.stack);

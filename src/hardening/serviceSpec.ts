@@ -17,13 +17,19 @@ export interface HealthcheckSpec {
   startPeriodSeconds: number;
 }
 
-export interface ServiceSpec {
-  environment: string;
-  customerId: string;
-  plan: string;
+/** Who a customer's service is: its Docker names and identity labels, known from the two ids alone. */
+export interface ServiceIdentity {
   containerName: string;
   networkName: string;
   dataVolumeName: string;
+  /** labels of the network and the data volume: whose they are, nothing a plan or profile change touches */
+  identityLabels: Record<string, string>;
+}
+
+export interface ServiceSpec extends ServiceIdentity {
+  environment: string;
+  customerId: string;
+  plan: string;
   hostname: string;
   image: string;
   user: string;
@@ -49,8 +55,22 @@ export interface ServiceSpec {
   env: Record<string, string>;
   /** container labels: identity plus plan, profile and capability reasons */
   labels: Record<string, string>;
-  /** labels of the network and the data volume: whose they are, nothing a plan or profile change touches */
-  identityLabels: Record<string, string>;
+}
+
+/** The identity of customer `customerId` in `environment`. Pure. */
+export function serviceIdentity(environment: string, customerId: string): ServiceIdentity {
+  const names = customerNames(environment, customerId);
+  return {
+    containerName: names.container,
+    networkName: names.network,
+    dataVolumeName: names.dataVolume,
+    identityLabels: {
+      [LABEL_MANAGED]: "true",
+      [LABEL_ROLE]: "customer-service",
+      [LABEL_ENVIRONMENT]: environment,
+      [LABEL_CUSTOMER]: customerId,
+    },
+  };
 }
 
 export const MIB = 1024 * 1024;
@@ -64,16 +84,12 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
   const plan = env.plans[customer.plan];
   if (!plan) throw new Error(`plan '${customer.plan}' is not defined in environment '${env.name}'`);
   const names = customerNames(env.name, customer.id);
+  const identity = serviceIdentity(env.name, customer.id);
   const { app } = env;
   const tmpfs: Record<string, string> = {};
   for (const path of app.writablePaths) tmpfs[path] = tmpfsOptions(path, plan.tmpfsMb);
   const capAdd = env.capabilities.add.map((c) => c.name);
-  const identityLabels: Record<string, string> = {
-    [LABEL_MANAGED]: "true",
-    [LABEL_ROLE]: "customer-service",
-    [LABEL_ENVIRONMENT]: env.name,
-    [LABEL_CUSTOMER]: customer.id,
-  };
+  const { identityLabels } = identity;
   const labels: Record<string, string> = {
     ...identityLabels,
     [LABEL_PLAN]: customer.plan,
@@ -86,9 +102,7 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
     environment: env.name,
     customerId: customer.id,
     plan: customer.plan,
-    containerName: names.container,
-    networkName: names.network,
-    dataVolumeName: names.dataVolume,
+    ...identity,
     hostname: names.hostname,
     image,
     user: `${APP_UID}:${APP_GID}`,
@@ -119,7 +133,6 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
     data: { volume: names.dataVolume, target: app.dataPath },
     env: { PORT: String(app.port), DATA_DIR: app.dataPath, HEALTH_PATH: app.healthcheck.path, CUSTOMER_ID: customer.id },
     labels,
-    identityLabels,
   };
 }
 

@@ -5,38 +5,40 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HardenedService } from "../../components/hardenedService";
 import { checkCustomerInEnvironment, parseCustomerShape, parseEnvironmentConfig } from "../config/load";
-import { serviceSpec } from "../hardening/serviceSpec";
-import { stackReferenceName } from "./stackRef";
+import type { EnvironmentConfig } from "../config/schema";
+import { serviceIdentity, serviceSpec } from "../hardening/serviceSpec";
+import { readEnvironment } from "./environmentView";
 
-export interface EnvironmentView {
-  settings: unknown;
-  image: { ref?: string; version?: string } | undefined;
-}
-
-/** Reads what the environment stack published; says what to run first when it has nothing yet. */
-export async function readEnvironment(envStack: string): Promise<EnvironmentView> {
-  const ref = new pulumi.StackReference(stackReferenceName(envStack));
-  const settings = (await ref.getOutputDetails("settings")).value;
-  if (settings === undefined) {
-    throw new Error(`environment stack '${envStack}' does not exist or has not been deployed: run 'pulumi up' on stack '${envStack}' (or 'fleet rollout') first`);
-  }
-  const image = (await ref.getOutputDetails("image")).value as EnvironmentView["image"];
-  return { settings, image };
-}
-
-export async function customerProgram(rawCustomer: unknown, readEnv = readEnvironment): Promise<Record<string, unknown>> {
+/**
+ * The customer's service, from its own config and what its environment stack published.
+ *
+ * With `local` (the environment's config as the project's stack file has it), the customer is
+ * checked against it first, so a bad plan or port still stops before anything is created; then the
+ * service starts (its network) while the environment's published settings are read, and those
+ * decide everything else. Without it, everything waits for that read.
+ */
+export async function customerProgram(rawCustomer: unknown, readEnv = readEnvironment, local?: EnvironmentConfig): Promise<Record<string, unknown>> {
   const shape = parseCustomerShape(rawCustomer);
-  const view = await readEnv(shape.environment);
-  const env = parseEnvironmentConfig(view.settings);
-  const customer = checkCustomerInEnvironment(shape, env);
-  if (!view.image?.ref) {
-    throw new Error(`environment stack '${env.name}' has no image yet: run 'pulumi up' on stack '${env.name}' first`);
-  }
-  const imageRef = customer.image ?? view.image.ref;
-  const spec = serviceSpec(env, customer, imageRef);
+  if (local) checkCustomerInEnvironment(shape, local);
+  const settled = (async () => {
+    const view = await readEnv(shape.environment);
+    const env = parseEnvironmentConfig(view.settings);
+    const customer = checkCustomerInEnvironment(shape, env);
+    if (!view.image?.ref) {
+      throw new Error(`environment stack '${env.name}' has no image yet: run 'pulumi up' on stack '${env.name}' first`);
+    }
+    const imageRef = customer.image ?? view.image.ref;
+    return { view, env, customer, imageRef, image: view.image, spec: serviceSpec(env, customer, imageRef) };
+  })();
+  if (!local) await settled;
   // the docker provider's own precedence: docker:host config, else DOCKER_HOST
   const dockerHost = new pulumi.Config("docker").get("host") ?? process.env.DOCKER_HOST ?? "";
-  const service = new HardenedService(customer.id, { spec, protectData: env.volumes.protect, dockerHost });
+  const service = new HardenedService(shape.id, {
+    identity: serviceIdentity(shape.environment, shape.id),
+    settings: settled.then((s) => ({ spec: s.spec, protectData: s.env.volumes.protect })),
+    dockerHost,
+  });
+  const { env, customer, imageRef, image } = await settled;
   return {
     role: "customer",
     customerId: customer.id,
@@ -45,7 +47,7 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
     url: service.url,
     image: imageRef,
     pinned: customer.image !== undefined,
-    version: customer.image && customer.image !== view.image.ref ? "pinned" : view.image.version ?? "unknown",
+    version: customer.image && customer.image !== image.ref ? "pinned" : image.version ?? "unknown",
     containerName: service.containerName,
     containerId: service.containerId,
     networkName: service.networkName,

@@ -37,7 +37,7 @@ describe("HardenedService on mocks", () => {
 
   async function deployed(env = staging, plan = "standard") {
     const spec = serviceSpec(env, { id: "acme", environment: env.name, plan, port: env.publish.portRange.from + 1 }, IMAGE);
-    const service = new HardenedService("acme", { spec, protectData: env.volumes.protect });
+    const service = new HardenedService("acme", { identity: spec, settings: { spec, protectData: env.volumes.protect } });
     await valueOf(service.containerId);
     await settle();
     const [container] = byType("docker:index/container:Container");
@@ -50,7 +50,8 @@ describe("HardenedService on mocks", () => {
     const types = recorded.map((r) => r.type).sort();
     assert.deepEqual(types, [
       "docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume",
-      "hardened-fleet:service:HardenedService", "pulumi-nodejs:dynamic/hardened-fleet:PidsLimit", "random:index/randomPassword:RandomPassword",
+      "hardened-fleet:service:HardenedService", "pulumi-nodejs:dynamic/hardened-fleet:PidsLimit", "pulumi:providers:pulumi-nodejs",
+      "random:index/randomPassword:RandomPassword",
     ]);
   });
 
@@ -188,7 +189,7 @@ describe("stack programs on mocks", () => {
   it("a customer stack runs its environment's image with that environment's settings", async () => {
     const outputs = await customerProgram({ id: "acme", environment: "staging", plan: "starter", port: 18105 },
       async () => ({ settings: staging, image: { ref: IMAGE, version: "1.0.0" } }));
-    assert.equal(outputs.url, "http://127.0.0.1:18105");
+    assert.equal(await valueOf(outputs.url as import("@pulumi/pulumi").Output<string>), "http://127.0.0.1:18105");
     assert.equal(outputs.image, IMAGE);
     await settle();
     const [container] = byType("docker:index/container:Container");
@@ -211,6 +212,28 @@ describe("stack programs on mocks", () => {
       /hardened-fleet:customer\.id.*\n.*hardened-fleet:customer\.port/s,
     );
     assert.equal(asked, false);
+    assert.deepEqual(recorded, []);
+  });
+
+  it("with the local environment config, the network is created while the environment's settings are read", async () => {
+    let publish!: (view: { settings: unknown; image: { ref: string; version: string } }) => void;
+    const view = new Promise<{ settings: unknown; image: { ref: string; version: string } }>((r) => { publish = r; });
+    const program = customerProgram({ id: "acme", environment: "staging", plan: "starter", port: 18105 }, () => view, staging);
+    await settle();
+    assert.deepEqual(byType("docker:index/network:Network").map((r) => r.inputs.name), ["hf-staging-acme-net"]);
+    assert.equal(byType("docker:index/container:Container").length, 0); // the rest waits for the published settings
+    publish({ settings: staging, image: { ref: IMAGE, version: "1.0.0" } });
+    const outputs = await program;
+    assert.equal(await valueOf(outputs.url as import("@pulumi/pulumi").Output<string>), "http://127.0.0.1:18105");
+    await settle();
+    assert.equal(byType("docker:index/container:Container")[0]!.inputs.image, IMAGE);
+  });
+
+  it("with the local environment config, a plan it lacks still creates nothing", async () => {
+    await assert.rejects(
+      customerProgram({ id: "acme", environment: "staging", plan: "gold", port: 18105 }, async () => ({ settings: staging, image: { ref: IMAGE } }), staging),
+      /must be one of the plans of environment 'staging': starter, standard/,
+    );
     assert.deepEqual(recorded, []);
   });
 
