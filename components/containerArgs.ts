@@ -34,8 +34,8 @@ export function toContainerArgs(spec: ServiceSpec): PlainContainerArgs {
       retries: hc.retries,
       startPeriod: `${hc.startPeriodSeconds}s`,
     },
-    wait: true,
-    waitTimeout: spec.healthTimeoutSeconds,
+    // the wait for healthy is ContainerGate's (ten polls a second, the provider's one): see containerGate.ts
+    wait: false,
     logDriver: spec.log.driver,
     logOpts: spec.log.opts,
     ports: [{ internal: spec.port.container, external: spec.port.hostPort, ip: spec.port.hostIp, protocol: "tcp" }],

@@ -1,6 +1,7 @@
 /**
  * hardened-fleet:service:HardenedService — one customer in one environment: its own network, its
- * data volume (kept on delete), generated secrets, the hardened container and its PIDs limit.
+ * data volume (kept on delete), generated secrets, the hardened container, its PIDs limit and the
+ * wait until it is healthy (ContainerGate).
  *
  * The network needs only the customer's identity, so it is created at once, while the rest of the
  * settings may still be on their way (a customer stack reads its environment's through a
@@ -12,7 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
 import { serviceUrl, type ServiceIdentity, type ServiceSpec } from "../src/hardening/serviceSpec";
-import { DynamicProvider, PidsLimit } from "./pidsLimit";
+import { ContainerGate, DynamicProvider } from "./containerGate";
 
 export interface ServiceSettings {
   spec: ServiceSpec;
@@ -25,7 +26,7 @@ export interface HardenedServiceArgs {
   identity: ServiceIdentity;
   /** every other setting, or the promise of them; a rejected promise fails the deployment with its error */
   settings: ServiceSettings | Promise<ServiceSettings>;
-  /** the engine the docker provider deploys to (docker:host or DOCKER_HOST); the PidsLimit resource uses the same */
+  /** the engine the docker provider deploys to (docker:host or DOCKER_HOST); the container gate uses the same */
   dockerHost?: string;
 }
 
@@ -106,7 +107,8 @@ export class HardenedService extends pulumi.ComponentResource {
       additionalSecretOutputs: ["envs"],
     });
 
-    new PidsLimit(`${name}-pids`, { containerId: container.id, pidsLimit: spec.pidsLimit, dockerHost },
+    // the PIDs limit, then the wait for healthy: the deployment fails when the container never is
+    new ContainerGate(`${name}-pids`, { containerId: container.id, pidsLimit: spec.pidsLimit, healthTimeoutSeconds: spec.healthTimeoutSeconds, dockerHost },
       { parent: this, provider: dynamicProvider });
     return { url: serviceUrl(spec), containerId: container.id };
   }

@@ -21,14 +21,17 @@ die() {
 	exit 1
 }
 
-if command -v node >/dev/null 2>&1 && [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null)" = "$NODE_MAJOR" ]; then
-	dirname "$(command -v node)"
+# The pinned Node.js this script installed before: the directory is moved into place whole, after
+# its binary was checked (below), so finding it is enough; no node process is started (every fleet
+# command passes here).
+DIR="${HARDENED_FLEET_CACHE:-${HOME:?HOME is not set}/.cache/hardened-fleet}/node/v$NODE_VERSION"
+if [ -x "$DIR/bin/node" ]; then
+	printf '%s\n' "$DIR/bin"
 	exit 0
 fi
 
-DIR="${HARDENED_FLEET_CACHE:-${HOME:?HOME is not set}/.cache/hardened-fleet}/node/v$NODE_VERSION"
-if [ -x "$DIR/bin/node" ] && [ "$("$DIR/bin/node" --version 2>/dev/null)" = "v$NODE_VERSION" ]; then
-	printf '%s\n' "$DIR/bin"
+if command -v node >/dev/null 2>&1 && [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null)" = "$NODE_MAJOR" ]; then
+	dirname "$(command -v node)"
 	exit 0
 fi
 

@@ -24,4 +24,4 @@ bash toolchain/check.sh
 log "type check and build"
 npx tsc -p .
 log "tests"
-node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/reliability/*.test.ts
+node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/webhooks/*.test.ts test/reliability/*.test.ts

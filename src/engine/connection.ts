@@ -1,5 +1,5 @@
 /**
- * The one Docker connection setting. The docker provider, the PidsLimit resource, the audit and every
+ * The one Docker connection setting. The docker provider, the container gate (PIDs limit), the audit and every
  * fleet operation talk to the engine named here, so nothing ever inspects or changes a different
  * engine from the one deploying.
  *

@@ -2,7 +2,7 @@
  * Runs the fleet CLI as a separate process (`npm run fleet` does the same: tsx on src/cli/main.ts)
  * in a project copy, optionally killing it with SIGKILL when a line of its output matches.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { findToolchain } from "../../src/fleet/toolchain";
@@ -32,7 +32,7 @@ export interface FleetRunOptions {
 export const startedGroups = new Set<number>();
 
 /** The toolchain this checkout found, handed to runs in a project copy (which has no toolchain/ of its own). */
-function toolchainEnv(): Record<string, string> {
+export function toolchainEnv(): Record<string, string> {
   const tc = findToolchain();
   return { HARDENED_FLEET_PULUMI_BIN: tc.bin, ...(tc.home ? { PULUMI_HOME: tc.home } : {}) };
 }
@@ -70,6 +70,44 @@ export function fleet(root: string, args: string[], opts: FleetRunOptions = {}):
       resolve({ code, signal, stdout, stderr, killed, pid: child.pid! });
     });
   });
+}
+
+export interface LongRun {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** resolves with the first match of `pattern` in stdout (rejects if the process exits first or after timeoutMs) */
+  waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpExecArray>;
+}
+
+/** Starts a long-running fleet command (such as `fleet serve`) in its own process group. */
+export function startFleet(root: string, args: string[], env: Record<string, string> = {}): LongRun {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "cli", "main.ts"), ...args], {
+    cwd: root,
+    env: { ...process.env, ...toolchainEnv(), FLEET_PROJECT_DIR: root, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  startedGroups.add(child.pid!);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (c: Buffer) => { stdout += c.toString(); });
+  child.stderr!.on("data", (c: Buffer) => { stderr += c.toString(); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })));
+  const waitFor = async (pattern: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> => {
+    const deadline = Date.now() + timeoutMs;
+    let gone = false;
+    void exited.then(() => { gone = true; });
+    for (;;) {
+      const m = pattern.exec(stdout);
+      if (m) return m;
+      if (gone || Date.now() > deadline) throw new Error(`fleet ${args.join(" ")}: no ${pattern} in its output${gone ? " (it exited)" : ""}:\n${stderr.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return { child, stdout: () => stdout, stderr: () => stderr, exited, waitFor };
 }
 
 /**

@@ -81,11 +81,13 @@ describe("HardenedService on mocks", () => {
     assert.equal(c.maxRetryCount, 5);
   });
 
-  it("healthcheck with wait, so an unhealthy container fails the deployment", async () => {
+  it("healthcheck, waited for by the container's gate, so an unhealthy container fails the deployment", async () => {
     const { c } = await deployed();
     assert.deepEqual(c.healthcheck, { tests: ["CMD", "/opt/venv/bin/python", "/app/healthcheck.py"], interval: "2s", timeout: "3s", retries: 3, startPeriod: "2s" });
-    assert.equal(c.wait, true);
-    assert.equal(c.waitTimeout, 90);
+    assert.equal(c.wait, false); // the provider's once-a-second wait gives way to the gate's
+    const [gate] = byType("pulumi-nodejs:dynamic/hardened-fleet:PidsLimit");
+    assert.equal(gate!.inputs.healthTimeoutSeconds, 90);
+    assert.equal(gate!.inputs.containerId, "acme-container-id"); // the gate follows the container it guards
   });
 
   it("log rotation, loopback port, own network, data volume", async () => {
@@ -126,10 +128,10 @@ describe("HardenedService on mocks", () => {
     const { c } = await deployed(prod);
     assert.equal(c.memory, 512);
     assert.equal(c.cpus, "1");
-    assert.equal(c.waitTimeout, 120);
     assert.deepEqual(c.logOpts, { "max-size": "20m", "max-file": "5" });
     const [pids] = byType("pulumi-nodejs:dynamic/hardened-fleet:PidsLimit");
     assert.equal(pids!.inputs.pidsLimit, 256);
+    assert.equal(pids!.inputs.healthTimeoutSeconds, 120);
   });
 
   it("adds only configured capabilities and records why in a label", async () => {
