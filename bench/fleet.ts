@@ -6,7 +6,8 @@
  *  3. `fleet list` and the rollout's stack discovery for 1 and for 20 customers, with the number of
  *     Pulumi processes each starts;
  *  4. `fleet rollout` for 1, 5, 10 and 20 prod customers, waves moved concurrently (the default)
- *     vs one customer at a time (`--concurrency 1`).
+ *     vs one customer at a time (`--concurrency 1`);
+ *  5. how fast `fleet serve` answers Stripe while provisionings run behind it, next to when it is idle.
  *
  * Every fleet command runs as an operator runs it (scripts/fleet.sh: the compiled CLI) in a separate
  * process, in a throwaway copy of the project with its own file backend, on the real engines. Times
@@ -27,9 +28,11 @@ import { pulumiEnv } from "../src/fleet/workspace";
 import { customerNames } from "../src/hardening/names";
 import { serviceSpec } from "../src/hardening/serviceSpec";
 import { formatTable } from "../src/table";
+import { startFleet } from "../test/support/cli";
 import { copyProject, dropEncryptionSalt, editEnvironment } from "../test/support/projectCopy";
+import { checkoutCompleted, deliver, getJson, invoiceEvent, SECRET, sign } from "../test/webhooks/support";
 import { dockerRunArgs, networkCreateArgs, volumeCreateArgs } from "./floor";
-import { formatSpread, mustRun, spread, timed, type Sample } from "./measure";
+import { formatSpread, mustRun, percentile, spread, timed, type Sample } from "./measure";
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const SIZES = (process.env.BENCH_ROLLOUT_SIZES ?? "1,5,10,20").split(",").map(Number).filter((n) => n > 0);
@@ -216,6 +219,49 @@ async function benchRollout(): Promise<string[][]> {
   return rows;
 }
 
+/** 5. Webhook answers (signed `invoice.paid` deliveries, recorded and ignored) idle, then while 5 checkouts provision. */
+async function benchWebhooks(): Promise<string[][]> {
+  const serve = startFleet(ctx.root, ["serve", "--env", "staging", "--listen", "127.0.0.1:0", "--db", path.join(ctx.root, ".fleet", "bench-queue.db"),
+    "--concurrency", "2"], { STRIPE_WEBHOOK_SECRET: SECRET });
+  const base = (await serve.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)\/webhooks\/stripe/))[1]!;
+  let n = 0;
+  const created0 = Math.floor(Date.now() / 1000);
+  const ping = async (): Promise<number> => {
+    const d = sign(invoiceEvent(`evt_bench_ping_${n++}`, created0, "invoice.paid"));
+    const answer = await deliver(base, d.body, d.signature);
+    if (answer.status !== 200) throw new Error(`fleet serve answered ${answer.status}: ${JSON.stringify(answer.json)}`);
+    return answer.ms;
+  };
+  try {
+    say("webhooks: idle");
+    for (let i = 0; i < 20; i++) await ping(); // warm-up
+    const idle: number[] = [];
+    for (let i = 0; i < 200; i++) idle.push(await ping());
+    say("webhooks: while 5 customers provision");
+    for (let i = 0; i < 5; i++) {
+      created.push({ env: "staging", id: `bhook${i}` });
+      const d = sign(checkoutCompleted(`evt_bench_checkout_${i}`, created0, `bhook${i}`, "starter"));
+      await deliver(base, d.body, d.signature);
+    }
+    const busy: number[] = [];
+    const t0 = Date.now();
+    for (;;) {
+      busy.push(await ping());
+      const q = (await getJson(`${base}/healthz`)).json.queue as Record<string, number>;
+      if ((q.queued ?? 0) === 0 && (q.running ?? 0) === 0) break;
+      if (Date.now() - t0 > 10 * 60_000) throw new Error(`the webhook jobs did not finish: ${JSON.stringify(q)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const q = (await getJson(`${base}/healthz`)).json.queue as Record<string, number>;
+    if ((q.failed ?? 0) > 0) throw new Error(`webhook jobs failed: ${JSON.stringify(q)}\n${serve.stderr().slice(-3000)}`);
+    const row = (what: string, ms: number[]) => [what, String(ms.length), percentile(ms, 50).toFixed(1), percentile(ms, 99).toFixed(1), Math.max(...ms).toFixed(1)];
+    return [row("idle", idle), row(`while 5 checkouts provision (${((Date.now() - t0) / 1000).toFixed(0)} s)`, busy)];
+  } finally {
+    serve.child.kill("SIGTERM");
+    await serve.exited;
+  }
+}
+
 async function cleanUp(): Promise<void> {
   for (const c of created) await removeCustomer(c.env, c.id);
   fs.rmSync(ctx.root, { recursive: true, force: true });
@@ -227,6 +273,7 @@ async function main(): Promise<void> {
   await fleet(["up", "staging"]);
   const provisionRows = await benchProvision();
   const noopRows = await benchNoop();
+  const webhookRows = await benchWebhooks();
   await fleet(["up", "prod"]);
   await growProd(1);
   const listRows = [await benchListing(1, "prod")];
@@ -246,6 +293,10 @@ async function main(): Promise<void> {
     `## fleet rollout: every prod customer moves to a new image (waves of 5 after a canary; 1 staging customer gated first)`,
     "",
     formatTable(["prod customers", `concurrent (${Math.max(2, os.availableParallelism())}) wall s`, "CPU s", "one at a time wall s", "CPU s", "speed-up"], rolloutRows),
+    "",
+    "## fleet serve: answers to signed Stripe deliveries (HTTP round trip on 127.0.0.1, ms)",
+    "",
+    formatTable(["while", "deliveries", "p50 ms", "p99 ms", "max ms"], webhookRows),
   ].join("\n");
   console.log(out);
 }

@@ -75,3 +75,9 @@ export function formatSpread(values: number[], digits = 1): string {
   const s = spread(values);
   return [s.min, s.median, s.max].map((v) => v.toFixed(digits)).join(" / ");
 }
+
+/** The p-th percentile (0-100) of values, nearest rank. Pure. */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}

@@ -5,11 +5,7 @@
 # Nothing in it is a test; see the README for what each figure means.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=node-env.sh
-. scripts/node-env.sh
-bash scripts/ensure-node-modules.sh
-bash scripts/setup-engine.sh
-bash toolchain/build.sh >/dev/null
-npx tsc -p .
+# shellcheck source=prepare.sh
+. scripts/prepare.sh
 npx tsx bench/fleet.ts
 npx tsx bench/image-size.ts

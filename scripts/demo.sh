@@ -4,10 +4,6 @@
 # `pulumi up`, then prints each customer's URL and the audit table. A second run changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=node-env.sh
-. scripts/node-env.sh
-bash scripts/ensure-node-modules.sh
-bash scripts/setup-engine.sh
-bash toolchain/build.sh >/dev/null
-npx tsc -p .
+# shellcheck source=prepare.sh
+. scripts/prepare.sh
 node dist/src/cli/main.js demo

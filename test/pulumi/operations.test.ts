@@ -76,7 +76,7 @@ describe("fleet operations on the real engines", () => {
 
   it("provisioning the same customer again changes nothing", async () => {
     const again = await provision(ctx, { customer: "op-a", environment: "staging" }, quiet);
-    assert.deepEqual(again.changes, { same: 7 });
+    assert.deepEqual(again.changes, { same: 8 });
     assert.equal(again.outputs.plan, "starter");
   });
 
@@ -91,7 +91,7 @@ describe("fleet operations on the real engines", () => {
     assert.equal(failed.length, 1);
     assert.match(String(failed[0]!.reason), /another fleet operation holds 'stack.staging-op-c'/);
     const again = await provision(ctx, { customer: "op-c", environment: "staging" }, quiet);
-    assert.deepEqual(again.changes, { same: 7 });
+    assert.deepEqual(again.changes, { same: 8 });
   });
 
   it("list shows plan, image, health, URL and last update per customer", async () => {
@@ -157,6 +157,6 @@ describe("fleet operations on the real engines", () => {
     const second = await migrate(ctx, { customer: "op-old", environment: "staging" }, quiet);
     assert.equal(second.adopted, false);
     assert.equal(second.archive, undefined);
-    assert.deepEqual(second.up.changes, { same: 7 });
+    assert.deepEqual(second.up.changes, { same: 8 });
   });
 });
