@@ -36,6 +36,7 @@ import { formatSpread, mustRun, percentile, spread, timed, type Sample } from ".
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const SIZES = (process.env.BENCH_ROLLOUT_SIZES ?? "1,5,10,20").split(",").map(Number).filter((n) => n > 0);
+const ROLLOUT_RUNS = Math.max(1, Number(process.env.BENCH_ROLLOUT_RUNS ?? RUNS));
 const PASSPHRASE = "hardened-fleet-bench";
 const engine = new Dockerode();
 const quiet = () => {};
@@ -74,17 +75,14 @@ async function fleet(args: string[]): Promise<FleetSample> {
   return { wall: r.wall, cpu: r.cpu, pulumis: fs.readFileSync(counter, "utf8").split("\n").filter(Boolean).length };
 }
 
-/** The project copy: its own ports, the bench passphrase, prod's health interval as staging's. */
+/** The project copy: its own ports and the bench passphrase; every other setting as committed. */
 function prepareCopy(): void {
   process.env.PULUMI_CONFIG_PASSPHRASE = PASSPHRASE;
   process.env.HARDENED_FLEET_PULUMI_BIN = tc.bin;
   if (tc.home) process.env.PULUMI_HOME = tc.home;
   for (const env of ["staging", "prod"]) dropEncryptionSalt(ctx.root, env);
   editEnvironment(ctx.root, "staging", (e) => { e.publish.portRange = { from: 18600, to: 18649 }; });
-  editEnvironment(ctx.root, "prod", (e) => {
-    e.publish.portRange = { from: 18650, to: 18699 };
-    e.app.healthcheck.intervalSeconds = 2; // as staging's, so a rollout waits for health as long as a provision does
-  });
+  editEnvironment(ctx.root, "prod", (e) => { e.publish.portRange = { from: 18650, to: 18699 }; });
 }
 
 const created: { env: string; id: string }[] = [];
@@ -207,8 +205,8 @@ async function benchRollout(): Promise<string[][]> {
     if (k === 0) for (let w = 0; w < 2; w++) await rolloutOnce(concurrency);
     const seq: FleetSample[] = [];
     const par: FleetSample[] = [];
-    for (let i = 1; i <= RUNS; i++) {
-      say(`rollout of ${n} prod customer(s), run ${i} of ${RUNS}`);
+    for (let i = 1; i <= ROLLOUT_RUNS; i++) {
+      say(`rollout of ${n} prod customer(s), run ${i} of ${ROLLOUT_RUNS}`);
       seq.push(await rolloutOnce(1));
       par.push(await rolloutOnce(concurrency));
     }
@@ -267,38 +265,30 @@ async function cleanUp(): Promise<void> {
   fs.rmSync(ctx.root, { recursive: true, force: true });
 }
 
+/** Prints a table as soon as it is measured (a long run keeps what it has if stopped later). */
+function print(title: string, head: string[], rows: string[][]): void {
+  console.log([`## ${title}`, "", formatTable(head, rows), ""].join("\n"));
+}
+
 async function main(): Promise<void> {
   prepareCopy();
-  say(`project copy ${ctx.root}; ${RUNS} run(s) each; ${os.availableParallelism()} CPU core(s)`);
+  const cores = os.availableParallelism();
+  say(`project copy ${ctx.root}; ${RUNS} run(s) each, rollouts ${ROLLOUT_RUNS}; ${cores} CPU core(s)`);
   await fleet(["up", "staging"]);
-  const provisionRows = await benchProvision();
-  const noopRows = await benchNoop();
-  const webhookRows = await benchWebhooks();
+  print(`Fleet operations next to their floors (${cores} cores, ${RUNS} runs each; seconds as min / median / max)`,
+    ["operation", "wall s", "CPU s", "pulumi procs", "floor", "floor wall s", "floor CPU s", "median ratio"],
+    [...await benchProvision(), ...await benchNoop()]);
+  print("fleet serve: answers to signed Stripe deliveries (HTTP round trip on 127.0.0.1, ms)",
+    ["while", "deliveries", "p50 ms", "p99 ms", "max ms"], await benchWebhooks());
   await fleet(["up", "prod"]);
   await growProd(1);
-  const listRows = [await benchListing(1, "prod")];
-  const rolloutRows = await benchRollout();
+  const listOne = await benchListing(1, "prod");
+  const concurrency = Math.max(2, cores);
+  print(`fleet rollout: every prod customer moves to a new image (${ROLLOUT_RUNS} run(s) each; waves of 5 after a canary; 1 staging customer gated first)`,
+    ["prod customers", `concurrent (${concurrency}) wall s`, "CPU s", "one at a time wall s", "CPU s", "speed-up"], await benchRollout());
   await growProd(20);
-  listRows.push(await benchListing(20, "prod"));
-
-  const out = [
-    `## Fleet operations next to their floors (${os.availableParallelism()} cores, ${RUNS} runs each; seconds as min / median / max)`,
-    "",
-    formatTable(["operation", "wall s", "CPU s", "pulumi procs", "floor", "floor wall s", "floor CPU s", "median ratio"], [...provisionRows, ...noopRows]),
-    "",
-    "## fleet list and the rollout's stack discovery (prod customers)",
-    "",
-    formatTable(["customers", "fleet list wall s", "fleet list CPU s", "pulumi procs", "stack discovery ms (in process)"], listRows),
-    "",
-    `## fleet rollout: every prod customer moves to a new image (waves of 5 after a canary; 1 staging customer gated first)`,
-    "",
-    formatTable(["prod customers", `concurrent (${Math.max(2, os.availableParallelism())}) wall s`, "CPU s", "one at a time wall s", "CPU s", "speed-up"], rolloutRows),
-    "",
-    "## fleet serve: answers to signed Stripe deliveries (HTTP round trip on 127.0.0.1, ms)",
-    "",
-    formatTable(["while", "deliveries", "p50 ms", "p99 ms", "max ms"], webhookRows),
-  ].join("\n");
-  console.log(out);
+  print("fleet list and the rollout's stack discovery (prod customers)",
+    ["customers", "fleet list wall s", "fleet list CPU s", "pulumi procs", "stack discovery ms (in process)"], [listOne, await benchListing(20, "prod")]);
 }
 
 main().catch((err: unknown) => {
