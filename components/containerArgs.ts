@@ -1,16 +1,16 @@
 /**
- * Maps a ServiceSpec onto @pulumi/docker Container inputs (everything but the secrets and Pulumi wiring).
+ * Maps a ContainerSpec (a customer's app or the edge proxy) onto @pulumi/docker Container inputs (everything but the secrets and Pulumi wiring).
  * It lives with the components because it speaks the docker provider's types; src/hardening stays free of Pulumi.
  */
 import type * as docker from "@pulumi/docker";
-import { MIB, type ServiceSpec } from "../src/hardening/serviceSpec";
+import { MIB, type ContainerSpec } from "../src/hardening/serviceSpec";
 
 /** Container inputs the docker provider cannot change in place: a change must replace the container. */
 export const REPLACE_ON_CHANGES = ["healthcheck", "tmpfs", "capabilities", "securityOpts", "ulimits", "logOpts"];
 
 export type PlainContainerArgs = Omit<docker.ContainerArgs, "envs"> & { envs: string[] };
 
-export function toContainerArgs(spec: ServiceSpec): PlainContainerArgs {
+export function toContainerArgs(spec: ContainerSpec): PlainContainerArgs {
   const hc = spec.healthcheck;
   return {
     name: spec.containerName,
@@ -38,7 +38,8 @@ export function toContainerArgs(spec: ServiceSpec): PlainContainerArgs {
     wait: false,
     logDriver: spec.log.driver,
     logOpts: spec.log.opts,
-    ports: [{ internal: spec.port.container, external: spec.port.hostPort, ip: spec.port.hostIp, protocol: "tcp" }],
+    // a customer publishes nothing (its traffic comes through the edge proxy); the proxy publishes its two
+    ports: spec.publish.map((p) => ({ internal: p.containerPort, external: p.hostPort, ip: p.hostIp, protocol: "tcp" })),
     networkMode: spec.networkName,
     networksAdvanced: [{ name: spec.networkName }],
     volumes: [{ volumeName: spec.data.volume, containerPath: spec.data.target }],

@@ -11,8 +11,15 @@
  *    last output. The docker provider's own wait polls once a second, so the container is started
  *    without it (`wait: false`, components/containerArgs.ts) and a deployment ends as soon as the
  *    container is healthy.
+ *  - Then it runs the hardening audit (src/audit) on it: a container that fails a check gets no traffic.
+ *  - A container that fails is stopped, so it neither restarts in a loop nor takes traffic; the one it
+ *    was to replace keeps serving. A later deployment of the same spec starts it again and retries.
  */
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+
+/** The compiled audit (dist/src/audit/audit.js), which the provider process loads to audit a new container. */
+export const AUDIT_MODULE = path.resolve(__dirname, "..", "src", "audit", "audit.js");
 
 export interface ContainerGateInputs {
   containerId: pulumi.Input<string>;
@@ -21,6 +28,8 @@ export interface ContainerGateInputs {
   healthTimeoutSeconds: pulumi.Input<number>;
   /** the engine the container runs on ("" for the local socket): the same one the docker provider uses */
   dockerHost: pulumi.Input<string>;
+  /** the audit module the provider process loads (default AUDIT_MODULE); "" skips the audit */
+  auditModule?: pulumi.Input<string>;
 }
 
 interface GateState {
@@ -28,6 +37,7 @@ interface GateState {
   pidsLimit: number;
   healthTimeoutSeconds?: number;
   dockerHost?: string;
+  auditModule?: string;
 }
 
 /**
@@ -77,11 +87,43 @@ async function waitHealthy(state: GateState): Promise<void> {
   }
 }
 
+/** The hardening audit of the running container; fails with every failing check. */
+async function audit(state: GateState): Promise<void> {
+  if (!state.auditModule) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { auditContainer } = require(state.auditModule);
+  const result = await auditContainer(engineAt(state.dockerHost || undefined), state.containerId);
+  if (!result.ok) {
+    const failed = result.checks.filter((c: { ok: boolean }) => !c.ok).map((c: { id: string; detail: string }) => `${c.id}: ${c.detail}`);
+    throw new Error(`container ${result.container} failed the hardening audit, so it gets no traffic: ${failed.join("; ")}`);
+  }
+}
+
+/** A retried deployment starts the container a failed one stopped. */
+async function ensureRunning(state: GateState): Promise<void> {
+  const container = engineAt(state.dockerHost || undefined).getContainer(state.containerId);
+  const info = await container.inspect();
+  if (!info.State.Running) await container.start();
+}
+
+async function stopQuietly(state: GateState): Promise<void> {
+  try {
+    await engineAt(state.dockerHost || undefined).getContainer(state.containerId).stop({ t: 5 });
+  } catch { /* gone or stopped already: the error that matters is the one being reported */ }
+}
+
 const provider: pulumi.dynamic.ResourceProvider = {
   // a new container (this resource is replaced with every new container ID)
   async create(inputs: GateState) {
+    await ensureRunning(inputs);
     const outs = await applyLimit(inputs);
-    await waitHealthy(inputs);
+    try {
+      await waitHealthy(inputs);
+      await audit(inputs);
+    } catch (err) {
+      await stopQuietly(inputs);
+      throw err;
+    }
     return { id: `${inputs.containerId}/pids`, outs };
   },
   async diff(_id: string, olds: GateState, news: GateState) {
@@ -125,6 +167,6 @@ export class ContainerGate extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: ContainerGateInputs, opts?: pulumi.CustomResourceOptions) {
     // type token hardened-fleet:PidsLimit: the name of its first version, in every existing stack's state
-    super(provider, name, { ...args }, opts, "hardened-fleet", "PidsLimit");
+    super(provider, name, { auditModule: AUDIT_MODULE, ...args }, opts, "hardened-fleet", "PidsLimit");
   }
 }

@@ -16,6 +16,8 @@ suite=bookworm
 mirror=${HF_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 runtime_image=${HF_RUNTIME_BASE:-hardened-fleet/python-base:bookworm}
 builder_image=${HF_BUILDER_BASE:-hardened-fleet/python-builder:bookworm}
+# the edge proxy's base: Debian's caddy package (docs: README "Edge proxy")
+edge_image=${HF_EDGE_BASE:-hardened-fleet/edge-base:bookworm}
 
 apt_install() {
   [ "${HF_SKIP_APT:-0}" = 1 ] && { log "missing $*, and HF_SKIP_APT=1"; exit 1; }
@@ -76,6 +78,7 @@ import_rootfs() {
 ensure_base_images() {
   image_exists "$runtime_image" || import_rootfs "$runtime_image" python3
   image_exists "$builder_image" || import_rootfs "$builder_image" python3,python3-venv,python3-pip,python3-dev,gcc,make,libc6-dev
+  image_exists "$edge_image" || import_rootfs "$edge_image" caddy,ca-certificates
 }
 
 ensure_wheelhouse() {
@@ -95,4 +98,4 @@ ensure_tools
 ensure_engine
 ensure_base_images
 ensure_wheelhouse
-log "ready: engine $(docker version --format '{{.Server.Version}}'), bases $runtime_image, $builder_image"
+log "ready: engine $(docker version --format '{{.Server.Version}}'), bases $runtime_image, $builder_image, $edge_image"

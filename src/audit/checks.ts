@@ -3,7 +3,7 @@
  * (container and image inspect) and what was probed inside the running container.
  */
 import type Dockerode from "dockerode";
-import { APP_GID, APP_UID, LABEL_CAP_REASONS } from "../hardening/names";
+import { APP_GID, APP_UID, LABEL_CAP_REASONS, LABEL_ROLE, ROLE_EDGE } from "../hardening/names";
 
 export interface Probes {
   /** /proc/1/status of the container's main process */
@@ -29,7 +29,7 @@ export const CHECKS: Record<string, string> = {
   "read-only-root": "read-only root filesystem, writable paths only on noexec tmpfs",
   "limits": "memory (swap equal), CPU and PIDs limits set",
   "healthcheck": "a healthcheck in the image and at runtime, and the container is healthy",
-  "ports": "every published port is bound to a specific address",
+  "ports": "a customer's container publishes no port (its traffic comes through the edge proxy); the proxy's are bound to a specific address",
   "network": "on its own network, not the default bridge (docker0) or the host's",
   "host-isolation": "not privileged; no host namespaces, devices, docker.sock or sensitive host paths",
   "restart": "restart policy on-failure with at most 5 retries",
@@ -135,13 +135,15 @@ export function runChecks(c: Dockerode.ContainerInspectInfo, image: Dockerode.Im
 
   {
     const problems: string[] = [];
+    const shown = Object.values(hc.PortBindings ?? {}).flat().map((b) => `${(b as { HostIp: string }).HostIp}:${(b as { HostPort: string }).HostPort}`);
+    const isEdge = c.Config.Labels?.[LABEL_ROLE] === ROLE_EDGE;
+    if (!isEdge && shown.length > 0) problems.push(`publishes ${shown.join(",")}: only the edge proxy publishes ports`);
     for (const [port, bindings] of Object.entries(hc.PortBindings ?? {})) {
       for (const b of (bindings ?? []) as { HostIp?: string; HostPort?: string }[]) {
         if (!b.HostIp || b.HostIp === "0.0.0.0" || b.HostIp === "::") problems.push(`${port} is published on all addresses`);
       }
     }
     if (hc.PublishAllPorts) problems.push("PublishAllPorts is on");
-    const shown = Object.values(hc.PortBindings ?? {}).flat().map((b) => `${(b as { HostIp: string }).HostIp}:${(b as { HostPort: string }).HostPort}`);
     out.push(result("ports", problems, shown.join(",") || "none published"));
   }
 

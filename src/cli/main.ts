@@ -3,6 +3,7 @@
 import { Command } from "commander";
 import { registerAudit } from "./audit";
 import { registerDemo } from "./demo";
+import { registerEdge } from "./edge";
 import { registerServe } from "./serve";
 import { registerStacks } from "./stacks";
 
@@ -13,6 +14,7 @@ export function buildCli(): Command {
   registerStacks(program);
   registerAudit(program);
   registerDemo(program);
+  registerEdge(program);
   registerServe(program);
   return program;
 }

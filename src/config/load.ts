@@ -29,7 +29,7 @@ export function parseCustomerShape(raw: unknown): CustomerConfig {
   return parseOrThrow(customerSchema, CUSTOMER_KEY, raw);
 }
 
-/** A customer's config, checked against the environment it runs in (plan exists, port in range). */
+/** A customer's config, checked against the environment it runs in (the plan exists, the id is not the edge proxy's). */
 export function parseCustomerConfig(raw: unknown, env: EnvironmentConfig): CustomerConfig {
   return checkCustomerInEnvironment(parseCustomerShape(raw), env);
 }
@@ -44,10 +44,9 @@ export function checkCustomerInEnvironment(customer: CustomerConfig, env: Enviro
     problems.push({ path: `${CUSTOMER_KEY}.plan`, found: JSON.stringify(customer.plan),
       message: `must be one of the plans of environment '${env.name}': ${Object.keys(env.plans).join(", ")}` });
   }
-  const { from, to } = env.publish.portRange;
-  if (customer.port < from || customer.port > to) {
-    problems.push({ path: `${CUSTOMER_KEY}.port`, found: String(customer.port),
-      message: `must be inside the environment's port range ${from}-${to}` });
+  if (customer.id === env.edge.name) {
+    problems.push({ path: `${CUSTOMER_KEY}.id`, found: JSON.stringify(customer.id),
+      message: `is the name of environment '${env.name}''s edge proxy (edge.name): choose another customer id` });
   }
   if (problems.length > 0) throw new ConfigError(`config ${CUSTOMER_KEY}`, problems);
   return customer;

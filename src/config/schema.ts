@@ -112,6 +112,74 @@ const promoteImageSchema = z.strictObject({
   base: imageRefSchema,
 });
 
+/** A DNS name of lowercase labels: the edge's domain (customers answer at <customer>.<domain>). */
+const dnsNameSchema = z
+  .string({ error: "must be a DNS name" })
+  .max(200)
+  .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/, {
+    error: "must be a lowercase DNS name like staging.example.com (customers answer at <customer>.<domain>)",
+  });
+
+/** Top-level names no public CA issues certificates for (RFC 2606, RFC 6761, RFC 6762). */
+const PRIVATE_TLDS = ["localhost", "test", "invalid", "example", "local", "internal"];
+
+const hostPortSchema = z.number().int().min(1, { error: "must be a port 1-65535" }).max(65535, { error: "must be a port 1-65535" });
+
+/**
+ * The environment's edge proxy: the only container that publishes host ports. Every customer
+ * answers at https://<customer>.<domain> through it, and its own containers publish nothing.
+ */
+export const edgeSchema = z
+  .strictObject({
+    /** its Docker names are hf-<environment>-<name>(-data, -net); no customer may take this id */
+    name: labelSchema.default("edge"),
+    domain: dnsNameSchema,
+    /** the host address the proxy is published on (127.0.0.1 for a local demo, the host's public address on a server) */
+    address: z.ipv4({ error: "must be an IPv4 address" })
+      .refine((a) => a !== "0.0.0.0", { error: "must be one address of this host, not 0.0.0.0 (every address): the audit fails a port published on all addresses" })
+      .default("127.0.0.1"),
+    /** why the proxy is published on an address other than loopback */
+    exposeReason: z.string().min(10, { error: "must say why (at least 10 characters)" }).optional(),
+    httpsPort: hostPortSchema.default(443),
+    /** plain HTTP: answers with a redirect to HTTPS (and lets an ACME CA check the host) */
+    httpPort: hostPortSchema.default(80),
+    /** internal: a local CA whose root certificate `fleet edge ca` prints; acme: a public CA (Let's Encrypt) */
+    tls: z.enum(["internal", "acme"], { error: "must be 'internal' (a local CA) or 'acme' (a public CA, with acmeEmail)" }).default("internal"),
+    /** the account e-mail for tls: acme */
+    acmeEmail: z.email({ error: "must be an e-mail address" }).optional(),
+    /** the base image with Caddy, made from Debian packages by scripts/setup-engine.sh */
+    base: imageRefSchema.default("hardened-fleet/edge-base:bookworm"),
+    resources: z.strictObject({
+      memoryMb: z.number().int().min(32, { error: "must be at least 32 (MiB)" }).max(65536).default(128),
+      cpus: z.number().gt(0, { error: "must be more than 0" }).max(64).default(0.5),
+      pids: z.number().int().min(16, { error: "must be at least 16" }).max(32768).default(256),
+    }).prefault({}),
+  })
+  .superRefine((edge, ctx) => {
+    if (!edge.address.startsWith("127.") && edge.exposeReason === undefined) {
+      ctx.addIssue({ code: "custom", path: ["exposeReason"], input: edge.exposeReason,
+        message: "is required when the proxy is published on a non-loopback address: say why it must be reachable from outside" });
+    }
+    if (edge.httpsPort === edge.httpPort) {
+      ctx.addIssue({ code: "custom", path: ["httpPort"], input: edge.httpPort, message: "must differ from httpsPort" });
+    }
+    if (edge.tls === "acme") {
+      if (edge.acmeEmail === undefined) {
+        ctx.addIssue({ code: "custom", path: ["acmeEmail"], input: edge.acmeEmail,
+          message: "is required with tls: acme (the ACME account's contact), e.g. ops@example.com" });
+      }
+      const tld = edge.domain.slice(edge.domain.lastIndexOf(".") + 1);
+      if (PRIVATE_TLDS.includes(tld)) {
+        ctx.addIssue({ code: "custom", path: ["tls"], input: edge.tls,
+          message: `cannot be 'acme' for ${edge.domain}: no public CA issues certificates under .${tld}; use tls: internal, or a public domain` });
+      }
+      if (edge.httpPort !== 80 && edge.httpsPort !== 443) {
+        ctx.addIssue({ code: "custom", path: ["httpsPort"], input: edge.httpsPort,
+          message: "an ACME CA validates on port 80 or 443: publish at least one of them with tls: acme" });
+      }
+    }
+  });
+
 export const environmentSchema = z
   .strictObject({
     name: environmentNameSchema,
@@ -125,19 +193,12 @@ export const environmentSchema = z
       error: "mode must be 'build' (staging builds the image) or 'promote' (runs an image that passed another stack)",
     }),
     app: appSchema.prefault({}),
-    publish: z
-      .strictObject({
-        address: z.ipv4({ error: "must be an IPv4 address" }).default("127.0.0.1"),
-        /** why the ports are published on an address other than loopback */
-        exposeReason: z.string().min(10).optional(),
-        portRange: z
-          .strictObject({ from: z.number().int().min(1024).max(65535), to: z.number().int().min(1024).max(65535) })
-          .refine((r) => r.from <= r.to, { error: "from must not be greater than to" }),
-      })
-      .refine((p) => p.address.startsWith("127.") || p.exposeReason !== undefined, {
-        error: "publishing on a non-loopback address needs exposeReason saying why",
-        path: ["exposeReason"],
-      }),
+    /** customer containers publish no ports since the edge proxy: a clear error instead of "unrecognized key" */
+    publish: z.unknown().optional().refine((v) => v === undefined, {
+      error: "is no longer used: customer containers publish no ports; each customer answers at https://<customer>.<edge.domain> " +
+        "through the environment's edge proxy. Remove publish and set edge (address, domain, ports): see README 'Edge proxy'",
+    }),
+    edge: edgeSchema,
     plans: z
       .record(labelSchema, planSchema)
       .refine((plans) => Object.keys(plans).length > 0, { error: "must define at least one plan" }),
@@ -189,12 +250,13 @@ export const customerSchema = z.strictObject({
   /** the environment stack this customer runs in (staging, prod) */
   environment: environmentNameSchema,
   plan: labelSchema,
-  /** host port the service is published on; must be inside the environment's portRange */
-  port: z.number().int().min(1024).max(65535),
+  /** from before the edge proxy, when each customer published a host port: ignored, and no longer written */
+  port: z.number().int().min(1024).max(65535).optional(),
   /** an image ID this customer stays on instead of the environment's (set by rollout and rollback) */
   image: z.string().regex(IMAGE_ID_PATTERN, { error: "must be an image ID sha256:<64 hex>" }).optional(),
 });
 
+export type EdgeConfig = z.output<typeof edgeSchema>;
 export type EnvironmentConfig = z.output<typeof environmentSchema>;
 export type EnvironmentInput = z.input<typeof environmentSchema>;
 export type CustomerConfig = z.output<typeof customerSchema>;

@@ -1,12 +1,14 @@
-/** Maps a ServiceSpec onto Docker Engine API create options: the same settings the component deploys. */
+/** Maps a ContainerSpec onto Docker Engine API create options: the same settings the component deploys. */
 import type Dockerode from "dockerode";
-import type { ServiceSpec } from "../hardening/serviceSpec";
+import type { ContainerSpec } from "../hardening/serviceSpec";
 
 const NANO = 1e9;
 
-export function toEngineCreateOptions(spec: ServiceSpec, secrets: Record<string, string>): Dockerode.ContainerCreateOptions {
+export function toEngineCreateOptions(spec: ContainerSpec, secrets: Record<string, string>): Dockerode.ContainerCreateOptions {
   const hc = spec.healthcheck;
-  const portKey = `${spec.port.container}/tcp`;
+  const portKey = `${spec.port}/tcp`;
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of spec.publish) bindings[`${p.containerPort}/tcp`] = [{ HostIp: p.hostIp, HostPort: String(p.hostPort) }];
   return {
     name: spec.containerName,
     Hostname: spec.hostname,
@@ -35,7 +37,7 @@ export function toEngineCreateOptions(spec: ServiceSpec, secrets: Record<string,
       Ulimits: spec.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
       RestartPolicy: { Name: spec.restart.policy, MaximumRetryCount: spec.restart.maxRetries },
       LogConfig: { Type: spec.log.driver, Config: spec.log.opts },
-      PortBindings: { [portKey]: [{ HostIp: spec.port.hostIp, HostPort: String(spec.port.hostPort) }] },
+      PortBindings: bindings,
       NetworkMode: spec.networkName,
       Mounts: [{ Type: "volume", Source: spec.data.volume, Target: spec.data.target }],
       Privileged: false,

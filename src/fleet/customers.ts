@@ -6,17 +6,18 @@
  */
 import * as fs from "node:fs";
 import { ConfigError } from "../config/errors";
+import { checkCustomerInEnvironment } from "../config/load";
 import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
 import { readEnvironmentConfig } from "../config/stackFiles";
 import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget } from "../config/targets";
 import { configuredDockerHost, engineFor } from "../engine/connection";
 import { archiveVolume } from "../engine/oneShot";
 import { customerNames } from "../hardening/names";
-import { portsLock, stackLock, withLock, withWaitingLock } from "./lock";
+import { customersLock, stackLock, withLock, withWaitingLock } from "./lock";
 import { stderrLog, type Log } from "./progress";
 import { readStack } from "./backendState";
 import { outputImage, prepareStack, removeStack, runDestroy, runUp, stackImage, unprotectAll, withStack, type FleetStack, type UpResult } from "./stacks";
-import { customerConfigs, nextFreePort, readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
+import { readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
 import { adoptVolume, backupDir, stopForeignUsers, type AdoptResult } from "./volumes";
 import type { FleetContext } from "./workspace";
 
@@ -40,18 +41,17 @@ export function checkRequest(projectDir: string, target: CustomerTarget, plan?: 
   if (!(chosen in env.plans)) {
     throw new ConfigError("--plan", [{ path: "--plan", found: JSON.stringify(chosen), message: `must be one of the plans of '${env.name}': ${Object.keys(env.plans).join(", ")}` }]);
   }
+  // a customer id the environment's edge proxy uses for its own names is refused here, before anything exists
+  checkCustomerInEnvironment({ id: target.customer, environment: target.environment, plan: chosen }, env);
   return { env, plan: chosen };
 }
 
-/** Writes the customer's stack file; port choice and the file are serialized per environment. */
+/** Writes the customer's stack file; the files of one environment are written one at a time. */
 async function recordCustomer(ctx: FleetContext, target: CustomerTarget, plan?: string): Promise<CustomerConfig> {
-  return withWaitingLock(ctx.projectDir, portsLock(target.environment), async () => {
+  return withWaitingLock(ctx.projectDir, customersLock(target.environment), async () => {
     const checked = checkRequest(ctx.projectDir, target, plan);
     const mine = readCustomerConfig(ctx.projectDir, target.stack);
-    const others = customerConfigs(ctx.projectDir, target.environment).filter((c) => c.id !== target.customer);
-    const { portRange, address } = checked.env.publish;
-    const port = mine?.port ?? await nextFreePort(portRange, others.map((c) => c.port), address);
-    const customer: CustomerConfig = { id: target.customer, environment: target.environment, plan: checked.plan, port, image: mine?.image };
+    const customer: CustomerConfig = { id: target.customer, environment: target.environment, plan: checked.plan, image: mine?.image };
     writeCustomerStackFile(ctx.projectDir, customer, configuredDockerHost(ctx.projectDir, target.environment));
     return customer;
   });
@@ -135,7 +135,7 @@ export async function migrate(ctx: FleetContext, req: { customer: string; enviro
     const up = await deployWithRollback(ctx, target, stack, image, log, async () => {
       const isNew = readCustomerConfig(ctx.projectDir, target.stack) === undefined;
       const customer = await recordCustomer(ctx, target);
-      if (isNew) log(`adopting ${customer.id} into ${customer.environment} on port ${customer.port}`);
+      if (isNew) log(`adopting ${customer.id} into ${customer.environment}`);
       // the old deployment must not write while owners change; hardened-fleet's own container keeps running
       await stopForeignUsers(engine, volume, log);
       adopted = await adoptVolume(ctx, engine, volume, image, log);

@@ -1,7 +1,7 @@
 /** `fleet list`: each customer of the given environments with its plan, URL, image, health and last update. */
 import { parseEnvironmentName } from "../config/targets";
 import { engineFor } from "../engine/connection";
-import { customerNames, customerStackName } from "../hardening/names";
+import { customerStackName } from "../hardening/names";
 import { customerConfigs } from "./stackFiles";
 import { readStacks } from "./backendState";
 import type { FleetContext } from "./workspace";
@@ -28,13 +28,17 @@ export async function listCustomers(ctx: FleetContext, environments: string[]): 
       const state = states.get(stack);
       const outputs = state?.outputs ?? {};
       let health = "not deployed";
-      try {
-        const info = await engine.getContainer(customerNames(environment, c.id).container).inspect();
-        health = info.State.Running ? info.State.Health?.Status ?? "running" : info.State.Status;
-      } catch { /* no container */ }
+      // the container the last deployment made (its name ends in the slot of its spec)
+      const container = typeof outputs.containerName === "string" ? outputs.containerName : undefined;
+      if (container) {
+        try {
+          const info = await engine.getContainer(container).inspect();
+          health = info.State.Running ? info.State.Health?.Status ?? "running" : info.State.Status;
+        } catch { /* no container */ }
+      }
       out.push({
         environment, customer: c.id, plan: c.plan,
-        url: String(outputs.url ?? `http://127.0.0.1:${c.port}`),
+        url: String(outputs.url ?? "-"),
         image: String(outputs.image ?? "-"),
         version: String(outputs.version ?? "-"),
         health,

@@ -17,7 +17,8 @@ import * as path from "node:path";
 export class StackBusyError extends Error {}
 
 export const stackLock = (stack: string) => `stack.${stack}`;
-export const portsLock = (environment: string) => `ports.${environment}`;
+/** the customer stack files of one environment: written one at a time */
+export const customersLock = (environment: string) => `customers.${environment}`;
 export const ROLLOUT_LOCK = "rollout";
 export const BUILD_LOCK = "build";
 

@@ -38,14 +38,6 @@ export function customerConfigs(projectDir: string, environment: string): Custom
     .sort((a, b) => a.id.localeCompare(b.id));
 }
 
-/** Ports of the range no other customer of the environment uses, lowest first. Pure. */
-export function candidatePorts(range: { from: number; to: number }, used: number[]): number[] {
-  const taken = new Set(used);
-  const out: number[] = [];
-  for (let p = range.from; p <= range.to; p++) if (!taken.has(p)) out.push(p);
-  return out;
-}
-
 /** Whether nothing on this host listens on address:port (a foreign process or another container). */
 export function portFree(address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -53,18 +45,6 @@ export function portFree(address: string, port: number): Promise<boolean> {
     server.once("error", () => resolve(false));
     server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolve(true)));
   });
-}
-
-/** The lowest port of the range that no customer uses and nothing on the host listens on. */
-export async function nextFreePort(range: { from: number; to: number }, used: number[], address: string,
-  free: (address: string, port: number) => Promise<boolean> = portFree): Promise<number> {
-  const skipped: number[] = [];
-  for (const port of candidatePorts(range, used)) {
-    if (await free(address, port)) return port;
-    skipped.push(port);
-  }
-  const busy = skipped.length ? ` (${skipped.length} free by config but in use on the host: ${skipped.slice(0, 5).join(", ")}${skipped.length > 5 ? ", ..." : ""})` : "";
-  throw new Error(`every port of ${range.from}-${range.to} is taken${busy}: widen publish.portRange`);
 }
 
 /** Writes a file so that a reader (or a crash) sees the old content or the new, never half of it. */
@@ -82,7 +62,8 @@ export function writeCustomerStackFile(projectDir: string, customer: CustomerCon
   const file = stackFile(projectDir, customerStackName(customer.environment, customer.id));
   const doc = fs.existsSync(file) ? new Document(parse(fs.readFileSync(file, "utf8")) ?? {}) : new Document({});
   doc.setIn(["config", ROLE_KEY], "customer");
-  const value: Record<string, unknown> = { id: customer.id, environment: customer.environment, plan: customer.plan, port: customer.port };
+  // no port: customers publish none since the edge proxy (an old file's port goes with this rewrite)
+  const value: Record<string, unknown> = { id: customer.id, environment: customer.environment, plan: customer.plan };
   if (customer.image) value.image = customer.image;
   doc.setIn(["config", CUSTOMER_KEY], value);
   if (dockerHost) doc.setIn(["config", DOCKER_HOST_KEY], dockerHost);

@@ -17,6 +17,7 @@ import { ensureBuilt, isBuilt } from "./build";
 import { BUILD_LOCK, stackLock, withLock, withWaitingLock } from "./lock";
 import { pulumiOutput, stderrLog, type Log } from "./progress";
 import { clearStaleLocks, resolvePendingOperations } from "./recovery";
+import { checkEdgePorts } from "./edge";
 import { openStack, runPulumi, type FleetContext } from "./workspace";
 
 export interface UpResult {
@@ -107,6 +108,8 @@ export async function runUp(stack: FleetStack, log: Log): Promise<UpResult> {
 
 /** Deploys a stack as it is configured (no rollback: see customers.ts for customer stacks). */
 export async function upTarget(ctx: FleetContext, target: StackTarget, log: Log = stderrLog): Promise<UpResult> {
+  // a port another program holds is reported before anything changes, naming the setting
+  if (target.kind === "environment") await checkEdgePorts(ctx, target.environment);
   return withStack(ctx, target, log, (stack) => runUp(stack, log));
 }
 

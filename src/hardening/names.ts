@@ -3,7 +3,12 @@
 export const NAME_PREFIX = "hf";
 
 export interface CustomerNames {
+  /**
+   * Its containers are `<container>-<slot>`: every deployment of a changed spec starts a new one
+   * beside the running one (serviceSpec.ts, containerSlot), so no two ever share a name.
+   */
   container: string;
+  /** its own network, shared with nothing but its environment's edge proxy */
   network: string;
   dataVolume: string;
   hostname: string;
@@ -11,7 +16,24 @@ export interface CustomerNames {
 
 export function customerNames(environment: string, customerId: string): CustomerNames {
   const base = `${NAME_PREFIX}-${environment}-${customerId}`;
-  return { container: base, network: `${base}-net`, dataVolume: `${base}-data`, hostname: customerId };
+  return { container: base, network: `${base}-edge`, dataVolume: `${base}-data`, hostname: customerId };
+}
+
+/** The network customers had before the edge proxy (no inter-container traffic, so no proxy could reach them). */
+export function legacyCustomerNetwork(environment: string, customerId: string): string {
+  return `${NAME_PREFIX}-${environment}-${customerId}-net`;
+}
+
+export interface EdgeNames {
+  container: string;
+  network: string;
+  dataVolume: string;
+}
+
+/** The edge proxy of an environment; `name` is edge.name, an id no customer of the environment may take. */
+export function edgeNames(environment: string, name: string): EdgeNames {
+  const base = `${NAME_PREFIX}-${environment}-${name}`;
+  return { container: base, network: `${base}-net`, dataVolume: `${base}-data` };
 }
 
 /** Customer stacks are `<environment>-<customer>`; environment stacks are bare names such as `staging`. */
@@ -29,6 +51,9 @@ export const LABEL_NONROOT_UID = "io.hardened-fleet.nonroot-uid";
 export const LABEL_PROFILE = "io.hardened-fleet.profile";
 export const LABEL_BASE = "io.hardened-fleet.base-image";
 export const LABEL_CAP_REASONS = "io.hardened-fleet.cap-add-reasons";
+/** values of LABEL_ROLE */
+export const ROLE_CUSTOMER = "customer-service";
+export const ROLE_EDGE = "edge-proxy";
 
 /** Bumped when the hardening profile (what the components enforce) changes. */
 export const HARDENING_PROFILE_VERSION = "1";

@@ -3,10 +3,11 @@
  * Both the Pulumi component (toContainerArgs) and the real-engine tests (toEngineCreateOptions)
  * are mapped from this one value, so what is tested is what is deployed.
  */
+import { createHash } from "node:crypto";
 import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
 import {
   APP_GID, APP_UID, HARDENING_PROFILE_VERSION, LABEL_CAP_REASONS, LABEL_CUSTOMER, LABEL_ENVIRONMENT,
-  LABEL_MANAGED, LABEL_PLAN, LABEL_PROFILE, LABEL_ROLE, customerNames,
+  LABEL_MANAGED, LABEL_PLAN, LABEL_PROFILE, LABEL_ROLE, ROLE_CUSTOMER, customerNames,
 } from "./names";
 
 export interface HealthcheckSpec {
@@ -19,17 +20,25 @@ export interface HealthcheckSpec {
 
 /** Who a customer's service is: its Docker names and identity labels, known from the two ids alone. */
 export interface ServiceIdentity {
-  containerName: string;
+  /** its containers are `<containerPrefix>-<slot>` */
+  containerPrefix: string;
   networkName: string;
   dataVolumeName: string;
   /** labels of the network and the data volume: whose they are, nothing a plan or profile change touches */
   identityLabels: Record<string, string>;
 }
 
-export interface ServiceSpec extends ServiceIdentity {
-  environment: string;
-  customerId: string;
-  plan: string;
+/** A host port the engine publishes (only the edge proxy has any). */
+export interface PublishedPort {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+}
+
+/** One hardened container, whatever it runs (a customer's app, the edge proxy): what toContainerArgs maps. */
+export interface ContainerSpec {
+  containerName: string;
+  networkName: string;
   hostname: string;
   image: string;
   user: string;
@@ -49,7 +58,10 @@ export interface ServiceSpec extends ServiceIdentity {
   /** seconds the deployment waits for healthy before it fails */
   healthTimeoutSeconds: number;
   log: { driver: "json-file"; opts: Record<string, string> };
-  port: { container: number; hostIp: string; hostPort: number };
+  /** the port the app listens on inside the container */
+  port: number;
+  /** host ports: none for a customer (its traffic comes through the edge proxy) */
+  publish: PublishedPort[];
   data: { volume: string; target: string };
   /** plain environment; secrets are added by the component as Pulumi secrets */
   env: Record<string, string>;
@@ -57,16 +69,23 @@ export interface ServiceSpec extends ServiceIdentity {
   labels: Record<string, string>;
 }
 
+/** A customer's service: its container, whose name ends in the slot of this spec. */
+export interface ServiceSpec extends ContainerSpec, ServiceIdentity {
+  environment: string;
+  customerId: string;
+  plan: string;
+}
+
 /** The identity of customer `customerId` in `environment`. Pure. */
 export function serviceIdentity(environment: string, customerId: string): ServiceIdentity {
   const names = customerNames(environment, customerId);
   return {
-    containerName: names.container,
+    containerPrefix: names.container,
     networkName: names.network,
     dataVolumeName: names.dataVolume,
     identityLabels: {
       [LABEL_MANAGED]: "true",
-      [LABEL_ROLE]: "customer-service",
+      [LABEL_ROLE]: ROLE_CUSTOMER,
       [LABEL_ENVIRONMENT]: environment,
       [LABEL_CUSTOMER]: customerId,
     },
@@ -98,7 +117,7 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
   if (capAdd.length > 0) {
     labels[LABEL_CAP_REASONS] = env.capabilities.add.map((c) => `${c.name}: ${c.reason}`).join("; ");
   }
-  return {
+  const spec: Omit<ServiceSpec, "containerName"> = {
     environment: env.name,
     customerId: customer.id,
     plan: customer.plan,
@@ -129,14 +148,20 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
     },
     healthTimeoutSeconds: env.deploy.healthTimeoutSeconds,
     log: { driver: "json-file", opts: { "max-size": env.logging.maxSize, "max-file": String(env.logging.maxFile) } },
-    port: { container: app.port, hostIp: env.publish.address, hostPort: customer.port },
+    port: app.port,
+    publish: [],
     data: { volume: names.dataVolume, target: app.dataPath },
     env: { PORT: String(app.port), DATA_DIR: app.dataPath, HEALTH_PATH: app.healthcheck.path, CUSTOMER_ID: customer.id },
     labels,
   };
+  return { ...spec, containerName: `${identity.containerPrefix}-${containerSlot(spec)}` };
 }
 
-/** `http://127.0.0.1:18001`: where the customer's service answers on the Docker host. */
-export function serviceUrl(spec: Pick<ServiceSpec, "port">): string {
-  return `http://${spec.port.hostIp}:${spec.port.hostPort}`;
+/**
+ * Eight hex digits that change with anything the container is made from (image, limits, settings).
+ * A changed spec is a new container beside the running one, never the running one changed: the
+ * new one must be healthy before the edge proxy sends it traffic, and the old one goes last.
+ */
+export function containerSlot(spec: object): string {
+  return createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 8);
 }

@@ -6,8 +6,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { HardenedService } from "../../components/hardenedService";
 import { checkCustomerInEnvironment, parseCustomerShape, parseEnvironmentConfig } from "../config/load";
 import type { EnvironmentConfig } from "../config/schema";
-import { serviceIdentity, serviceSpec } from "../hardening/serviceSpec";
+import { customerHostname, customerUrl } from "../edge/edgeSpec";
+import { EDGE_ROUTES_DIR, reloadCommand, routeFile, routeFileName } from "../edge/routes";
+import { edgeNames } from "../hardening/names";
+import { serviceIdentity, serviceSpec, type ServiceSpec } from "../hardening/serviceSpec";
 import { readEnvironment } from "./environmentView";
+import { programDockerHost } from "./stackRef";
 
 /**
  * The customer's service, from its own config and what its environment stack published.
@@ -31,11 +35,15 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
     return { view, env, customer, imageRef, image: view.image, spec: serviceSpec(env, customer, imageRef) };
   })();
   if (!local) await settled;
-  // the docker provider's own precedence: docker:host config, else DOCKER_HOST
-  const dockerHost = new pulumi.Config("docker").get("host") ?? process.env.DOCKER_HOST ?? "";
+  const dockerHost = programDockerHost();
   const service = new HardenedService(shape.id, {
     identity: serviceIdentity(shape.environment, shape.id),
-    settings: settled.then((s) => ({ spec: s.spec, protectData: s.env.volumes.protect })),
+    settings: settled.then((s) => ({
+      spec: s.spec,
+      protectData: s.env.volumes.protect,
+      route: serviceRoute(s.env, s.spec),
+      url: customerUrl(s.env.edge, s.customer.id),
+    })),
     dockerHost,
   });
   const { env, customer, imageRef, image } = await settled;
@@ -52,5 +60,23 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
     containerId: service.containerId,
     networkName: service.networkName,
     dataVolumeName: service.dataVolumeName,
+  };
+}
+
+/** The customer's route in its environment's edge proxy, to the container of `spec`. */
+export function serviceRoute(env: EnvironmentConfig, spec: ServiceSpec) {
+  return {
+    proxy: edgeNames(env.name, env.edge.name).container,
+    routesDir: EDGE_ROUTES_DIR,
+    fileName: routeFileName(spec.customerId),
+    fileText: routeFile({
+      environment: env.name,
+      customerId: spec.customerId,
+      hostname: customerHostname(env.edge, spec.customerId),
+      upstreamContainer: spec.containerName,
+      upstreamPort: spec.port,
+      tls: env.edge,
+    }),
+    reload: reloadCommand(),
   };
 }

@@ -4,10 +4,12 @@
  */
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { EdgeProxy } from "../../components/edgeProxy";
 import { HardenedImage } from "../../components/hardenedImage";
 import type { EnvironmentConfig } from "../config/schema";
 import { checkPromotableImage } from "./imageCheck";
-import { stackReferenceName } from "./stackRef";
+import { programDockerHost, stackReferenceName } from "./stackRef";
+import { customerUrl } from "../edge/edgeSpec";
 
 export interface EnvironmentOutputs {
   role: "environment";
@@ -15,7 +17,19 @@ export interface EnvironmentOutputs {
   image: pulumi.Output<{ ref: string; name: string; version: string; revision: string }> | undefined;
 }
 
+/** The environment's edge proxy (every environment has one), as the stack output `edge`. */
+function edgeProxy(env: EnvironmentConfig, projectDir: string) {
+  const dockerHost = programDockerHost();
+  const proxy = new EdgeProxy(env.name, { env, projectDir, dockerHost });
+  return {
+    container: proxy.containerName,
+    image: proxy.imageRef,
+    urls: customerUrl(env.edge, "<customer>"),
+  };
+}
+
 export async function environmentProgram(env: EnvironmentConfig, projectDir: string): Promise<Record<string, unknown>> {
+  const edge = edgeProxy(env, projectDir);
   if (env.image.mode === "build") {
     const image = new HardenedImage(env.name, {
       image: env.image,
@@ -26,6 +40,7 @@ export async function environmentProgram(env: EnvironmentConfig, projectDir: str
     return {
       role: "environment",
       settings: env,
+      edge,
       image: pulumi.all([image.imageRef, image.imageName]).apply(([ref, name]) => ({
         ref, name, version: image.version, revision: image.revision,
       })),
@@ -44,5 +59,5 @@ export async function environmentProgram(env: EnvironmentConfig, projectDir: str
     ref = value.ref;
   }
   const image = await checkPromotableImage(ref, `stack ${source}`);
-  return { role: "environment", settings: env, image: { ...image, promotedFrom: source } };
+  return { role: "environment", settings: env, edge, image: { ...image, promotedFrom: source } };
 }

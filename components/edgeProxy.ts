@@ -1,0 +1,114 @@
+/**
+ * hardened-fleet:edge:EdgeProxy — an environment's edge proxy (Caddy): the only container that
+ * publishes host ports (edge.address, 443 and 80 by default). Each customer answers at
+ * https://<customer>.<edge.domain> through it; the routes are files in its volume, one per
+ * customer, written by the customers' stacks (EdgeRoute). Hardened like a customer's app: the same
+ * ContainerSpec mapping, the same gate (PIDs limit, healthy, audit).
+ *
+ * Its image is built here from src/edge/assets on the edge base (Debian's caddy package, made by
+ * scripts/setup-engine.sh), in every environment: it is infrastructure, not the customers' app.
+ * A new proxy container stops the old one first (the host ports are fixed): a few seconds without
+ * the edge, so it is replaced only when its image or settings change.
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { EnvironmentConfig } from "../src/config/schema";
+import { edgeLabels, edgeProxySpec } from "../src/edge/edgeSpec";
+import { LABEL_CUSTOMER, LABEL_ENVIRONMENT, LABEL_ROLE, NAME_PREFIX, ROLE_CUSTOMER, customerNames, edgeNames } from "../src/hardening/names";
+import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
+import { ContainerGate, DynamicProvider } from "./containerGate";
+import { EdgeNetworks } from "./edgeLinks";
+
+export interface EdgeProxyArgs {
+  env: EnvironmentConfig;
+  /** the Pulumi project directory, which holds src/edge/assets */
+  projectDir: string;
+  dockerHost?: string;
+}
+
+/** A short hash of the image's inputs (the asset files and the base), for its tag. */
+function assetsVersion(dir: string, base: string): string {
+  const hash = crypto.createHash("sha256").update(base);
+  for (const file of fs.readdirSync(dir).sort()) hash.update(file).update(fs.readFileSync(path.join(dir, file)));
+  return hash.digest("hex").slice(0, 12);
+}
+
+export class EdgeProxy extends pulumi.ComponentResource {
+  readonly containerName: string;
+  readonly containerId: pulumi.Output<string>;
+  readonly imageRef: pulumi.Output<string>;
+
+  constructor(name: string, args: EdgeProxyArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("hardened-fleet:edge:EdgeProxy", name, {}, opts);
+    const { env } = args;
+    const names = edgeNames(env.name, env.edge.name);
+    const dockerHost = args.dockerHost ?? "";
+    const labels = Object.entries(edgeLabels(env.name)).map(([label, value]) => ({ label, value }));
+    const assets = path.join(args.projectDir, "src", "edge", "assets");
+
+    const network = new docker.Network(`${name}-net`, {
+      name: names.network,
+      driver: "bridge",
+      options: { "com.docker.network.bridge.enable_icc": "false" },
+      labels,
+    }, { parent: this, ignoreChanges: ["labels"] });
+
+    // the local CA's key and the certificates: kept when the proxy is replaced or its stack destroyed
+    const volume = new docker.Volume(`${name}-data`, { name: names.dataVolume, labels }, {
+      parent: this, ignoreChanges: ["labels"], retainOnDelete: true,
+    });
+
+    const image = new docker.Image(`${name}-image`, {
+      imageName: `hardened-fleet/edge:${assetsVersion(assets, env.edge.base)}`,
+      skipPush: true,
+      buildOnPreview: false,
+      build: {
+        context: assets,
+        dockerfile: path.join(assets, "Dockerfile"),
+        args: { BASE: env.edge.base },
+        platform: "linux/amd64",
+        builderVersion: "BuilderBuildKit",
+      },
+    }, { parent: this });
+
+    const dynamicProvider = new DynamicProvider(`${name}-dynamic`, { parent: this, dependsOn: [volume] });
+
+    const spec = edgeProxySpec(env, "pending");
+    const base = toContainerArgs(spec);
+    const container = new docker.Container(`${name}-container`, {
+      ...base,
+      image: image.repoDigest,
+      networkMode: network.name,
+      networksAdvanced: [{ name: network.name }],
+      volumes: [{ volumeName: volume.name, containerPath: spec.data.target }],
+    }, {
+      parent: this,
+      replaceOnChanges: REPLACE_ON_CHANGES,
+      // fixed name and host ports: the old proxy must go before the new one starts
+      deleteBeforeReplace: true,
+    });
+
+    const gate = new ContainerGate(`${name}-gate`, {
+      containerId: container.id, pidsLimit: spec.pidsLimit, healthTimeoutSeconds: spec.healthTimeoutSeconds, dockerHost,
+    }, { parent: this, provider: dynamicProvider });
+
+    // a new proxy container joins every customer's network; their routes are in its volume already
+    new EdgeNetworks(`${name}-networks`, {
+      containerId: gate.containerId,
+      environment: env.name,
+      networkPrefix: NAME_PREFIX,
+      networkSuffix: customerNames(env.name, "x").network.slice(`${NAME_PREFIX}-${env.name}-x`.length),
+      labels: { [LABEL_ROLE]: ROLE_CUSTOMER, [LABEL_ENVIRONMENT]: env.name },
+      customerLabel: LABEL_CUSTOMER,
+      dockerHost,
+    }, { parent: this, provider: dynamicProvider });
+
+    this.containerName = names.container;
+    this.containerId = container.id;
+    this.imageRef = image.repoDigest;
+    this.registerOutputs({ containerName: this.containerName, containerId: this.containerId, imageRef: this.imageRef });
+  }
+}

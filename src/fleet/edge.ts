@@ -1,0 +1,83 @@
+/**
+ * The environment's edge proxy, seen from fleet: its host ports checked before a deployment, and
+ * the root certificate of its local CA (`fleet edge ca`).
+ */
+import { ConfigError } from "../config/errors";
+import { readEnvironmentConfig } from "../config/stackFiles";
+import { dockerHost, engineFor } from "../engine/connection";
+import { execIn } from "../engine/exec";
+import { EDGE_CA_ROOT } from "../edge/routes";
+import { edgeNames } from "../hardening/names";
+import { portFree } from "./stackFiles";
+import type { FleetContext } from "./workspace";
+
+/** Host ports the proxy container `name` publishes now (none when there is no such container). */
+async function proxyBindings(ctx: FleetContext, environment: string, name: string): Promise<Set<string>> {
+  try {
+    const info = await engineFor(ctx.projectDir, environment).getContainer(name).inspect();
+    return new Set(Object.values(info.HostConfig.PortBindings ?? {}).flat()
+      .map((b) => `${(b as { HostIp: string }).HostIp}:${(b as { HostPort: string }).HostPort}`));
+  } catch {
+    return new Set();
+  }
+}
+
+/**
+ * Before an environment is deployed: each edge port is free, or the environment's own proxy holds it.
+ * Only for the local engine: a remote engine's ports are not this host's to probe.
+ */
+export async function checkEdgePorts(ctx: FleetContext, environment: string): Promise<void> {
+  if (dockerHost(ctx.projectDir, environment) !== undefined) return;
+  const { edge, name } = readEnvironmentConfig(ctx.projectDir, environment);
+  const ours = await proxyBindings(ctx, environment, edgeNames(name, edge.name).container);
+  const problems = [];
+  for (const [key, port] of [["httpsPort", edge.httpsPort], ["httpPort", edge.httpPort]] as const) {
+    if (ours.has(`${edge.address}:${port}`) || await portFree(edge.address, port)) continue;
+    problems.push({ path: `edge.${key}`, found: String(port),
+      message: `${edge.address}:${port} is in use by another program on this host: stop it, or set another edge.${key} in Pulumi.${environment}.yaml` });
+  }
+  if (problems.length > 0) throw new ConfigError(`environment '${environment}'`, problems);
+}
+
+/** The PEM root certificate of the environment's local CA (edge.tls: internal): what clients must trust. */
+export async function edgeCaCertificate(ctx: FleetContext, environment: string): Promise<string> {
+  const { edge, name } = readEnvironmentConfig(ctx.projectDir, environment);
+  if (edge.tls !== "internal") {
+    throw new Error(`environment '${environment}' uses edge.tls: ${edge.tls}: its certificates come from a public CA, which clients trust already`);
+  }
+  const container = edgeNames(name, edge.name).container;
+  let result;
+  try {
+    result = await execIn(engineFor(ctx.projectDir, environment).getContainer(container), ["cat", EDGE_CA_ROOT]);
+  } catch (err) {
+    throw new Error(`the edge proxy ${container} is not running (${(err as Error).message.split("\n")[0]}): run 'fleet up ${environment}' first`);
+  }
+  if (result.exitCode !== 0 || !result.stdout.includes("BEGIN CERTIFICATE")) {
+    throw new Error(`the edge proxy ${container} has no local CA yet (it makes one for its first customer): provision a customer first`);
+  }
+  return result.stdout;
+}
+
+/**
+ * GET `url` (https://<customer>.<edge.domain>…) through the environment's proxy: connects to
+ * edge.address whatever the name resolves to, sends the hostname (SNI and Host) and checks the
+ * certificate against `ca`. For the demo and `fleet edge check`: names under .localhost resolve nowhere
+ * but to this host anyway.
+ */
+export async function getThroughEdge(address: string, url: string, ca: string | undefined): Promise<{ status: number; body: string }> {
+  const https = await import("node:https");
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: address, port: u.port || 443, path: `${u.pathname}${u.search}`, method: "GET",
+      servername: u.hostname, headers: { host: u.host }, ca, timeout: 10_000,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${url} through ${address} timed out`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
