@@ -21,3 +21,35 @@ export async function removeQuietly(names: { containers?: string[]; networks?: s
   for (const v of names.volumes ?? []) await engine.getVolume(v).remove({ force: true }).catch(() => {});
   for (const i of names.images ?? []) await engine.getImage(i).remove({ force: true }).catch(() => {});
 }
+
+/**
+ * The customer's current container: its name ends in the slot of its spec, so tests find it by its
+ * labels; while an update runs there may be two, and the newest is the one being deployed.
+ */
+export async function customerContainer(environment: string, customer: string): Promise<Dockerode.ContainerInspectInfo | undefined> {
+  const found = await engine.listContainers({ all: true, filters: { label: [`io.hardened-fleet.environment=${environment}`, `io.hardened-fleet.customer=${customer}`] } });
+  const newest = found.sort((a, b) => b.Created - a.Created)[0];
+  return newest ? engine.getContainer(newest.Id).inspect().catch(() => undefined) : undefined;
+}
+
+/** Every container of the customer (a finished deployment leaves exactly one). */
+export async function customerContainers(environment: string, customer: string): Promise<string[]> {
+  const found = await engine.listContainers({ all: true, filters: { label: [`io.hardened-fleet.environment=${environment}`, `io.hardened-fleet.customer=${customer}`] } });
+  return found.map((c) => c.Names[0]!.replace(/^\//, ""));
+}
+
+/** Removes everything of the given customers (all their containers, both networks, the volume) and edge proxies. */
+export async function removeCustomers(list: [string, string][], edges: [string, string][] = []): Promise<void> {
+  for (const [environment, customer] of list) {
+    const names = await customerContainers(environment, customer);
+    await removeQuietly({
+      containers: names,
+      networks: [`hf-${environment}-${customer}-edge`, `hf-${environment}-${customer}-net`],
+      volumes: [`hf-${environment}-${customer}-data`],
+    });
+  }
+  for (const [environment, name] of edges) {
+    const base = `hf-${environment}-${name}`;
+    await removeQuietly({ containers: [base], networks: [`${base}-net`], volumes: [`${base}-data`] });
+  }
+}

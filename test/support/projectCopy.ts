@@ -33,3 +33,21 @@ export function dropEncryptionSalt(root: string, stack: string): void {
   const file = path.join(root, `Pulumi.${stack}.yaml`);
   fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(/^encryptionsalt:.*\n?/m, ""));
 }
+
+/**
+ * Gives a copied environment an edge proxy of its own (its own name and ports), so a suite never
+ * meets the demo's proxy or another suite's; customers answer at https://<id>.<env>.localhost:<httpsPort>.
+ */
+export function useEdge(root: string, stack: string, name: string, httpsPort: number, httpPort: number): void {
+  editEnvironment(root, stack, (e) => {
+    e.edge = { ...e.edge, name, domain: `${stack}.localhost`, address: "127.0.0.1", httpsPort, httpPort };
+  });
+}
+
+/** https://<customer>.<env>.localhost:<port>: where a customer of a copied environment answers. */
+export function customerUrlIn(root: string, environment: string, customer: string): string {
+  const file = path.join(root, `Pulumi.${environment}.yaml`);
+  const env = (parse(fs.readFileSync(file, "utf8")) as { config: Record<string, any> }).config["hardened-fleet:environment"];
+  const port = env.edge.httpsPort ?? 443;
+  return `https://${customer}.${env.edge.domain}${port === 443 ? "" : `:${port}`}`;
+}
