@@ -1,14 +1,20 @@
 /**
  * The floor a fleet provisioning is compared with: the same hardened container made by hand with the
  * docker CLI (`docker network create`, `docker volume create`, `docker run` with every hardening
- * flag of the customer's ServiceSpec), then polled until healthy. Used by bench/fleet.ts only.
+ * flag of the customer's ServiceSpec), then polled until healthy (through docker inspect: like a
+ * container fleet deploys, it publishes no host port; its traffic would come through the edge proxy).
+ * Used by bench/fleet.ts only.
  */
 import type { ServiceSpec } from "../src/hardening/serviceSpec";
 
-/** `docker network create` arguments for the customer's own network. Pure. */
+/**
+ * `docker network create` arguments for the customer's own network, as HardenedService makes it: a
+ * plain bridge (the environment's edge proxy joins it to reach the app, so inter-container traffic
+ * stays on). Pure.
+ */
 export function networkCreateArgs(spec: ServiceSpec): string[] {
   const labels = Object.entries(spec.identityLabels).flatMap(([k, v]) => ["--label", `${k}=${v}`]);
-  return ["network", "create", "--driver", "bridge", "--opt", "com.docker.network.bridge.enable_icc=false", ...labels, spec.networkName];
+  return ["network", "create", "--driver", "bridge", ...labels, spec.networkName];
 }
 
 /** `docker volume create` arguments for the data volume. Pure. */
@@ -17,7 +23,10 @@ export function volumeCreateArgs(spec: ServiceSpec): string[] {
   return ["volume", "create", ...labels, spec.dataVolumeName];
 }
 
-/** `docker run -d` with every hardening setting of the spec (the healthcheck as a shell command). Pure. */
+/**
+ * `docker run -d` with every hardening setting of the spec (the healthcheck as a shell command), and
+ * `--publish` only for what the spec publishes: nothing, for a customer. Pure.
+ */
 export function dockerRunArgs(spec: ServiceSpec, secrets: Record<string, string>): string[] {
   const hc = spec.healthcheck;
   const health = hc.test[0] === "CMD-SHELL" ? hc.test[1]! : hc.test.slice(1).join(" ");
@@ -37,7 +46,7 @@ export function dockerRunArgs(spec: ServiceSpec, secrets: Record<string, string>
     "--log-driver", spec.log.driver, ...Object.entries(spec.log.opts).flatMap(([k, v]) => ["--log-opt", `${k}=${v}`]),
     "--health-cmd", health, "--health-interval", `${hc.intervalSeconds}s`, "--health-timeout", `${hc.timeoutSeconds}s`,
     "--health-retries", String(hc.retries), "--health-start-period", `${hc.startPeriodSeconds}s`,
-    "--publish", `${spec.port.hostIp}:${spec.port.hostPort}:${spec.port.container}`,
+    ...spec.publish.flatMap((p) => ["--publish", `${p.hostIp}:${p.hostPort}:${p.containerPort}`]),
     "--network", spec.networkName,
     "--mount", `type=volume,source=${spec.data.volume},target=${spec.data.target}`,
     spec.image,

@@ -28,6 +28,11 @@ interface Variant {
   alsoFails?: string[];
 }
 
+/** Publishes the app's port on the host, as the customer's container never does. */
+function publish(o: Options, spec: ServiceSpec, hostIp: string, hostPort: number): void {
+  o.HostConfig!.PortBindings = { [`${spec.port}/tcp`]: [{ HostIp: hostIp, HostPort: String(hostPort) }] };
+}
+
 const VARIANTS: Variant[] = [
   { id: "baseline", check: "" },
   { id: "img-root", check: "image-user", image: "root-user" },
@@ -40,7 +45,10 @@ const VARIANTS: Variant[] = [
   { id: "no-pids", check: "limits", weaken: (o) => { delete o.HostConfig!.PidsLimit; } },
   { id: "no-mem", check: "limits", weaken: (o) => { o.HostConfig!.Memory = 0; o.HostConfig!.MemorySwap = 0; } },
   { id: "no-health", check: "healthcheck", weaken: (o) => { o.Healthcheck = { Test: ["NONE"] }; } },
-  { id: "all-addr", check: "ports", weaken: (o) => { for (const b of Object.values(o.HostConfig!.PortBindings as Record<string, { HostIp: string }[]>)) b[0]!.HostIp = "0.0.0.0"; } },
+  // a customer's container publishes no port at all (its traffic comes through the edge proxy):
+  // one published on loopback is caught as surely as one on every address
+  { id: "published", check: "ports", weaken: (o, spec) => { publish(o, spec, "127.0.0.1", 18150); } },
+  { id: "all-addr", check: "ports", weaken: (o, spec) => { publish(o, spec, "0.0.0.0", 18160); } },
   { id: "docker0", check: "network", weaken: (o) => { o.HostConfig!.NetworkMode = "bridge"; o.NetworkingConfig = { EndpointsConfig: { bridge: {} } }; } },
   { id: "sock", check: "host-isolation", weaken: (o) => { o.HostConfig!.Binds = ["/var/run/docker.sock:/run/docker.sock:ro"]; } },
   { id: "hostpid", check: "host-isolation", weaken: (o) => { o.HostConfig!.PidMode = "host"; } },
@@ -63,8 +71,8 @@ describe("fleet audit against weakened containers", () => {
     images["root-user"] = await deriveImage(imageId, ["USER 0:0"], "hardened-fleet/audit-test:root-user");
     images["with-gcc"] = await deriveImage(imageId, ["USER 0:0", "RUN ln -s /bin/true /usr/local/bin/gcc", "USER 1000:1000"], "hardened-fleet/audit-test:with-gcc");
     const created: Dockerode.Container[] = [];
-    for (const [i, v] of VARIANTS.entries()) {
-      const spec = serviceSpec(env, { id: `audit-${v.id}`, environment: "staging", plan: "starter", port: 18150 + i },
+    for (const v of VARIANTS) {
+      const spec = serviceSpec(env, { id: `audit-${v.id}`, environment: "staging", plan: "starter" },
         v.image ? images[v.image]! : imageId);
       specs.push(spec);
       await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName] });
@@ -124,7 +132,7 @@ describe("fleet audit against weakened containers", () => {
     };
     const good = cli(["audit", "--stack", "staging-audit-baseline"]);
     assert.equal(good.code, 0, good.out);
-    assert.match(good.out, /hf-staging-audit-baseline .* PASS/);
+    assert.match(good.out, /hf-staging-audit-baseline-[0-9a-f]{8} .* PASS/);
     const bad = cli(["audit", "--customer", "audit-nnp", "--json"]);
     assert.equal(bad.code, 1);
     const json = JSON.parse(bad.out) as { ok: boolean; containers: ContainerAudit[] };

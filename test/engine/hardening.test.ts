@@ -10,12 +10,14 @@ import type Dockerode from "dockerode";
 import type { EnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
 import { execIn } from "../../src/engine/exec";
-import { serviceSpec, serviceUrl, type ServiceSpec } from "../../src/hardening/serviceSpec";
+import { serviceSpec, type ServiceSpec } from "../../src/hardening/serviceSpec";
 import { engine, removeQuietly, waitHealthy } from "../support/engine";
 import { request } from "../support/http";
 import { buildStagingImage } from "../support/image";
 
 const TAG = "hardened-fleet/customer-app:engine-test";
+/** the host port of the one container here that publishes (for the HTTP test only) */
+const HTTP_PORT = 18190;
 
 describe("hardened image and service on the real Docker engine", () => {
   let env: EnvironmentConfig;
@@ -26,8 +28,9 @@ describe("hardened image and service on the real Docker engine", () => {
 
   before(async () => {
     ({ env, imageId } = await buildStagingImage(TAG));
-    spec = serviceSpec(env, { id: "enginetest", environment: "staging", plan: "starter", port: 18190 }, imageId);
-    await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName] });
+    spec = serviceSpec(env, { id: "enginetest", environment: "staging", plan: "starter" }, imageId);
+    await removeQuietly({ containers: [spec.containerName, httpSpec().containerName], networks: [spec.networkName],
+      volumes: [spec.dataVolumeName, httpSpec().dataVolumeName] });
     await engine.createNetwork({ Name: spec.networkName, Driver: "bridge", Labels: spec.labels });
     await engine.createVolume({ Name: spec.dataVolumeName, Labels: spec.labels });
     container = await engine.createContainer(toEngineCreateOptions(spec, { APP_SECRET_KEY: "k".repeat(48) }));
@@ -36,8 +39,27 @@ describe("hardened image and service on the real Docker engine", () => {
   });
 
   after(async () => {
-    if (spec) await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName] });
+    if (spec) {
+      await removeQuietly({ containers: [spec.containerName, httpSpec().containerName], networks: [spec.networkName],
+        volumes: [spec.dataVolumeName, httpSpec().dataVolumeName] });
+    }
   });
+
+  /**
+   * The same hardened settings, published on a loopback port for this test's HTTP client only: a
+   * customer's container publishes nothing (its traffic comes through the edge proxy). Its own name
+   * and volume, beside the unpublished container the other tests inspect.
+   */
+  function httpSpec(): ServiceSpec {
+    const dataVolumeName = `${spec.dataVolumeName}-http`;
+    return {
+      ...spec,
+      containerName: `${spec.containerName}-http`,
+      dataVolumeName,
+      data: { ...spec.data, volume: dataVolumeName },
+      publish: [{ hostIp: "127.0.0.1", hostPort: HTTP_PORT, containerPort: spec.port }],
+    };
+  }
 
   it("image: numeric non-root USER, HEALTHCHECK, OCI and hardening labels", async () => {
     const image = await engine.getImage(imageId).inspect();
@@ -90,7 +112,12 @@ describe("hardened image and service on the real Docker engine", () => {
   });
 
   it("backup, upload and restore create files owned by 1000 in the data volume", async () => {
-    const url = serviceUrl(spec);
+    const published = httpSpec();
+    await engine.createVolume({ Name: published.dataVolumeName, Labels: published.labels });
+    const app = await engine.createContainer(toEngineCreateOptions(published, { APP_SECRET_KEY: "k".repeat(48) }));
+    await app.start();
+    assert.equal(await waitHealthy(app), "healthy");
+    const url = `http://127.0.0.1:${HTTP_PORT}`;
     assert.equal((await request(`${url}/uploads?name=report.txt`, "POST", "hello")).status, 201);
     const backup = await request(`${url}/backups`, "POST");
     assert.equal(backup.status, 201);
@@ -107,11 +134,11 @@ describe("hardened image and service on the real Docker engine", () => {
     const foreign = files.files.filter((f) => f.uid !== 1000 || f.gid !== 1000);
     assert.deepEqual(foreign, []);
     // and from outside the app: the volume itself, as the host sees it
-    const ls = await execIn(container, ["sh", "-c", "find /data -not -user 1000 -o -not -group 1000"]);
+    const ls = await execIn(app, ["sh", "-c", "find /data -not -user 1000 -o -not -group 1000"]);
     assert.equal(ls.stdout.trim(), "");
   });
 
-  it("docker inspect: limits, no-new-privileges, caps, loopback port, own network, no host access", () => {
+  it("docker inspect: limits, no-new-privileges, caps, no published port, own network, no host access", () => {
     const hc = info.HostConfig;
     assert.equal(info.Config.User, "1000:1000");
     assert.deepEqual(hc.CapDrop, ["ALL"]);
@@ -125,7 +152,9 @@ describe("hardened image and service on the real Docker engine", () => {
     assert.equal(hc.PidsLimit, spec.pidsLimit);
     assert.deepEqual(hc.RestartPolicy, { Name: "on-failure", MaximumRetryCount: 5 });
     assert.deepEqual(hc.LogConfig, { Type: "json-file", Config: { "max-size": "10m", "max-file": "3" } });
-    assert.deepEqual(hc.PortBindings, { "8000/tcp": [{ HostIp: "127.0.0.1", HostPort: "18190" }] });
+    // a customer's container publishes nothing: its traffic comes through the environment's edge proxy
+    assert.deepEqual(hc.PortBindings ?? {}, {});
+    assert.equal(hc.PublishAllPorts ?? false, false);
     assert.deepEqual(Object.keys(info.NetworkSettings.Networks), [spec.networkName]);
     assert.equal(hc.NetworkMode, spec.networkName);
     assert.ok(!["host"].includes(String(hc.PidMode)) && !["host"].includes(String(hc.IpcMode)));

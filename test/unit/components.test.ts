@@ -12,8 +12,9 @@ import { HardenedImage } from "../../components/hardenedImage";
 import { HardenedService } from "../../components/hardenedService";
 import { parseEnvironmentConfig } from "../../src/config/load";
 import { DockerfileRuleError } from "../../src/hardening/dockerfileRules";
+import { customerUrl } from "../../src/edge/edgeSpec";
 import { serviceSpec } from "../../src/hardening/serviceSpec";
-import { customerProgram } from "../../src/program/customer";
+import { customerProgram, serviceRoute } from "../../src/program/customer";
 import { environmentProgram } from "../../src/program/environment";
 import { projectDir, rawEnvironment } from "../support/fixtures";
 
@@ -32,17 +33,28 @@ async function settle(): Promise<void> {
   await new Promise((r) => setTimeout(r, 50));
 }
 
+const CONTAINER = "docker:index/container:Container";
+const GATE = "pulumi-nodejs:dynamic/hardened-fleet:PidsLimit";
+const ROUTE = "pulumi-nodejs:dynamic/hardened-fleet:EdgeRoute";
+
+/** The slot a container's Docker name ends in. */
+function slotOf(containerName: string): string {
+  return /-([0-9a-f]{8})$/.exec(containerName)?.[1] ?? assert.fail(`${containerName} ends in no slot`);
+}
+
 describe("HardenedService on mocks", () => {
   beforeEach(resetRecorded);
 
-  async function deployed(env = staging, plan = "standard") {
-    const spec = serviceSpec(env, { id: "acme", environment: env.name, plan, port: env.publish.portRange.from + 1 }, IMAGE);
-    const service = new HardenedService("acme", { identity: spec, settings: { spec, protectData: env.volumes.protect } });
+  async function deployed(env = staging, plan = "standard", image = IMAGE) {
+    const spec = serviceSpec(env, { id: "acme", environment: env.name, plan }, image);
+    const service = new HardenedService("acme", { identity: spec, settings: {
+      spec, protectData: env.volumes.protect, route: serviceRoute(env, spec), url: customerUrl(env.edge, "acme"),
+    } });
     await valueOf(service.containerId);
     await settle();
-    const [container] = byType("docker:index/container:Container");
+    const [container] = byType(CONTAINER);
     assert.ok(container, "no container registered");
-    return { spec, service, c: container.inputs };
+    return { spec, service, c: container.inputs, container };
   }
 
   it("registers the component with its children", async () => {
@@ -50,9 +62,56 @@ describe("HardenedService on mocks", () => {
     const types = recorded.map((r) => r.type).sort();
     assert.deepEqual(types, [
       "docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume",
-      "hardened-fleet:service:HardenedService", "pulumi-nodejs:dynamic/hardened-fleet:PidsLimit", "pulumi:providers:pulumi-nodejs",
+      "hardened-fleet:service:HardenedService", ROUTE, GATE, "pulumi:providers:pulumi-nodejs",
       "random:index/randomPassword:RandomPassword",
     ]);
+  });
+
+  it("names its resources after the customer, the container and its gate after the spec's slot", async () => {
+    const { spec, container, service } = await deployed();
+    const slot = slotOf(spec.containerName);
+    assert.equal(container.name, `acme-container-${slot}`);
+    assert.equal(container.inputs.name, spec.containerName);
+    assert.equal(slotOf(container.inputs.name), slotOf(container.name));
+    assert.equal(await valueOf(service.containerName), spec.containerName);
+    assert.deepEqual(recorded.map((r) => r.name).sort(), [
+      "acme", "acme-container-" + slot, "acme-data", "acme-dynamic", "acme-gate-" + slot, "acme-network", "acme-route", "acme-secret-key",
+    ].sort());
+  });
+
+  it("a new image is a new container resource beside the old (start-first), the route keeps its name", async () => {
+    const first = await deployed();
+    resetRecorded();
+    const second = await deployed(staging, "standard", `sha256:${"9".repeat(64)}`);
+    assert.notEqual(second.container.name, first.container.name);
+    assert.notEqual(second.c.name, first.c.name);
+    assert.equal(slotOf(second.c.name), slotOf(second.container.name));
+    assert.equal(byType(ROUTE)[0]!.name, "acme-route");
+    resetRecorded();
+    const again = await deployed();
+    assert.equal(again.container.name, first.container.name, "the same spec must find the same container");
+  });
+
+  it("the customer's container publishes no host port", async () => {
+    const { c } = await deployed();
+    assert.deepEqual(c.ports ?? [], []);
+    assert.equal(c.publishAllPorts ?? false, false);
+  });
+
+  it("the route, switched after the gate, sends the customer's hostname to this container", async () => {
+    const { spec, service } = await deployed();
+    const [route] = byType(ROUTE);
+    assert.ok(route, "no EdgeRoute registered");
+    assert.equal(route.inputs.proxy, "hf-staging-edge");
+    assert.equal(route.inputs.network, "hf-staging-acme-edge");
+    assert.equal(route.inputs.routesDir, "/data/routes");
+    assert.equal(route.inputs.fileName, "acme.caddy");
+    assert.match(route.inputs.fileText, /^acme\.staging\.localhost \{$/m);
+    assert.ok(route.inputs.fileText.includes(`reverse_proxy ${spec.containerName}:8000 {`), route.inputs.fileText);
+    assert.deepEqual(route.inputs.reload, ["caddy", "reload", "--config", "/etc/hardened-fleet/Caddyfile", "--adapter", "caddyfile", "--address", "localhost:2019"]);
+    // the upstream is an output of the gate: the route waits for the container to be healthy and audited
+    assert.equal(route.inputs.upstream, spec.containerName);
+    assert.equal(await valueOf(service.url), "https://acme.staging.localhost");
   });
 
   it("container runs as 1000:1000 with every capability dropped and no-new-privileges", async () => {
@@ -82,21 +141,23 @@ describe("HardenedService on mocks", () => {
   });
 
   it("healthcheck, waited for by the container's gate, so an unhealthy container fails the deployment", async () => {
-    const { c } = await deployed();
+    const { c, container, spec } = await deployed();
     assert.deepEqual(c.healthcheck, { tests: ["CMD", "/opt/venv/bin/python", "/app/healthcheck.py"], interval: "2s", timeout: "3s", retries: 3, startPeriod: "2s" });
     assert.equal(c.wait, false); // the provider's once-a-second wait gives way to the gate's
-    const [gate] = byType("pulumi-nodejs:dynamic/hardened-fleet:PidsLimit");
+    const [gate] = byType(GATE);
     assert.equal(gate!.inputs.healthTimeoutSeconds, 90);
-    assert.equal(gate!.inputs.containerId, "acme-container-id"); // the gate follows the container it guards
+    // the gate follows the container it guards, and is named after the same slot
+    assert.equal(gate!.inputs.containerId, `${container.name}-id`);
+    assert.equal(gate!.name, `acme-gate-${slotOf(spec.containerName)}`);
   });
 
-  it("log rotation, loopback port, own network, data volume", async () => {
+  it("log rotation, no published port, own network, data volume", async () => {
     const { c, spec } = await deployed();
     assert.equal(c.logDriver, "json-file");
     assert.deepEqual(c.logOpts, { "max-size": "10m", "max-file": "3" });
-    assert.deepEqual(c.ports, [{ internal: 8000, external: 18101, ip: "127.0.0.1", protocol: "tcp" }]);
-    assert.equal(c.networkMode, "hf-staging-acme-net");
-    assert.deepEqual(c.networksAdvanced, [{ name: "hf-staging-acme-net" }]);
+    assert.deepEqual(c.ports ?? [], []);
+    assert.equal(c.networkMode, "hf-staging-acme-edge");
+    assert.deepEqual(c.networksAdvanced, [{ name: "hf-staging-acme-edge" }]);
     assert.deepEqual(c.volumes, [{ volumeName: "hf-staging-acme-data", containerPath: "/data" }]);
     assert.equal(c.removeVolumes, false);
     const [net] = byType("docker:index/network:Network");
@@ -118,18 +179,20 @@ describe("HardenedService on mocks", () => {
   });
 
   it("the PIDs limit is applied to the container by the dynamic resource", async () => {
-    await deployed();
-    const [pids] = byType("pulumi-nodejs:dynamic/hardened-fleet:PidsLimit");
+    const { container } = await deployed();
+    const [pids] = byType(GATE);
     assert.equal(pids!.inputs.pidsLimit, 128);
-    assert.equal(pids!.inputs.containerId, "acme-container-id");
+    assert.equal(pids!.inputs.containerId, `${container.name}-id`);
   });
 
   it("prod plans give bigger limits than staging for the same plan", async () => {
-    const { c } = await deployed(prod);
+    const { c, service } = await deployed(prod);
+    assert.equal(await valueOf(service.url), "https://acme.prod.localhost:8443");
+    assert.equal(byType(ROUTE)[0]!.inputs.proxy, "hf-prod-edge");
     assert.equal(c.memory, 512);
     assert.equal(c.cpus, "1");
     assert.deepEqual(c.logOpts, { "max-size": "20m", "max-file": "5" });
-    const [pids] = byType("pulumi-nodejs:dynamic/hardened-fleet:PidsLimit");
+    const [pids] = byType(GATE);
     assert.equal(pids!.inputs.pidsLimit, 256);
     assert.equal(pids!.inputs.healthTimeoutSeconds, 120);
   });
@@ -185,23 +248,112 @@ describe("stack programs on mocks", () => {
     const image = await valueOf(outputs.image as import("@pulumi/pulumi").Output<{ ref: string; version: string }>);
     assert.equal(image.ref, `sha256:${"e".repeat(64)}`);
     assert.equal(image.version, "1.0.0");
-    assert.equal(byType("docker:index/image:Image").length, 1);
+    // the app's image and the edge proxy's
+    assert.deepEqual(byType("docker:index/image:Image").map((r) => r.inputs.imageName.replace(/:.*/, "")).sort(),
+      ["hardened-fleet/customer-app", "hardened-fleet/edge"]);
+    await settle(); // the edge proxy's container registers once its image is built
   });
 
-  it("a customer stack runs its environment's image with that environment's settings", async () => {
-    const outputs = await customerProgram({ id: "acme", environment: "staging", plan: "starter", port: 18105 },
+  /**
+   * The environment program's edge proxy, as registered on the mocks. A staging environment (prod
+   * promotes an image, which it inspects on the engine first), with the edge settings given.
+   */
+  async function edgeOf(edge: Record<string, unknown> = {}) {
+    const env = parseEnvironmentConfig({ ...rawEnvironment("staging"), edge: { ...rawEnvironment("staging").edge, ...edge } });
+    const outputs = await environmentProgram(env, projectDir);
+    await settle();
+    const containers = byType(CONTAINER);
+    assert.equal(containers.length, 1, "an environment has one container: its edge proxy");
+    return { outputs, c: containers[0]!.inputs, container: containers[0]! };
+  }
+
+  it("the environment's edge proxy publishes exactly its two ports, on edge.address", async () => {
+    const { c } = await edgeOf();
+    assert.deepEqual(c.ports, [
+      { internal: 8443, external: 443, ip: "127.0.0.1", protocol: "tcp" },
+      { internal: 8080, external: 80, ip: "127.0.0.1", protocol: "tcp" },
+    ]);
+    resetRecorded();
+    const { c: other } = await edgeOf({ address: "127.0.0.2", httpsPort: 9443, httpPort: 9080 });
+    assert.deepEqual(other.ports, [
+      { internal: 8443, external: 9443, ip: "127.0.0.2", protocol: "tcp" },
+      { internal: 8080, external: 9080, ip: "127.0.0.2", protocol: "tcp" },
+    ]);
+  });
+
+  it("the edge proxy is hardened: 1000:1000, capDrop ALL and nothing added, read-only, no-new-privileges, limits", async () => {
+    const { c, container } = await edgeOf();
+    assert.equal(c.name, "hf-staging-edge");
+    assert.equal(c.user, "1000:1000");
+    assert.deepEqual(c.capabilities, { drops: ["ALL"], adds: [] });
+    assert.deepEqual(c.securityOpts, ["no-new-privileges:true"]);
+    assert.equal(c.readOnly, true);
+    assert.equal(c.privileged, false);
+    assert.deepEqual(c.tmpfs, { "/tmp": "rw,noexec,nosuid,nodev,size=16m,mode=1777" });
+    assert.equal(c.memory, 128);
+    assert.equal(c.memorySwap, 128);
+    assert.equal(c.restart, "on-failure");
+    assert.equal(c.maxRetryCount, 5);
+    assert.equal(c.image, `sha256:${"e".repeat(64)}`); // the proxy's image, built by the stack
+    assert.equal(c.networkMode, "hf-staging-edge-net");
+    assert.deepEqual(c.volumes, [{ volumeName: "hf-staging-edge-data", containerPath: "/data" }]);
+    const label = (name: string) => (c.labels as { label: string; value: string }[]).find((l) => l.label === name)?.value;
+    assert.equal(label("io.hardened-fleet.role"), "edge-proxy");
+    assert.equal(label("io.hardened-fleet.customer"), undefined);
+    // its gate: the PIDs limit, healthy, audited
+    const [gate] = byType(GATE);
+    assert.equal(gate!.inputs.containerId, `${container.name}-id`);
+    assert.equal(gate!.inputs.pidsLimit, 256);
+    assert.equal(byType("hardened-fleet:edge:EdgeProxy").length, 1);
+    assert.equal(byType("pulumi-nodejs:dynamic/hardened-fleet:EdgeNetworks").length, 1);
+  });
+
+  it("the environment's outputs name the edge proxy and where customers answer", async () => {
+    const { outputs } = await edgeOf({ name: "gateway", httpsPort: 8443, httpPort: 8080 });
+    const edge = outputs.edge as { container: string; urls: string };
+    assert.equal(edge.container, "hf-staging-gateway");
+    assert.equal(edge.urls, "https://<customer>.staging.localhost:8443");
+  });
+
+  it("a customer stack runs its environment's image with that environment's settings, at its edge URL", async () => {
+    const outputs = await customerProgram({ id: "acme", environment: "staging", plan: "starter" },
       async () => ({ settings: staging, image: { ref: IMAGE, version: "1.0.0" } }));
-    assert.equal(await valueOf(outputs.url as import("@pulumi/pulumi").Output<string>), "http://127.0.0.1:18105");
+    assert.equal(await valueOf(outputs.url as import("@pulumi/pulumi").Output<string>), "https://acme.staging.localhost");
     assert.equal(outputs.image, IMAGE);
     await settle();
-    const [container] = byType("docker:index/container:Container");
+    const [container] = byType(CONTAINER);
     assert.equal(container!.inputs.image, IMAGE);
     assert.equal(container!.inputs.memory, 128);
+    assert.deepEqual(container!.inputs.ports ?? [], []);
+    const name = await valueOf(outputs.containerName as import("@pulumi/pulumi").Output<string>);
+    assert.equal(container!.inputs.name, name);
+    assert.equal(container!.name, `acme-container-${slotOf(name)}`);
+    assert.ok(byType(ROUTE)[0]!.inputs.fileText.includes(`reverse_proxy ${name}:8000`));
+  });
+
+  it("a customer stack from before the edge proxy (a port in its config) deploys the same container, publishing nothing", async () => {
+    const read = async () => ({ settings: staging, image: { ref: IMAGE, version: "1.0.0" } });
+    const now = await customerProgram({ id: "acme", environment: "staging", plan: "starter" }, read);
+    const nowName = await valueOf(now.containerName as import("@pulumi/pulumi").Output<string>);
+    await settle();
+    resetRecorded();
+    const old = await customerProgram({ id: "acme", environment: "staging", plan: "starter", port: 18105 }, read);
+    assert.equal(await valueOf(old.containerName as import("@pulumi/pulumi").Output<string>), nowName);
+    await settle();
+    assert.deepEqual(byType(CONTAINER)[0]!.inputs.ports ?? [], []);
+  });
+
+  it("a customer named like the edge proxy creates nothing", async () => {
+    await assert.rejects(
+      customerProgram({ id: "edge", environment: "staging", plan: "starter" }, async () => ({ settings: staging, image: { ref: IMAGE } }), staging),
+      /hardened-fleet:customer\.id.*edge proxy/s,
+    );
+    assert.deepEqual(recorded, []);
   });
 
   it("a customer whose environment has no image yet says what to run first, creating nothing", async () => {
     await assert.rejects(
-      customerProgram({ id: "acme", environment: "staging", plan: "starter", port: 18105 }, async () => ({ settings: staging, image: undefined })),
+      customerProgram({ id: "acme", environment: "staging", plan: "starter" }, async () => ({ settings: staging, image: undefined })),
       /environment stack 'staging' has no image yet: run 'pulumi up' on stack 'staging' first/,
     );
     assert.deepEqual(recorded, []);
@@ -210,8 +362,8 @@ describe("stack programs on mocks", () => {
   it("invalid customer config creates nothing", async () => {
     let asked = false;
     await assert.rejects(
-      customerProgram({ id: "Bad_Id", environment: "staging", plan: "gold", port: 1 }, async () => { asked = true; return { settings: staging, image: { ref: IMAGE } }; }),
-      /hardened-fleet:customer\.id.*\n.*hardened-fleet:customer\.port/s,
+      customerProgram({ id: "Bad_Id", environment: "Staging", plan: "gold" }, async () => { asked = true; return { settings: staging, image: { ref: IMAGE } }; }),
+      /hardened-fleet:customer\.id.*\n.*hardened-fleet:customer\.environment/s,
     );
     assert.equal(asked, false);
     assert.deepEqual(recorded, []);
@@ -220,20 +372,21 @@ describe("stack programs on mocks", () => {
   it("with the local environment config, the network is created while the environment's settings are read", async () => {
     let publish!: (view: { settings: unknown; image: { ref: string; version: string } }) => void;
     const view = new Promise<{ settings: unknown; image: { ref: string; version: string } }>((r) => { publish = r; });
-    const program = customerProgram({ id: "acme", environment: "staging", plan: "starter", port: 18105 }, () => view, staging);
+    const program = customerProgram({ id: "acme", environment: "staging", plan: "starter" }, () => view, staging);
     await settle();
-    assert.deepEqual(byType("docker:index/network:Network").map((r) => r.inputs.name), ["hf-staging-acme-net"]);
-    assert.equal(byType("docker:index/container:Container").length, 0); // the rest waits for the published settings
+    assert.deepEqual(byType("docker:index/network:Network").map((r) => r.inputs.name), ["hf-staging-acme-edge"]);
+    assert.equal(byType(CONTAINER).length, 0); // the rest waits for the published settings
+    assert.equal(byType(ROUTE).length, 0);
     publish({ settings: staging, image: { ref: IMAGE, version: "1.0.0" } });
     const outputs = await program;
-    assert.equal(await valueOf(outputs.url as import("@pulumi/pulumi").Output<string>), "http://127.0.0.1:18105");
+    assert.equal(await valueOf(outputs.url as import("@pulumi/pulumi").Output<string>), "https://acme.staging.localhost");
     await settle();
-    assert.equal(byType("docker:index/container:Container")[0]!.inputs.image, IMAGE);
+    assert.equal(byType(CONTAINER)[0]!.inputs.image, IMAGE);
   });
 
   it("with the local environment config, a plan it lacks still creates nothing", async () => {
     await assert.rejects(
-      customerProgram({ id: "acme", environment: "staging", plan: "gold", port: 18105 }, async () => ({ settings: staging, image: { ref: IMAGE } }), staging),
+      customerProgram({ id: "acme", environment: "staging", plan: "gold" }, async () => ({ settings: staging, image: { ref: IMAGE } }), staging),
       /must be one of the plans of environment 'staging': starter, standard/,
     );
     assert.deepEqual(recorded, []);
@@ -241,7 +394,7 @@ describe("stack programs on mocks", () => {
 
   it("a plan the environment lacks is named with the plans it has", async () => {
     await assert.rejects(
-      customerProgram({ id: "acme", environment: "staging", plan: "gold", port: 18105 }, async () => ({ settings: staging, image: { ref: IMAGE } })),
+      customerProgram({ id: "acme", environment: "staging", plan: "gold" }, async () => ({ settings: staging, image: { ref: IMAGE } })),
       /must be one of the plans of environment 'staging': starter, standard/,
     );
     assert.deepEqual(recorded, []);

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConfigError } from "../../src/config/errors";
-import { parseCustomerConfig, parseCustomerId, parseEnvironmentConfig, parseRole } from "../../src/config/load";
+import { checkCustomerInEnvironment, parseCustomerConfig, parseCustomerId, parseEnvironmentConfig, parseRole } from "../../src/config/load";
 import { rawEnvironment } from "../support/fixtures";
 
 function problemsOf(fn: () => unknown): ConfigError {
@@ -54,10 +54,41 @@ describe("environment config", () => {
       path: "hardened-fleet:environment.plans.standard.cpus", message: /more than 0/ },
     { name: "missing pids", mutate: (r) => { delete r.plans.standard.pids; },
       path: "hardened-fleet:environment.plans.standard.pids", message: /required/ },
-    { name: "inverted port range", mutate: (r) => { r.publish.portRange = { from: 19000, to: 18000 }; },
-      path: "hardened-fleet:environment.publish.portRange", message: /from must not be greater/ },
-    { name: "public address without a reason", mutate: (r) => { r.publish.address = "0.0.0.0"; },
-      path: "hardened-fleet:environment.publish.exposeReason", message: /non-loopback address needs exposeReason/ },
+    { name: "an environment without an edge proxy", mutate: (r) => { delete r.edge; },
+      path: "hardened-fleet:environment.edge", message: /is required/ },
+    { name: "the edge on every address (0.0.0.0), even with a reason", mutate: (r) => {
+      r.edge.address = "0.0.0.0"; r.edge.exposeReason = "customers reach us from the internet"; },
+    path: "hardened-fleet:environment.edge.address", message: /not 0\.0\.0\.0.*all addresses/ },
+    { name: "the edge on a non-loopback address without a reason", mutate: (r) => { r.edge.address = "192.0.2.10"; },
+      path: "hardened-fleet:environment.edge.exposeReason", message: /required when the proxy is published on a non-loopback address/ },
+    { name: "an edge address that is no IPv4 address", mutate: (r) => { r.edge.address = "localhost"; },
+      path: "hardened-fleet:environment.edge.address", message: /IPv4 address/ },
+    { name: "tls acme without acmeEmail", mutate: (r) => {
+      r.edge.tls = "acme"; r.edge.domain = "prod.example.com"; r.edge.httpsPort = 443; r.edge.httpPort = 80; },
+    path: "hardened-fleet:environment.edge.acmeEmail", message: /required with tls: acme/ },
+    { name: "tls acme for a .localhost domain", mutate: (r) => {
+      r.edge.tls = "acme"; r.edge.acmeEmail = "ops@example.com"; r.edge.domain = "prod.localhost"; r.edge.httpsPort = 443; r.edge.httpPort = 80; },
+    path: "hardened-fleet:environment.edge.tls", message: /no public CA issues certificates under \.localhost/ },
+    { name: "tls acme for a .test domain", mutate: (r) => {
+      r.edge.tls = "acme"; r.edge.acmeEmail = "ops@example.com"; r.edge.domain = "prod.test"; r.edge.httpsPort = 443; r.edge.httpPort = 80; },
+    path: "hardened-fleet:environment.edge.tls", message: /under \.test/ },
+    { name: "tls acme on neither port 80 nor 443", mutate: (r) => {
+      r.edge.tls = "acme"; r.edge.acmeEmail = "ops@example.com"; r.edge.domain = "prod.example.com"; r.edge.httpsPort = 8443; r.edge.httpPort = 8080; },
+    path: "hardened-fleet:environment.edge.httpsPort", message: /port 80 or 443/ },
+    { name: "the same port for HTTP and HTTPS", mutate: (r) => { r.edge.httpPort = r.edge.httpsPort; },
+      path: "hardened-fleet:environment.edge.httpPort", message: /must differ from httpsPort/ },
+    { name: "an edge port out of range", mutate: (r) => { r.edge.httpsPort = 70000; },
+      path: "hardened-fleet:environment.edge.httpsPort", message: /port 1-65535/ },
+    { name: "an unknown tls mode", mutate: (r) => { r.edge.tls = "letsencrypt"; },
+      path: "hardened-fleet:environment.edge.tls", message: /'internal'.*'acme'/ },
+    { name: "an uppercase edge domain", mutate: (r) => { r.edge.domain = "Prod.Example.com"; },
+      path: "hardened-fleet:environment.edge.domain", message: /lowercase DNS name/ },
+    { name: "an unknown edge key", mutate: (r) => { r.edge.port = 443; },
+      path: "hardened-fleet:environment.edge", message: /"port"/ },
+    { name: "too little memory for the edge proxy", mutate: (r) => { r.edge.resources = { memoryMb: 8 }; },
+      path: "hardened-fleet:environment.edge.resources.memoryMb", message: /at least 32/ },
+    { name: "publish, from before the edge proxy", mutate: (r) => { r.publish = { address: "127.0.0.1", portRange: { from: 18100, to: 18199 } }; },
+      path: "hardened-fleet:environment.publish", message: /is no longer used: customer containers publish no ports.*edge/ },
     { name: "capability without a reason", mutate: (r) => { r.capabilities = { add: [{ name: "CHOWN", reason: "" }] }; },
       path: "hardened-fleet:environment.capabilities.add[0].reason", message: /say why/ },
     { name: "dangerous capability", mutate: (r) => { r.capabilities = { add: [{ name: "SYS_ADMIN", reason: "because we can do it" }] }; },
@@ -117,6 +148,42 @@ describe("environment config", () => {
     assert.match(err.message, /\(found 9\)/);
   });
 
+  it("the edge defaults: name edge, loopback, 443 and 80, a local CA, the edge base image", () => {
+    const env = parseEnvironmentConfig({ ...rawEnvironment("staging"), edge: { domain: "qa.localhost" } });
+    assert.deepEqual(env.edge, {
+      name: "edge", domain: "qa.localhost", address: "127.0.0.1", httpsPort: 443, httpPort: 80, tls: "internal",
+      base: "hardened-fleet/edge-base:bookworm", resources: { memoryMb: 128, cpus: 0.5, pids: 256 },
+    });
+    // the committed environments: staging on 443 and 80, prod beside it on ports of its own
+    const staging = parseEnvironmentConfig(rawEnvironment("staging")).edge;
+    const prod = parseEnvironmentConfig(rawEnvironment("prod")).edge;
+    assert.deepEqual([staging.domain, staging.address, staging.httpsPort, staging.httpPort], ["staging.localhost", "127.0.0.1", 443, 80]);
+    assert.deepEqual([prod.domain, prod.address, prod.httpsPort, prod.httpPort], ["prod.localhost", "127.0.0.1", 8443, 8080]);
+  });
+
+  it("accepts a public edge with a reason, its own domain and tls acme", () => {
+    const raw = rawEnvironment("prod");
+    raw.edge = { domain: "prod.example.com", address: "203.0.113.7", exposeReason: "customers reach their service from the internet",
+      tls: "acme", acmeEmail: "ops@example.com" };
+    const { edge } = parseEnvironmentConfig(raw);
+    assert.equal(edge.tls, "acme");
+    assert.equal(edge.acmeEmail, "ops@example.com");
+    assert.deepEqual([edge.httpsPort, edge.httpPort], [443, 80]);
+    // one of 80 and 443 is enough for an ACME CA
+    raw.edge.httpPort = 8080;
+    assert.equal(parseEnvironmentConfig(raw).edge.httpPort, 8080);
+  });
+
+  it("publish is refused with a way forward, not as an unknown key", () => {
+    const raw = rawEnvironment("staging");
+    raw.publish = { address: "127.0.0.1", portRange: { from: 18100, to: 18199 } };
+    const err = problemsOf(() => parseEnvironmentConfig(raw));
+    assert.deepEqual(err.problems.map((p) => p.path), ["hardened-fleet:environment.publish"]);
+    assert.match(err.message, /https:\/\/<customer>\.<edge\.domain>/);
+    assert.match(err.message, /Remove publish and set edge/);
+    assert.doesNotMatch(err.message, /Unrecognized key/);
+  });
+
   it("a missing config says what is required", () => {
     const err = problemsOf(() => parseEnvironmentConfig(undefined));
     assert.match(err.message, /hardened-fleet:environment/);
@@ -125,10 +192,29 @@ describe("environment config", () => {
 
 describe("customer config and ids", () => {
   const env = parseEnvironmentConfig(rawEnvironment("staging"));
-  const good = { id: "acme", environment: "staging", plan: "standard", port: 18101 };
+  const good = { id: "acme", environment: "staging", plan: "standard" };
 
   it("accepts a well-formed customer", () => {
     assert.deepEqual(parseCustomerConfig(good, env), good);
+  });
+
+  it("accepts the port of a stack file from before the edge proxy (ignored), anywhere in range", () => {
+    assert.equal(parseCustomerConfig({ ...good, port: 18101 }, env).port, 18101);
+    assert.equal(parseCustomerConfig({ ...good, port: 30000 }, env).plan, "standard");
+    const err = problemsOf(() => parseCustomerConfig({ ...good, port: 80 }, env));
+    assert.equal(err.problems[0]!.path, "hardened-fleet:customer.port");
+  });
+
+  it("refuses a customer id equal to the environment's edge.name: they would share Docker names", () => {
+    const err = problemsOf(() => checkCustomerInEnvironment({ ...good, id: "edge" }, env));
+    assert.deepEqual(err.problems.map((p) => p.path), ["hardened-fleet:customer.id"]);
+    assert.match(err.message, /edge proxy \(edge\.name\)/);
+    assert.match(err.message, /\(found "edge"\)/);
+    assert.throws(() => parseCustomerConfig({ ...good, id: "edge" }, env), /edge proxy/);
+    // the name that is taken is the configured one
+    const gateway = parseEnvironmentConfig({ ...rawEnvironment("staging"), edge: { domain: "staging.localhost", name: "gateway" } });
+    assert.equal(checkCustomerInEnvironment({ ...good, id: "edge" }, gateway).id, "edge");
+    assert.throws(() => checkCustomerInEnvironment({ ...good, id: "gateway" }, gateway), /customer\.id.*edge proxy/s);
   });
 
   for (const [id, why] of [
@@ -147,12 +233,11 @@ describe("customer config and ids", () => {
     assert.equal(parseCustomerId("7"), "7");
   });
 
-  it("rejects an unknown plan, a port outside the range and a wrong environment, all together", () => {
-    const err = problemsOf(() => parseCustomerConfig({ ...good, environment: "prod", plan: "gold", port: 20000 }, env));
+  it("rejects an unknown plan, a wrong environment and the edge's id, all together", () => {
+    const err = problemsOf(() => parseCustomerConfig({ ...good, id: "edge", environment: "prod", plan: "gold" }, env));
     const paths = err.problems.map((p) => p.path).sort();
-    assert.deepEqual(paths, ["hardened-fleet:customer.environment", "hardened-fleet:customer.plan", "hardened-fleet:customer.port"]);
+    assert.deepEqual(paths, ["hardened-fleet:customer.environment", "hardened-fleet:customer.id", "hardened-fleet:customer.plan"]);
     assert.match(err.message, /one of the plans of environment 'staging': starter, standard/);
-    assert.match(err.message, /port range 18100-18199/);
   });
 
   it("rejects a bad id inside customer config with the key path", () => {

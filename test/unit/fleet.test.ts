@@ -1,4 +1,4 @@
-/** Pure helpers of the fleet operations: ports, stack files, rollout config edits, tables. */
+/** Pure helpers of the fleet operations: host ports, stack files, rollout config edits, tables. */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -8,7 +8,7 @@ import { parse } from "yaml";
 import { defaultConcurrency, mapBounded, setEnvironmentDigest } from "../../src/fleet/rollout";
 import * as net from "node:net";
 import { parseStackTarget } from "../../src/config/targets";
-import { customerConfigs, nextFreePort, portFree, readCustomerConfig, writeCustomerStackFile } from "../../src/fleet/stackFiles";
+import { customerConfigs, portFree, readCustomerConfig, writeCustomerStackFile } from "../../src/fleet/stackFiles";
 import { passphraseFor, DEMO_PASSPHRASE } from "../../src/fleet/workspace";
 import { formatTable } from "../../src/table";
 import { projectDir } from "../support/fixtures";
@@ -38,16 +38,6 @@ describe("fleet helpers", () => {
     assert.equal(defaultConcurrency(undefined, 1), 2);
   });
 
-  it("picks the lowest port no customer uses and nothing on the host listens on; says when the range is full", async () => {
-    const free = async () => true;
-    assert.equal(await nextFreePort({ from: 100, to: 105 }, [100, 101, 103], "127.0.0.1", free), 102);
-    const busyHost = async (_a: string, port: number) => port !== 102 && port !== 104;
-    assert.equal(await nextFreePort({ from: 100, to: 105 }, [100, 101, 103], "127.0.0.1", busyHost), 105);
-    await assert.rejects(nextFreePort({ from: 100, to: 101 }, [100, 101], "127.0.0.1", free), /every port of 100-101 is taken: widen publish.portRange/);
-    await assert.rejects(nextFreePort({ from: 100, to: 102 }, [100], "127.0.0.1", async () => false),
-      /taken \(2 free by config but in use on the host: 101, 102\)/);
-  });
-
   it("sees a port that a foreign process listens on as taken", async () => {
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
@@ -63,16 +53,42 @@ describe("fleet helpers", () => {
   it("writes customer stack files, keeps what else is there, and lists them per environment", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-stackfiles-"));
     try {
-      writeCustomerStackFile(dir, { id: "acme", environment: "staging", plan: "starter", port: 18100 });
+      writeCustomerStackFile(dir, { id: "acme", environment: "staging", plan: "starter" });
       const file = path.join(dir, "Pulumi.staging-acme.yaml");
       fs.appendFileSync(file, "encryptionsalt: v1:keep-me\n");
-      writeCustomerStackFile(dir, { id: "acme", environment: "staging", plan: "standard", port: 18100, image: `sha256:${"a".repeat(64)}` });
-      writeCustomerStackFile(dir, { id: "beta", environment: "prod", plan: "starter", port: 18200 });
+      writeCustomerStackFile(dir, { id: "acme", environment: "staging", plan: "standard", image: `sha256:${"a".repeat(64)}` });
+      writeCustomerStackFile(dir, { id: "beta", environment: "prod", plan: "starter" });
       assert.match(fs.readFileSync(file, "utf8"), /encryptionsalt: v1:keep-me/);
-      assert.equal(readCustomerConfig(dir, "staging-acme")?.plan, "standard");
-      assert.equal(readCustomerConfig(dir, "staging-acme")?.image, `sha256:${"a".repeat(64)}`);
+      assert.deepEqual(readCustomerConfig(dir, "staging-acme"),
+        { id: "acme", environment: "staging", plan: "standard", image: `sha256:${"a".repeat(64)}` });
       assert.deepEqual(customerConfigs(dir, "staging").map((c) => c.id), ["acme"]);
       assert.deepEqual(customerConfigs(dir, "prod").map((c) => c.id), ["beta"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("writes no host port for a customer, and drops the port of a file from before the edge proxy", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-stackfiles-"));
+    try {
+      const file = path.join(dir, "Pulumi.staging-old.yaml");
+      fs.writeFileSync(file, [
+        "config:",
+        "  hardened-fleet:role: customer",
+        "  hardened-fleet:customer: {id: old, environment: staging, plan: starter, port: 18101}",
+        "encryptionsalt: v1:keep-me",
+        "",
+      ].join("\n"));
+      assert.equal(readCustomerConfig(dir, "staging-old")?.port, 18101);
+      // what provision does with an old customer: its config comes back without the port
+      writeCustomerStackFile(dir, { id: "old", environment: "staging", plan: "starter", port: 18101 });
+      const text = fs.readFileSync(file, "utf8");
+      assert.doesNotMatch(text, /port/);
+      assert.doesNotMatch(text, /18101/);
+      assert.match(text, /encryptionsalt: v1:keep-me/);
+      assert.deepEqual(readCustomerConfig(dir, "staging-old"), { id: "old", environment: "staging", plan: "starter" });
+      writeCustomerStackFile(dir, { id: "new", environment: "staging", plan: "standard" });
+      assert.doesNotMatch(fs.readFileSync(path.join(dir, "Pulumi.staging-new.yaml"), "utf8"), /port/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { ConfigError } from "../../src/config/errors";
 import { parseCustomerTarget, parseEnvironmentName, parseStackTarget } from "../../src/config/targets";
 import { customerNames } from "../../src/hardening/names";
-import { portsLock, ROLLOUT_LOCK, stackLock } from "../../src/fleet/lock";
+import { customersLock, ROLLOUT_LOCK, stackLock } from "../../src/fleet/lock";
 
 describe("targets", () => {
   it("parses environments, customers and stack names", () => {
@@ -56,9 +56,10 @@ describe("targets", () => {
     }
   });
 
-  it("locks of different kinds never share a name (customer 'ports' is not the port lock)", () => {
-    const stack = parseCustomerTarget("ports", "staging").stack;
-    assert.notEqual(stackLock(stack), portsLock("staging"));
+  it("locks of different kinds never share a name (customer 'customers' is not the customers lock)", () => {
+    const stack = parseCustomerTarget("customers", "staging").stack;
+    assert.notEqual(stackLock(stack), customersLock("staging"));
+    assert.notEqual(stackLock("staging"), customersLock("staging"));
     assert.notEqual(stackLock("rollout"), ROLLOUT_LOCK);
   });
 });
