@@ -46,7 +46,7 @@ export function checkCustomerInEnvironment(customer: CustomerConfig, env: Enviro
   }
   if (customer.id === env.edge.name) {
     problems.push({ path: `${CUSTOMER_KEY}.id`, found: JSON.stringify(customer.id),
-      message: `is the name of environment '${env.name}''s edge proxy (edge.name): choose another customer id` });
+      message: `names the edge proxy of environment '${env.name}' (edge.name): choose another customer id` });
   }
   if (problems.length > 0) throw new ConfigError(`config ${CUSTOMER_KEY}`, problems);
   return customer;

@@ -7,7 +7,7 @@
  * process ends, `cat` reads end-of-file and the lock goes with it.
  *
  * Lock names have a kind prefix, so a lock of one kind never meets another's: `stack.<stack>` (one
- * operation per Pulumi stack), `ports.<environment>` (port choice and stack files), `rollout`, `build`
+ * operation per Pulumi stack), `customers.<environment>` (the customer stack files of an environment), `rollout`, `build`
  * (compiling the program).
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -81,7 +81,7 @@ export async function withLock<T>(projectDir: string, name: string, fn: () => Pr
   }
 }
 
-/** Like withLock, but waits its turn (for short critical sections such as port allocation). */
+/** Like withLock, but waits its turn (for short critical sections such as writing a stack file). */
 export async function withWaitingLock<T>(projectDir: string, name: string, fn: () => Promise<T>, timeoutSeconds = 120): Promise<T> {
   const release = await acquire(projectDir, name, timeoutSeconds);
   try {

@@ -17,7 +17,6 @@ import { readEnvironmentConfig } from "../config/stackFiles";
 import type { CustomerConfig } from "../config/schema";
 import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget, type EnvironmentTarget } from "../config/targets";
 import { configuredDockerHost, engineFor } from "../engine/connection";
-import { customerNames } from "../hardening/names";
 import { ROLLOUT_LOCK, withLock } from "./lock";
 import { readStacks } from "./backendState";
 import { outputImage, upTarget } from "./stacks";
@@ -87,10 +86,10 @@ function pin(ctx: FleetContext, customer: CustomerConfig, image: string | undefi
 
 const targetOf = (c: CustomerConfig): CustomerTarget => parseCustomerTarget(c.id, c.environment);
 
-/** Healthy and audit-clean, or the reason it is not. */
-async function gate(ctx: FleetContext, environment: string, customer: string): Promise<string | undefined> {
+/** Healthy and audit-clean, or the reason it is not; `container` is the one the deployment made. */
+async function gate(ctx: FleetContext, environment: string, container: string): Promise<string | undefined> {
   const engine = engineFor(ctx.projectDir, environment);
-  const a = await auditContainer(engine, customerNames(environment, customer).container).catch((e: Error) => e);
+  const a = await auditContainer(engine, container).catch((e: Error) => e);
   if (a instanceof Error) return a.message;
   const failed = a.checks.filter((c) => !c.ok);
   return failed.length ? failed.map((c) => `${c.id}: ${c.detail}`).join("; ") : undefined;
@@ -99,12 +98,13 @@ async function gate(ctx: FleetContext, environment: string, customer: string): P
 /** Moves one customer onto its environment's image and gates it. Returns the failure reason, if any. */
 async function moveCustomer(ctx: FleetContext, customer: CustomerConfig, log: Log): Promise<string | undefined> {
   pin(ctx, customer, undefined);
+  let container: string;
   try {
-    await upTarget(ctx, targetOf(customer), log);
+    container = String((await upTarget(ctx, targetOf(customer), log)).outputs.containerName);
   } catch (err) {
     return (err as Error).message.split("\n").slice(0, 3).join(" ");
   }
-  return gate(ctx, customer.environment, customer.id);
+  return gate(ctx, customer.environment, container);
 }
 
 async function rollBack(ctx: FleetContext, customer: CustomerConfig, previous: string | undefined, log: Log): Promise<CustomerOutcome> {

@@ -17,7 +17,7 @@ import { programDockerHost } from "./stackRef";
  * The customer's service, from its own config and what its environment stack published.
  *
  * With `local` (the environment's config as the project's stack file has it), the customer is
- * checked against it first, so a bad plan or port still stops before anything is created; then the
+ * checked against it first, so a bad plan or a reserved id still stops before anything is created; then the
  * service starts (its network) while the environment's published settings are read, and those
  * decide everything else. Without it, everything waits for that read.
  */

@@ -7,19 +7,24 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { auditFleet } from "../../src/audit/audit";
-import { customerNames } from "../../src/hardening/names";
 import {
   changeCount, destroyStack, previewStack, provision, upStack, type UpResult,
 } from "../../src/fleet/operations";
 import { openStack } from "../../src/fleet/workspace";
 import { removeStack } from "../../src/fleet/stacks";
 import { parseStackTarget } from "../../src/config/targets";
-import { engine, removeQuietly } from "../support/engine";
+import { customerContainer, customerContainers, engine, removeCustomers } from "../support/engine";
 import { request } from "../support/http";
-import { copyProject, editEnvironment } from "../support/projectCopy";
+import { copyProject, editEnvironment, useEdge } from "../support/projectCopy";
 
 const CUSTOMERS = ["lc-alpha", "lc-beta"] as const;
 const quiet = () => {};
+const EDGES: [string, string][] = [["staging", "edge-lc"], ["prod", "edge-lc"]];
+const current = async (id: string) => {
+  const info = await customerContainer("staging", id);
+  assert.ok(info, `staging-${id} has no container`);
+  return info;
+};
 type Files = { files: { path: string; uid: number; gid: number }[] };
 
 describe("lifecycle on the real Pulumi engine", () => {
@@ -29,19 +34,14 @@ describe("lifecycle on the real Pulumi engine", () => {
   const containerIds: Record<string, string> = {};
 
   before(() => {
-    // ports of our own, so a running demo on this host is never in the way; a short health wait
-    editEnvironment(ctx.root, "staging", (env) => {
-      env.publish.portRange = { from: 18300, to: 18349 };
-      env.deploy.healthTimeoutSeconds = 25;
-    });
-    editEnvironment(ctx.root, "prod", (env) => { env.publish.portRange = { from: 18350, to: 18399 }; });
+    // an edge proxy and ports of our own, so a running demo on this host is never in the way; a short health wait
+    useEdge(ctx.root, "staging", "edge-lc", 18300, 18301);
+    useEdge(ctx.root, "prod", "edge-lc", 18302, 18303);
+    editEnvironment(ctx.root, "staging", (env) => { env.deploy.healthTimeoutSeconds = 25; });
   });
 
   after(async () => {
-    for (const id of CUSTOMERS) {
-      const n = customerNames("staging", id);
-      await removeQuietly({ containers: [n.container], networks: [n.network], volumes: [n.dataVolume] });
-    }
+    await removeCustomers(CUSTOMERS.map((id): [string, string] => ["staging", id]), EDGES);
     fs.rmSync(ctx.root, { recursive: true, force: true });
   });
 
@@ -54,18 +54,19 @@ describe("lifecycle on the real Pulumi engine", () => {
       const r: UpResult = await provision(ctx, { customer: id, environment: "staging", plan: "starter" }, quiet);
       urls[id] = String(r.outputs.url);
       containerIds[id] = String(r.outputs.containerId);
-      assert.match(urls[id]!, /^http:\/\/127\.0\.0\.1:183\d\d$/);
+      assert.equal(urls[id], `https://${id}.staging.localhost:18300`);
     }
     // the PIDs limit the dynamic resource applied, on the container Pulumi made
     for (const id of CUSTOMERS) {
-      const info = await engine.getContainer(customerNames("staging", id).container).inspect();
+      const info = await current(id);
       assert.equal(info.HostConfig.PidsLimit, 64, `${id} PidsLimit`);
+      assert.deepEqual(info.HostConfig.PortBindings ?? {}, {}, `${id} publishes a port`);
     }
     const audits = await auditFleet(engine, { environment: "staging" });
-    for (const id of CUSTOMERS) {
-      const a = audits.find((x) => x.customer === id);
-      assert.ok(a, `no audit for ${id}`);
-      assert.deepEqual(a.checks.filter((c) => !c.ok), [], id);
+    for (const name of [...CUSTOMERS, "hf-staging-edge-lc"]) {
+      const a = audits.find((x) => x.customer === name || x.container === name);
+      assert.ok(a, `no audit for ${name}`);
+      assert.deepEqual(a.checks.filter((c) => !c.ok), [], name);
     }
     for (const id of CUSTOMERS) {
       const url = urls[id]!;
@@ -113,7 +114,7 @@ describe("lifecycle on the real Pulumi engine", () => {
     await upStack(ctx, "staging", quiet);
     const id = CUSTOMERS[0];
     await upStack(ctx, `staging-${id}`, quiet);
-    const info = await engine.getContainer(customerNames("staging", id).container).inspect();
+    const info = await current(id);
     assert.equal(info.Config.Healthcheck?.Interval, 3e9);
     assert.match(String((info.HostConfig.Tmpfs as Record<string, string>)["/tmp"]), /size=48m/);
   });
@@ -130,7 +131,9 @@ describe("lifecycle on the real Pulumi engine", () => {
         assert.match(err.message, /rolled back: staging-lc-beta runs sha256:[0-9a-f]{12} on plan \w+ again/);
         return true;
       });
-      const info = await engine.getContainer(customerNames("staging", CUSTOMERS[1]).container).inspect();
+      // the old container served throughout; the failed one is gone
+      assert.equal((await customerContainers("staging", CUSTOMERS[1])).length, 1);
+      const info = await current(CUSTOMERS[1]);
       assert.equal(info.State.Health?.Status, "healthy");
       assert.equal(((await request(`${urls[CUSTOMERS[1]]}/`)).body as { version: string }).version, "1.1.0");
     } finally {
@@ -144,10 +147,10 @@ describe("lifecycle on the real Pulumi engine", () => {
 
   it("6. destroy of a customer stack removes container and network but keeps the data volume", async () => {
     const id = CUSTOMERS[1];
-    const n = customerNames("staging", id);
+    const n = { network: `hf-staging-${id}-edge`, dataVolume: `hf-staging-${id}-data` };
     const stack = await destroyStack(ctx, `staging-${id}`, quiet);
     await removeStack(stack);
-    await assert.rejects(engine.getContainer(n.container).inspect(), /no such container/i);
+    assert.deepEqual(await customerContainers("staging", id), []);
     await assert.rejects(engine.getNetwork(n.network).inspect(), /not found|no such network/i);
     const volume = await engine.getVolume(n.dataVolume).inspect();
     assert.equal(volume.Name, n.dataVolume);

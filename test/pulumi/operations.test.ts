@@ -12,9 +12,9 @@ import {
   deprovision, destroyEnvironment, listCustomers, migrate, provision, upStack,
 } from "../../src/fleet/operations";
 import { listStacks } from "../../src/fleet/stacks";
-import { engine, removeQuietly } from "../support/engine";
+import { customerContainers, engine, removeCustomers, removeQuietly } from "../support/engine";
 import { request } from "../support/http";
-import { copyProject, dropEncryptionSalt, editEnvironment } from "../support/projectCopy";
+import { copyProject, dropEncryptionSalt, editEnvironment, useEdge } from "../support/projectCopy";
 
 const quiet = () => {};
 const IDS = ["op-a", "op-b", "op-c", "op-old"];
@@ -28,21 +28,18 @@ describe("fleet operations on the real engines", () => {
     process.env.PULUMI_CONFIG_PASSPHRASE = "operations-test-passphrase";
     process.env.FLEET_BACKUP_DIR = path.join(ctx.root, "backups");
     dropEncryptionSalt(ctx.root, "staging");
-    editEnvironment(ctx.root, "staging", (env) => {
-      env.publish.portRange = { from: 18400, to: 18449 };
-      env.deploy.healthTimeoutSeconds = 25;
-    });
-    for (const id of IDS) {
-      const n = customerNames("staging", id);
-      await removeQuietly({ containers: [n.container, `${id}-legacy`], networks: [n.network], volumes: [n.dataVolume] });
-    }
+    useEdge(ctx.root, "staging", "edge-op", 18400, 18401);
+    editEnvironment(ctx.root, "staging", (env) => { env.deploy.healthTimeoutSeconds = 25; });
+    await cleanDocker();
   });
 
+  async function cleanDocker(): Promise<void> {
+    await removeCustomers(IDS.map((id): [string, string] => ["staging", id]), [["staging", "edge-op"]]);
+    await removeQuietly({ containers: IDS.map((id) => `${id}-legacy`) });
+  }
+
   after(async () => {
-    for (const id of IDS) {
-      const n = customerNames("staging", id);
-      await removeQuietly({ containers: [n.container, `${id}-legacy`], networks: [n.network], volumes: [n.dataVolume] });
-    }
+    await cleanDocker();
     delete process.env.PULUMI_CONFIG_PASSPHRASE;
     delete process.env.FLEET_BACKUP_DIR;
     fs.rmSync(ctx.root, { recursive: true, force: true });
@@ -76,7 +73,7 @@ describe("fleet operations on the real engines", () => {
 
   it("provisioning the same customer again changes nothing", async () => {
     const again = await provision(ctx, { customer: "op-a", environment: "staging" }, quiet);
-    assert.deepEqual(again.changes, { same: 8 });
+    assert.deepEqual(again.changes, { same: 9 });
     assert.equal(again.outputs.plan, "starter");
   });
 
@@ -91,7 +88,7 @@ describe("fleet operations on the real engines", () => {
     assert.equal(failed.length, 1);
     assert.match(String(failed[0]!.reason), /another fleet operation holds 'stack.staging-op-c'/);
     const again = await provision(ctx, { customer: "op-c", environment: "staging" }, quiet);
-    assert.deepEqual(again.changes, { same: 8 });
+    assert.deepEqual(again.changes, { same: 9 });
   });
 
   it("list shows plan, image, health, URL and last update per customer", async () => {
@@ -100,7 +97,7 @@ describe("fleet operations on the real engines", () => {
     for (const r of rows) {
       assert.equal(r.health, "healthy");
       assert.equal(r.image, image);
-      assert.match(r.url, /^http:\/\/127\.0\.0\.1:184\d\d$/);
+      assert.equal(r.url, `https://${r.customer}.staging.localhost:18400`);
       assert.notEqual(r.lastUpdate, "never");
     }
     assert.equal(rows.find((r) => r.customer === "op-b")!.plan, "standard");
@@ -114,13 +111,13 @@ describe("fleet operations on the real engines", () => {
     const r = await deprovision(ctx, { customer: "op-b", environment: "staging" }, quiet);
     assert.equal(r.volumeKept, true);
     const n = customerNames("staging", "op-b");
-    await assert.rejects(engine.getContainer(n.container).inspect(), /no such container/i);
+    assert.deepEqual(await customerContainers("staging", "op-b"), []);
     assert.equal((await engine.getVolume(n.dataVolume).inspect()).Name, n.dataVolume);
     assert.ok(!(await listStacks(ctx)).includes("staging-op-b"));
   });
 
   it("deprovision --purge-data writes a final backup archive, then deletes the volume", async () => {
-    const url = `http://127.0.0.1:${(await listCustomers(ctx, ["staging"])).find((r) => r.customer === "op-c")!.url.split(":").pop()}`;
+    const url = (await listCustomers(ctx, ["staging"])).find((r) => r.customer === "op-c")!.url;
     assert.equal((await request(`${url}/uploads?name=last.txt`, "POST", "keep me")).status, 201);
     const r = await deprovision(ctx, { customer: "op-c", environment: "staging", purgeData: true }, quiet);
     assert.equal(r.volumeKept, false);
@@ -157,6 +154,6 @@ describe("fleet operations on the real engines", () => {
     const second = await migrate(ctx, { customer: "op-old", environment: "staging" }, quiet);
     assert.equal(second.adopted, false);
     assert.equal(second.archive, undefined);
-    assert.deepEqual(second.up.changes, { same: 8 });
+    assert.deepEqual(second.up.changes, { same: 9 });
   });
 });

@@ -8,18 +8,23 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
-import { customerNames } from "../../src/hardening/names";
 import { provision, upStack } from "../../src/fleet/operations";
 import { planWaves, rollout, type RolloutReport } from "../../src/fleet/rollout";
-import { engine, removeQuietly } from "../support/engine";
-import { copyProject, dropEncryptionSalt, editEnvironment } from "../support/projectCopy";
+import { customerContainer, removeCustomers } from "../support/engine";
+import { copyProject, dropEncryptionSalt, editEnvironment, useEdge } from "../support/projectCopy";
 
 const quiet = () => {};
 const STAGING = ["ro-s1"];
 const PROD = ["ro-p1", "ro-p2", "ro-p3"];
 
+const EDGES: [string, string][] = [["staging", "edge-ro"], ["prod", "edge-ro"]];
+const ALL: [string, string][] = [...STAGING.map((id): [string, string] => ["staging", id]), ...PROD.map((id): [string, string] => ["prod", id])];
+
+/** The image the customer's one container runs (a finished rollout leaves exactly one). */
 async function runningImage(env: string, id: string): Promise<string> {
-  return (await engine.getContainer(customerNames(env, id).container).inspect()).Image;
+  const info = await customerContainer(env, id);
+  assert.ok(info?.State.Running, `${env}-${id} has no running container`);
+  return info.Image;
 }
 
 describe("staged rollout with health gates and rollback", () => {
@@ -41,14 +46,11 @@ describe("staged rollout with health gates and rollback", () => {
   before(async () => {
     process.env.PULUMI_CONFIG_PASSPHRASE = "rollout-test-passphrase";
     dropEncryptionSalt(ctx.root, "staging");
-    editEnvironment(ctx.root, "staging", (env) => { env.publish.portRange = { from: 18450, to: 18474 }; env.deploy.healthTimeoutSeconds = 20; });
-    editEnvironment(ctx.root, "prod", (env) => { env.publish.portRange = { from: 18475, to: 18499 }; env.deploy.healthTimeoutSeconds = 20; });
-    for (const [env, ids] of [["staging", STAGING], ["prod", PROD]] as const) {
-      for (const id of ids) {
-        const n = customerNames(env, id);
-        await removeQuietly({ containers: [n.container], networks: [n.network], volumes: [n.dataVolume] });
-      }
-    }
+    useEdge(ctx.root, "staging", "edge-ro", 18450, 18451);
+    useEdge(ctx.root, "prod", "edge-ro", 18452, 18453);
+    editEnvironment(ctx.root, "staging", (env) => { env.deploy.healthTimeoutSeconds = 20; });
+    editEnvironment(ctx.root, "prod", (env) => { env.deploy.healthTimeoutSeconds = 20; });
+    await removeCustomers(ALL, EDGES);
     release("2.0.0");
     digests.v2 = ((await upStack(ctx, "staging", quiet)).outputs.image as { ref: string }).ref;
     for (const id of STAGING) await provision(ctx, { customer: id, environment: "staging" }, quiet);
@@ -57,12 +59,7 @@ describe("staged rollout with health gates and rollback", () => {
   });
 
   after(async () => {
-    for (const [env, ids] of [["staging", STAGING], ["prod", PROD]] as const) {
-      for (const id of ids) {
-        const n = customerNames(env, id);
-        await removeQuietly({ containers: [n.container], networks: [n.network], volumes: [n.dataVolume] });
-      }
-    }
+    await removeCustomers(ALL, EDGES);
     delete process.env.PULUMI_CONFIG_PASSPHRASE;
     fs.rmSync(ctx.root, { recursive: true, force: true });
   });

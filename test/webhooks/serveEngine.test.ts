@@ -13,11 +13,10 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { customerNames } from "../../src/hardening/names";
 import { JobQueue } from "../../src/webhooks/queue";
 import { fleet, killLeftovers, orphanedPlugins, show, startFleet, type LongRun } from "../support/cli";
-import { removeQuietly } from "../support/engine";
-import { copyProject, editEnvironment } from "../support/projectCopy";
+import { removeCustomers } from "../support/engine";
+import { copyProject, useEdge } from "../support/projectCopy";
 import { checkoutCompleted, deliver, getJson, JOBS_TOKEN, SECRET, sign, subscriptionUpdated, type TestEvent } from "./support";
 
 const IDS = Array.from({ length: 10 }, (_, i) => `wh${i}`);
@@ -39,11 +38,7 @@ describe("fleet serve on the real engines: a burst of payments, a kill -9, a res
   const db = path.join(ctx.root, ".fleet", "webhooks", "queue.db");
   const env = { STRIPE_WEBHOOK_SECRET: SECRET, FLEET_JOBS_TOKEN: JOBS_TOKEN };
   const pluginsBefore = orphanedPlugins();
-  const cleanDocker = () => removeQuietly({
-    containers: IDS.map((id) => customerNames("staging", id).container),
-    networks: IDS.map((id) => customerNames("staging", id).network),
-    volumes: IDS.map((id) => customerNames("staging", id).dataVolume),
-  });
+  const cleanDocker = () => removeCustomers(IDS.map((id): [string, string] => ["staging", id]), [["staging", "edge-wh"]]);
 
   const serve = async (): Promise<{ run: LongRun; base: string }> => {
     const run = startFleet(ctx.root, ["serve", "--env", "staging", "--listen", "127.0.0.1:0", "--db", db, "--concurrency", "2",
@@ -55,7 +50,7 @@ describe("fleet serve on the real engines: a burst of payments, a kill -9, a res
 
   before(async () => {
     await cleanDocker();
-    editEnvironment(ctx.root, "staging", (e) => { e.publish.portRange = { from: 18800, to: 18849 }; });
+    useEdge(ctx.root, "staging", "edge-wh", 18800, 18801);
     const up = await fleet(ctx.root, ["up", "staging"]);
     assert.equal(up.code, 0, show(up));
   });
@@ -133,7 +128,8 @@ describe("fleet serve on the real engines: a burst of payments, a kill -9, a res
     }
     const audit = await fleet(ctx.root, ["audit", "--env", "staging"]);
     assert.equal(audit.code, 0, show(audit));
-    for (const id of IDS) assert.match(audit.stdout, new RegExp(`hf-staging-${id} .*PASS`));
+    for (const id of IDS) assert.match(audit.stdout, new RegExp(`hf-staging-${id}-[0-9a-f]{8} .*PASS`));
+    assert.match(audit.stdout, /hf-staging-edge-wh .*PASS/);
     assert.doesNotMatch(listed.stdout, /intruder/);
 
     second.run.child.kill("SIGTERM");
