@@ -7,7 +7,9 @@
  *     Pulumi processes each starts;
  *  4. `fleet rollout` for 1, 5, 10 and 20 prod customers, waves moved concurrently (the default)
  *     vs one customer at a time (`--concurrency 1`);
- *  5. how fast `fleet serve` answers Stripe while provisionings run behind it, next to when it is idle.
+ *  5. how fast `fleet serve` answers Stripe while provisionings run behind it, next to when it is idle;
+ *  6. the edge proxy: the latency it adds next to direct access, and failed requests through it
+ *     during a plan change, a rollout and a deploy whose healthcheck fails (bench/edge.ts).
  *
  * Every fleet command runs as an operator runs it (scripts/fleet.sh: the compiled CLI) in a separate
  * process, in a throwaway copy of the project with its own file backend, on the real engines. Times
@@ -25,11 +27,14 @@ import { environmentImage, provision } from "../src/fleet/operations";
 import { mapBounded } from "../src/fleet/rollout";
 import { findToolchain } from "../src/fleet/toolchain";
 import { pulumiEnv } from "../src/fleet/workspace";
-import { customerNames } from "../src/hardening/names";
 import { serviceSpec } from "../src/hardening/serviceSpec";
 import { formatTable } from "../src/table";
+import * as http from "node:http";
+import * as https from "node:https";
 import { startFleet } from "../test/support/cli";
-import { copyProject, dropEncryptionSalt, editEnvironment } from "../test/support/projectCopy";
+import { removeCustomers } from "../test/support/engine";
+import { copyProject, customerUrlIn, dropEncryptionSalt, useEdge } from "../test/support/projectCopy";
+import { failedDuring, latency, type LoadCount } from "./edge";
 import { checkoutCompleted, deliver, getJson, invoiceEvent, SECRET, sign } from "../test/webhooks/support";
 import { dockerRunArgs, networkCreateArgs, volumeCreateArgs } from "./floor";
 import { formatSpread, mustRun, percentile, spread, timed, type Sample } from "./measure";
@@ -81,18 +86,13 @@ function prepareCopy(): void {
   process.env.HARDENED_FLEET_PULUMI_BIN = tc.bin;
   if (tc.home) process.env.PULUMI_HOME = tc.home;
   for (const env of ["staging", "prod"]) dropEncryptionSalt(ctx.root, env);
-  editEnvironment(ctx.root, "staging", (e) => { e.publish.portRange = { from: 18600, to: 18649 }; });
-  editEnvironment(ctx.root, "prod", (e) => { e.publish.portRange = { from: 18650, to: 18699 }; });
+  useEdge(ctx.root, "staging", "edge-bench", 18600, 18601);
+  useEdge(ctx.root, "prod", "edge-bench", 18602, 18603);
 }
 
 const created: { env: string; id: string }[] = [];
 
-async function removeCustomer(env: string, id: string): Promise<void> {
-  const n = customerNames(env, id);
-  await engine.getContainer(n.container).remove({ force: true }).catch(() => {});
-  await engine.getNetwork(n.network).remove().catch(() => {});
-  await engine.getVolume(n.dataVolume).remove({ force: true }).catch(() => {});
-}
+const removeCustomer = (env: string, id: string) => removeCustomers([[env, id]]);
 
 async function waitHealthy(name: string): Promise<void> {
   for (;;) {
@@ -104,9 +104,11 @@ async function waitHealthy(name: string): Promise<void> {
 }
 
 /** 1. The same hardened container by hand: network, volume, docker run, poll until healthy. */
-async function floorProvision(id: string, image: string, port: number): Promise<Sample> {
+async function floorProvision(id: string, image: string, keep = false, publishPort?: number): Promise<Sample> {
   const env = readEnvironmentConfig(ctx.root, "staging");
-  const spec = serviceSpec(env, { id, environment: "staging", plan: Object.keys(env.plans)[0]!, port }, image);
+  const base = serviceSpec(env, { id, environment: "staging", plan: Object.keys(env.plans)[0]! }, image);
+  // published only to measure direct access next to the proxy (section 6); a customer publishes nothing
+  const spec = publishPort ? { ...base, publish: [{ hostIp: "127.0.0.1", hostPort: publishPort, containerPort: base.port }] } : base;
   created.push({ env: "staging", id });
   const t0 = process.hrtime.bigint();
   let cpu = 0;
@@ -115,7 +117,7 @@ async function floorProvision(id: string, image: string, port: number): Promise<
   }
   await waitHealthy(spec.containerName);
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  await removeCustomer("staging", id);
+  if (!keep) await removeCustomer("staging", id);
   return { wall, cpu };
 }
 
@@ -127,10 +129,10 @@ async function benchProvision(): Promise<string[][]> {
   created.push({ env: "staging", id: "bwarm" });
   await fleet(["provision", "bwarm", "--env", "staging"]);
   await fleet(["deprovision", "bwarm", "--env", "staging", "--purge-data", "--yes"]);
-  await floorProvision("bfloor0", image, 18640);
+  await floorProvision("bfloor0", image);
   for (let i = 1; i <= RUNS; i++) {
     say(`provision, run ${i} of ${RUNS}`);
-    floor.push(await floorProvision(`bfloor${i}`, image, 18640));
+    floor.push(await floorProvision(`bfloor${i}`, image));
     created.push({ env: "staging", id: `bprov${i}` });
     ours.push(await fleet(["provision", `bprov${i}`, "--env", "staging"]));
     await fleet(["deprovision", `bprov${i}`, "--env", "staging", "--purge-data", "--yes"]);
@@ -260,8 +262,63 @@ async function benchWebhooks(): Promise<string[][]> {
   }
 }
 
+/** 6a. GET /healthz through the edge proxy next to the same app reached directly, per kind of connection. */
+async function benchEdgeLatency(): Promise<string[][]> {
+  say("edge proxy: latency");
+  await floorProvision("bdirect", await environmentImage(ctx, "staging"), true, 18640);
+  const direct = "http://127.0.0.1:18640/healthz";
+  const proxied = `${customerUrlIn(ctx.root, "staging", "bnoop")}/healthz`;
+  const rows: string[][] = [];
+  for (const [kind, agents] of [
+    ["kept-alive connection", [new http.Agent({ keepAlive: true, maxSockets: 1 }), new https.Agent({ keepAlive: true, maxSockets: 1 })]],
+    ["new connection per request", [false, false]],
+  ] as const) {
+    const d = await latency(direct, agents[0]);
+    const p = await latency(proxied, agents[1]);
+    const ms = (x: number) => x.toFixed(2);
+    rows.push([kind, ms(d.p50), ms(d.p99), ms(p.p50), ms(p.p99), ms(p.p50 - d.p50)]);
+  }
+  await removeCustomer("staging", "bdirect");
+  return rows;
+}
+
+/** 6b. Requests through the proxy during each kind of update, and how many failed. */
+async function benchEdgeFailures(): Promise<string[][]> {
+  const staging = `${customerUrlIn(ctx.root, "staging", "bnoop")}/`;
+  const prod = `${customerUrlIn(ctx.root, "prod", "brol01")}/`;
+  const rows: string[][] = [];
+  const measure = async (what: string, urls: string[], during: () => Promise<unknown>) => {
+    say(`edge proxy: requests during ${what}`);
+    const t0 = Date.now();
+    const c: LoadCount = await failedDuring(urls, during);
+    rows.push([what, ((Date.now() - t0) / 1000).toFixed(0), String(c.requests), String(c.failed), c.failures.join("; ") || "-"]);
+  };
+  await measure("a plan change (fleet provision bnoop --plan standard)", [staging],
+    () => fleet(["provision", "bnoop", "--env", "staging", "--plan", "standard"]));
+  const versionFile = path.join(ctx.root, "examples", "customer-app", "VERSION");
+  fs.writeFileSync(versionFile, "9.5.0\n");
+  await measure("a rollout through staging and prod (fleet rollout)", [staging, prod], () => fleet(["rollout"]));
+  const appPy = path.join(ctx.root, "examples", "customer-app", "app.py");
+  const good = fs.readFileSync(appPy, "utf8");
+  fs.writeFileSync(appPy, good.replace('if path == "/healthz":', 'if path == "/healthz" and False:'));
+  fs.writeFileSync(versionFile, "9.6.0-broken\n");
+  try {
+    await fleet(["up", "staging"]);
+    await measure("a deploy whose healthcheck fails (fleet up staging-bnoop: fails, rolls back)", [staging], async () => {
+      const r = await timed([path.join(ctx.root, "scripts", "fleet.sh"), "up", "staging-bnoop"], { cwd: ctx.root, env: fleetEnv });
+      if (r.code === 0) throw new Error("the broken version deployed: the bench expected it to fail");
+    });
+  } finally {
+    fs.writeFileSync(appPy, good);
+    fs.writeFileSync(versionFile, "9.5.0\n");
+    await fleet(["up", "staging"]);
+  }
+  return rows;
+}
+
 async function cleanUp(): Promise<void> {
   for (const c of created) await removeCustomer(c.env, c.id);
+  await removeCustomers([], [["staging", "edge-bench"], ["prod", "edge-bench"]]);
   fs.rmSync(ctx.root, { recursive: true, force: true });
 }
 
@@ -282,6 +339,10 @@ async function main(): Promise<void> {
     ["while", "deliveries", "p50 ms", "p99 ms", "max ms"], await benchWebhooks());
   await fleet(["up", "prod"]);
   await growProd(1);
+  print("edge proxy: GET /healthz through it (HTTPS, certificate checked) next to the same app reached directly (HTTP, published on 127.0.0.1 for this only), ms",
+    ["connection", "direct p50", "direct p99", "through the proxy p50", "through the proxy p99", "added p50"], await benchEdgeLatency());
+  print("edge proxy: requests through it while updates run (one client per customer, back to back)",
+    ["update", "seconds", "requests", "failed", "first failures"], await benchEdgeFailures());
   const listOne = await benchListing(1, "prod");
   const concurrency = Math.max(2, cores);
   print(`fleet rollout: every prod customer moves to a new image (${ROLLOUT_RUNS} run(s) each; waves of 5 after a canary; 1 staging customer gated first)`,

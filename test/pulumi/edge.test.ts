@@ -11,11 +11,14 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fleet, killLeftovers, orphanedPlugins, show } from "../support/cli";
 import { customerContainer, customerContainers, engine, removeCustomers } from "../support/engine";
+import { execIn } from "../../src/engine/exec";
 import { request } from "../support/http";
 import { copyProject, customerUrlIn, dropEncryptionSalt, editEnvironment, useEdge } from "../support/projectCopy";
 
 const PASSPHRASE = "edge-test-passphrase";
 const CUSTOMERS: [string, string][] = [["staging", "zd-acme"], ["prod", "zd-acme"]];
+/** a second staging customer, for the isolation case only */
+const NEIGHBOUR: [string, string] = ["staging", "zd-globex"];
 const EDGES: [string, string][] = [["staging", "edge-zd"], ["prod", "edge-zd"]];
 
 interface Probe {
@@ -98,7 +101,7 @@ describe("zero-downtime updates through the edge proxy (real engines, CLI proces
         e.app.healthcheck.startPeriodSeconds = 2;
       });
     }
-    await removeCustomers(CUSTOMERS, EDGES);
+    await removeCustomers([...CUSTOMERS, NEIGHBOUR], EDGES);
     await ok(["up", "staging"]);
     await ok(["provision", "zd-acme", "--env", "staging", "--plan", "starter"]);
     await ok(["up", "prod"]);
@@ -107,7 +110,7 @@ describe("zero-downtime updates through the edge proxy (real engines, CLI proces
 
   after(async () => {
     killLeftovers(pluginsBefore);
-    await removeCustomers(CUSTOMERS, EDGES);
+    await removeCustomers([...CUSTOMERS, NEIGHBOUR], EDGES);
     fs.rmSync(root, { recursive: true, force: true });
   });
 
@@ -133,6 +136,23 @@ describe("zero-downtime updates through the edge proxy (real engines, CLI proces
     // plain HTTP answers with a redirect to HTTPS on the proxy's published port
     const redirect = await request("http://127.0.0.1:18701/x");
     assert.equal(redirect.status, 308);
+  });
+
+  it("customers cannot reach each other's containers; each reaches the proxy only on its own network", async () => {
+    await ok(["provision", NEIGHBOUR[1], "--env", NEIGHBOUR[0]]);
+    const acme = (await customerContainer("staging", "zd-acme"))!;
+    const globex = (await customerContainer(...NEIGHBOUR))!;
+    const proxy = await engine.getContainer("hf-staging-edge-zd").inspect();
+    const ipOn = (info: typeof acme, network: string) => info.NetworkSettings.Networks[network]!.IPAddress;
+    // python in the app's image: a TCP connect with a 2 s timeout, exit 0 when it connects
+    const connects = async (from: typeof acme, host: string, port: number) => {
+      const script = `import socket,sys\ntry:\n socket.create_connection((${JSON.stringify(host)}, ${port}), 2).close()\nexcept OSError:\n sys.exit(1)`;
+      return (await execIn(engine.getContainer(from.Id), ["/opt/venv/bin/python", "-c", script])).exitCode === 0;
+    };
+    assert.equal(await connects(acme, ipOn(globex, "hf-staging-zd-globex-edge"), 8000), false, "zd-acme reached zd-globex's container");
+    assert.equal(await connects(acme, ipOn(proxy, "hf-staging-zd-globex-edge"), 8443), false, "zd-acme reached the proxy on zd-globex's network");
+    assert.equal(await connects(acme, ipOn(proxy, "hf-staging-zd-acme-edge"), 8443), true, "zd-acme cannot reach the proxy on its own network");
+    await ok(["deprovision", NEIGHBOUR[1], "--env", NEIGHBOUR[0], "--purge-data", "--yes"]);
   });
 
   it("a plan change: the new container starts beside the old one, traffic switches, 0 failed requests", async () => {
