@@ -208,7 +208,7 @@ describe("customer config and ids", () => {
   it("refuses a customer id equal to the environment's edge.name: they would share Docker names", () => {
     const err = problemsOf(() => checkCustomerInEnvironment({ ...good, id: "edge" }, env));
     assert.deepEqual(err.problems.map((p) => p.path), ["hardened-fleet:customer.id"]);
-    assert.match(err.message, /edge proxy \(edge\.name\)/);
+    assert.match(err.message, /names the edge proxy of environment 'staging' \(edge\.name\)/);
     assert.match(err.message, /\(found "edge"\)/);
     assert.throws(() => parseCustomerConfig({ ...good, id: "edge" }, env), /edge proxy/);
     // the name that is taken is the configured one
