@@ -119,6 +119,9 @@ export function explainFailure(stackName: string, op: string, err: unknown): Err
   const lines = text.split("\n").map((l) => l.trim());
   const errors = [...new Set(lines.filter((l) => /^error:|Error:|ConfigError|^- \S|unhealthy|is not on the Docker host/.test(l) && !/^error: update failed$/.test(l)))];
   const reason = (errors.length ? errors : lines.filter(Boolean).slice(-5)).slice(0, 12).join("\n  ");
+  if (/failed the hardening audit/.test(text)) {
+    return new Error(`${stackName}: ${op} failed: the new container failed the hardening audit, so it got no traffic and the deployment failed\n  ${reason}`);
+  }
   if (/unhealthy|health(y|check)|timeout waiting for container/i.test(text) && /container/i.test(text)) {
     return new Error(`${stackName}: ${op} failed: the container did not become healthy in time, so the deployment failed\n  ${reason}`);
   }
