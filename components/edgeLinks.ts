@@ -180,37 +180,44 @@ export class EdgeRoute extends pulumi.dynamic.Resource {
 export interface EdgeNetworksInputs {
   /** the proxy container's ID: a new proxy container is connected anew */
   containerId: pulumi.Input<string>;
-  environment: pulumi.Input<string>;
-  /** a customer's network is `<prefix>-<environment>-<customer><suffix>` */
+  /** its route files, `<customer>.caddy`: the customers it serves, and so the networks it joins */
+  routesDir: pulumi.Input<string>;
+  /** a customer's network is `<networkPrefix><customer><networkSuffix>` */
   networkPrefix: pulumi.Input<string>;
   networkSuffix: pulumi.Input<string>;
-  labels: pulumi.Input<Record<string, string>>;
-  customerLabel: pulumi.Input<string>;
   dockerHost: pulumi.Input<string>;
 }
 
 interface NetworksState {
   containerId: string;
-  environment: string;
+  routesDir: string;
   networkPrefix: string;
   networkSuffix: string;
-  labels: Record<string, string>;
-  customerLabel: string;
   dockerHost?: string;
   connected?: string[];
 }
 
+/**
+ * Joins the networks of the customers the proxy has routes for, and only those: another project's
+ * customers of an environment of the same name on this engine are not this proxy's to reach.
+ */
 async function connectAll(state: NetworksState): Promise<NetworksState> {
   const engine = engineAt(state.dockerHost || undefined);
-  const info = await engine.getContainer(state.containerId).inspect();
-  const found = await engine.listNetworks({ filters: { label: Object.entries(state.labels).map(([k, v]) => `${k}=${v}`) } });
+  const proxy = engine.getContainer(state.containerId);
+  const info = await proxy.inspect();
+  const listed = await runIn(proxy, ["ls", "-1", state.routesDir]);
+  if (listed.code !== 0) throw new Error(`could not list the routes of the edge proxy: ${listed.output}`);
+  const customers = listed.output.split("\n").map((f) => /^([a-z0-9-]+)\.caddy$/.exec(f.trim())?.[1]).filter((c): c is string => !!c);
   const connected: string[] = [];
-  for (const n of found as { Name: string; Labels?: Record<string, string> }[]) {
-    const customer = n.Labels?.[state.customerLabel];
-    // the customer's current network only: one made before the edge proxy keeps its own rules
-    if (!customer || n.Name !== `${state.networkPrefix}-${state.environment}-${customer}${state.networkSuffix}`) continue;
-    await connect(engine, info, n.Name);
-    connected.push(n.Name);
+  for (const customer of customers) {
+    const network = `${state.networkPrefix}${customer}${state.networkSuffix}`;
+    try {
+      await connect(engine, info, network);
+      connected.push(network);
+    } catch (err) {
+      // a route whose network is gone (its stack destroyed by hand): the proxy answers 502 for it
+      if (!/not found|No such network/i.test(String((err as Error).message))) throw err;
+    }
   }
   return { ...state, connected: connected.sort() };
 }

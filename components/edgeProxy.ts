@@ -17,7 +17,8 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { EnvironmentConfig } from "../src/config/schema";
 import { edgeLabels, edgeProxySpec } from "../src/edge/edgeSpec";
-import { LABEL_CUSTOMER, LABEL_ENVIRONMENT, LABEL_ROLE, NAME_PREFIX, ROLE_CUSTOMER, customerNames, edgeNames } from "../src/hardening/names";
+import { EDGE_ROUTES_DIR } from "../src/edge/routes";
+import { NAME_PREFIX, customerNames, edgeNames } from "../src/hardening/names";
 import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
 import { ContainerGate, DynamicProvider } from "./containerGate";
 import { EdgeNetworks } from "./edgeLinks";
@@ -95,14 +96,12 @@ export class EdgeProxy extends pulumi.ComponentResource {
       containerId: container.id, pidsLimit: spec.pidsLimit, healthTimeoutSeconds: spec.healthTimeoutSeconds, dockerHost,
     }, { parent: this, provider: dynamicProvider });
 
-    // a new proxy container joins every customer's network; their routes are in its volume already
+    // a new proxy container joins the network of every customer it has a route for (in its volume)
     new EdgeNetworks(`${name}-networks`, {
       containerId: gate.containerId,
-      environment: env.name,
-      networkPrefix: NAME_PREFIX,
+      routesDir: EDGE_ROUTES_DIR,
+      networkPrefix: `${NAME_PREFIX}-${env.name}-`,
       networkSuffix: customerNames(env.name, "x").network.slice(`${NAME_PREFIX}-${env.name}-x`.length),
-      labels: { [LABEL_ROLE]: ROLE_CUSTOMER, [LABEL_ENVIRONMENT]: env.name },
-      customerLabel: LABEL_CUSTOMER,
       dockerHost,
     }, { parent: this, provider: dynamicProvider });
 

@@ -45,7 +45,10 @@ ensure_engine() {
   fi
   log "starting dockerd (log: /var/log/hardened-fleet-dockerd.log)"
   # setsid: the daemon must outlive this script and the test run that started it
-  setsid dockerd >/var/log/hardened-fleet-dockerd.log 2>&1 < /dev/null &
+  # one network per customer: Docker's default pools give about 30 networks (/16 and /20 blocks);
+  # /24 blocks of 172.20.0.0/14 give 1024 (docker0 keeps 172.17.0.0/16)
+  setsid dockerd --default-address-pool "base=${HF_ADDRESS_POOL:-172.20.0.0/14},size=24" \
+    >/var/log/hardened-fleet-dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do
     engine_answers && { log "engine is up"; return; }
     sleep 1

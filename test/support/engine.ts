@@ -40,6 +40,8 @@ export async function customerContainers(environment: string, customer: string):
 
 /** Removes everything of the given customers (all their containers, both networks, the volume) and edge proxies. */
 export async function removeCustomers(list: [string, string][], edges: [string, string][] = []): Promise<void> {
+  // the proxies first: a network the proxy is still connected to cannot be removed
+  for (const [environment, name] of edges) await removeQuietly({ containers: [`hf-${environment}-${name}`] });
   for (const [environment, customer] of list) {
     const names = await customerContainers(environment, customer);
     await removeQuietly({
