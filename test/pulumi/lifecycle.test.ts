@@ -33,7 +33,9 @@ describe("lifecycle on the real Pulumi engine", () => {
   const urls: Record<string, string> = {};
   const containerIds: Record<string, string> = {};
 
-  before(() => {
+  before(async () => {
+    // what an interrupted earlier run may have left
+    await removeCustomers(CUSTOMERS.map((id): [string, string] => ["staging", id]), EDGES);
     // an edge proxy and ports of our own, so a running demo on this host is never in the way; a short health wait
     useEdge(ctx.root, "staging", "edge-lc", 18300, 18301);
     useEdge(ctx.root, "prod", "edge-lc", 18302, 18303);
