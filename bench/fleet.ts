@@ -317,8 +317,8 @@ async function benchEdgeFailures(): Promise<string[][]> {
 }
 
 async function cleanUp(): Promise<void> {
-  for (const c of created) await removeCustomer(c.env, c.id);
-  await removeCustomers([], [["staging", "edge-bench"], ["prod", "edge-bench"]]);
+  // the proxies go first (removeCustomers): a network a proxy is still connected to cannot be removed
+  await removeCustomers(created.map((c): [string, string] => [c.env, c.id]), [["staging", "edge-bench"], ["prod", "edge-bench"]]);
   fs.rmSync(ctx.root, { recursive: true, force: true });
 }
 
