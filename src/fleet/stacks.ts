@@ -84,9 +84,17 @@ export function changesFromEventLog(text: string): Record<string, number> {
 async function runOperation(stack: FleetStack, op: string, args: string[], log: Log): Promise<Record<string, number>> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-events-"));
   const events = path.join(dir, "events.jsonl");
+  const run = () => runPulumi(stack.ctx, stack.target, [op, ...args, "--stack", stack.name, "--color", "never", "--event-log", events],
+    pulumiOutput(stack.name, log));
   try {
-    await runPulumi(stack.ctx, stack.target, [op, ...args, "--stack", stack.name, "--color", "never", "--event-log", events],
-      pulumiOutput(stack.name, log)).catch((err: unknown) => { throw explainFailure(stack.name, op, err); });
+    await run().catch(async (err: unknown) => {
+      // A command killed just as it started its pulumi leaves that pulumi running: its lock may appear
+      // only after this command looked for stale ones. Wait for it as prepareStack would, then once more.
+      if (!/the stack is currently locked/.test(String((err as Error).message))) throw err;
+      log(`stack ${stack.name}: locked by a pulumi that started meanwhile; waiting for it, then trying again`);
+      await clearStaleLocks(stack.ctx.backendUrl, stack.name, log);
+      await run();
+    }).catch((err: unknown) => { throw explainFailure(stack.name, op, err); });
     return changesFromEventLog(fs.existsSync(events) ? fs.readFileSync(events, "utf8") : "");
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
