@@ -15,6 +15,7 @@ import { removeStack } from "../../src/fleet/stacks";
 import { parseStackTarget } from "../../src/config/targets";
 import { customerContainer, customerContainers, engine, removeCustomers } from "../support/engine";
 import { request } from "../support/http";
+import { customerNames } from "../../src/hardening/names";
 import { copyProject, editEnvironment, useEdge } from "../support/projectCopy";
 
 const CUSTOMERS = ["lc-alpha", "lc-beta"] as const;
@@ -149,7 +150,7 @@ describe("lifecycle on the real Pulumi engine", () => {
 
   it("6. destroy of a customer stack removes container and network but keeps the data volume", async () => {
     const id = CUSTOMERS[1];
-    const n = { network: `hf-staging-${id}-edge`, dataVolume: `hf-staging-${id}-data` };
+    const n = customerNames("staging", id);
     const stack = await destroyStack(ctx, `staging-${id}`, quiet);
     await removeStack(stack);
     assert.deepEqual(await customerContainers("staging", id), []);

@@ -1,5 +1,6 @@
 /** Real Docker engine helpers for tests: wait for health, clean up by name. */
 import Dockerode from "dockerode";
+import { customerNames, edgeNames, legacyCustomerNetwork } from "../../src/hardening/names";
 
 export const engine = new Dockerode();
 
@@ -41,17 +42,17 @@ export async function customerContainers(environment: string, customer: string):
 /** Removes everything of the given customers (all their containers, both networks, the volume) and edge proxies. */
 export async function removeCustomers(list: [string, string][], edges: [string, string][] = []): Promise<void> {
   // the proxies first: a network the proxy is still connected to cannot be removed
-  for (const [environment, name] of edges) await removeQuietly({ containers: [`hf-${environment}-${name}`] });
+  for (const [environment, name] of edges) await removeQuietly({ containers: [edgeNames(environment, name).container] });
   for (const [environment, customer] of list) {
-    const names = await customerContainers(environment, customer);
+    const n = customerNames(environment, customer);
     await removeQuietly({
-      containers: names,
-      networks: [`hf-${environment}-${customer}-edge`, `hf-${environment}-${customer}-net`],
-      volumes: [`hf-${environment}-${customer}-data`],
+      containers: await customerContainers(environment, customer),
+      networks: [n.network, legacyCustomerNetwork(environment, customer)],
+      volumes: [n.dataVolume],
     });
   }
   for (const [environment, name] of edges) {
-    const base = `hf-${environment}-${name}`;
-    await removeQuietly({ containers: [base], networks: [`${base}-net`], volumes: [`${base}-data`] });
+    const n = edgeNames(environment, name);
+    await removeQuietly({ networks: [n.network], volumes: [n.dataVolume] });
   }
 }
