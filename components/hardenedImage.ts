@@ -14,10 +14,12 @@ export interface HardenedImageArgs {
   projectDir: string;
   /** where the build context is assembled (outside the app source) */
   workDir: string;
+  /** push to this registry (target: swarm): the image is then known by its repository digest, registry/name@sha256:… */
+  registry?: { address: string; username?: string; password?: pulumi.Input<string> };
 }
 
 export class HardenedImage extends pulumi.ComponentResource {
-  /** the local image ID (`sha256:...`): what customers run and what a promotion carries */
+  /** the local image ID (`sha256:...`), or with a registry its repository digest: what customers run and what a promotion carries */
   readonly imageRef: pulumi.Output<string>;
   /** `name:<version>-<revision>` */
   readonly imageName: pulumi.Output<string>;
@@ -33,9 +35,11 @@ export class HardenedImage extends pulumi.ComponentResource {
     this.revision = build.revision;
     this.dockerfileText = build.dockerfileText;
 
+    const { registry } = args;
     const image = new docker.Image(`${name}-image`, {
-      imageName: build.tag,
-      skipPush: true,
+      imageName: registry ? `${registry.address}/${build.tag}` : build.tag,
+      skipPush: !registry,
+      ...(registry ? { registry: { server: registry.address, username: registry.username, password: registry.password } } : {}),
       buildOnPreview: false,
       build: {
         context: build.context,
@@ -46,7 +50,8 @@ export class HardenedImage extends pulumi.ComponentResource {
       },
     }, { parent: this });
 
-    // with skipPush the official provider sets repoDigest to the local image ID (`sha256:...`)
+    // pushed, repoDigest is registry/name@sha256:… (what every node pulls); with skipPush the
+    // official provider sets it to the local image ID (`sha256:...`)
     this.imageRef = image.repoDigest;
     this.imageName = image.imageName;
     this.registerOutputs({

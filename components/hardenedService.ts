@@ -21,6 +21,19 @@ import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
 import type { ServiceIdentity, ServiceSpec } from "../src/hardening/serviceSpec";
 import { ContainerGate, DynamicProvider } from "./containerGate";
 import { EdgeRoute } from "./edgeLinks";
+import { SwarmService } from "./swarmService";
+import { swarmServiceName, toSwarmServiceSpec } from "../src/swarm/serviceSpec";
+import type { RegistryAuth } from "../src/swarm/deploy";
+
+/** target: swarm: where the service runs and how it is watched (the rest comes from the spec). */
+export interface SwarmSettings {
+  /** swarm.nodes[].name the customer is pinned to */
+  node: string;
+  /** every node's engine, to audit the task where it runs */
+  nodeHosts: Record<string, string>;
+  monitorSeconds: number;
+  registryAuth?: pulumi.Output<RegistryAuth>;
+}
 
 /** Where the edge proxy sends this customer's traffic. */
 export interface ServiceRoute {
@@ -40,6 +53,8 @@ export interface ServiceSettings {
   route: ServiceRoute;
   /** https://<customer>.<edge.domain> */
   url: string;
+  /** target: swarm only */
+  swarm?: SwarmSettings;
 }
 
 export interface HardenedServiceArgs {
@@ -49,6 +64,8 @@ export interface HardenedServiceArgs {
   settings: ServiceSettings | Promise<ServiceSettings>;
   /** the engine the docker provider deploys to (docker:host or DOCKER_HOST); the container gate uses the same */
   dockerHost?: string;
+  /** docker (default): a container on that engine; swarm: a Swarm service, through that engine (a manager) */
+  target?: "docker" | "swarm";
 }
 
 export class HardenedService extends pulumi.ComponentResource {
@@ -68,9 +85,12 @@ export class HardenedService extends pulumi.ComponentResource {
 
     // `-network`: the `-net` of before the edge proxy allowed no traffic between its members, so no
     // proxy could reach the app; an existing stack gets this one beside it and loses the old at the end
+    const swarm = args.target === "swarm";
+    // on a swarm: an overlay across the nodes, attachable so that the edge proxy (a container) can join it
     const network = new docker.Network(`${name}-network`, {
       name: identity.networkName,
-      driver: "bridge",
+      driver: swarm ? "overlay" : "bridge",
+      ...(swarm ? { attachable: true } : {}),
       labels,
     }, { parent: this, ...keep });
 
@@ -81,7 +101,10 @@ export class HardenedService extends pulumi.ComponentResource {
       if (spec.networkName !== identity.networkName || spec.dataVolumeName !== identity.dataVolumeName || !spec.containerName.startsWith(`${identity.containerPrefix}-`)) {
         throw new Error(`HardenedService ${name}: the settings are for ${spec.containerName}, not ${identity.containerPrefix}`);
       }
-      return this.deploy(name, settings, network, secretKey, labels, args.dockerHost ?? "");
+      if (swarm !== (settings.swarm !== undefined)) throw new Error(`HardenedService ${name}: target ${args.target ?? "docker"} without matching settings`);
+      return settings.swarm
+        ? this.deploySwarm(name, settings, settings.swarm, network, secretKey, labels, args.dockerHost ?? "")
+        : this.deploy(name, settings, network, secretKey, labels, args.dockerHost ?? "");
     });
     deployed.catch(() => { /* reported through the outputs below, which fail the deployment */ });
 
@@ -147,5 +170,42 @@ export class HardenedService extends pulumi.ComponentResource {
       dockerHost,
     }, { parent: this, provider: dynamicProvider });
     return { url: settings.url, containerId: container.id, containerName: spec.containerName };
+  }
+
+  /**
+   * target: swarm: the secret key as a Swarm secret, the service (updated in place by Swarm's own
+   * rolling update, start-first, rolled back when the new task fails) and its route. The data volume
+   * is made by the engine of the node the service is pinned to, at its first start.
+   */
+  private deploySwarm(name: string, settings: ServiceSettings, swarm: SwarmSettings, network: docker.Network, secretKey: random.RandomPassword,
+    labels: { label: string; value: string }[], dockerHost: string): { url: string; containerId: pulumi.Output<string>; containerName: string } {
+    const { spec, route } = settings;
+    const serviceName = swarmServiceName(spec);
+    const secret = new docker.Secret(`${name}-secret`, {
+      name: `${serviceName}-app-secret-key`,
+      data: secretKey.result.apply((key) => Buffer.from(key).toString("base64")),
+      labels,
+    }, { parent: this, dependsOn: [network] });
+    const dynamicProvider = new DynamicProvider(`${name}-dynamic`, { parent: this, dependsOn: [network] });
+    const service = new SwarmService(`${name}-service`, {
+      managerHost: dockerHost,
+      nodeHosts: swarm.nodeHosts,
+      spec: pulumi.all([secret.id, secret.name]).apply(([id, secretName]) => toSwarmServiceSpec(spec, {
+        node: swarm.node, secret: { id, name: secretName }, monitorSeconds: swarm.monitorSeconds,
+      })),
+      registryAuth: swarm.registryAuth,
+      timeoutSeconds: spec.healthTimeoutSeconds + swarm.monitorSeconds,
+    }, { parent: this, provider: dynamicProvider, dependsOn: [network] });
+    new EdgeRoute(`${name}-route`, {
+      proxy: route.proxy,
+      network: network.name,
+      routesDir: route.routesDir,
+      fileName: route.fileName,
+      fileText: route.fileText,
+      reload: route.reload,
+      upstream: service.serviceId.apply(() => serviceName),
+      dockerHost,
+    }, { parent: this, provider: dynamicProvider });
+    return { url: settings.url, containerId: service.containerId, containerName: serviceName };
   }
 }

@@ -13,10 +13,20 @@ import tarfile
 
 DATA_DIR = os.environ.get("DATA_DIR", "/data")
 APP_VERSION = open(os.path.join(os.path.dirname(__file__), "VERSION")).read().strip()
-SECRET_KEY = os.environ.get("APP_SECRET_KEY", "")
+
+def _secret_key():
+    # on a swarm the key is a secret file (APP_SECRET_KEY_FILE), never in the environment
+    path = os.environ.get("APP_SECRET_KEY_FILE")
+    if path:
+        with open(path) as f:
+            return f.read().strip()
+    return os.environ.get("APP_SECRET_KEY", "")
+
+
+SECRET_KEY = _secret_key()
 
 if len(SECRET_KEY) < 32:
-    raise SystemExit("APP_SECRET_KEY must be set to at least 32 characters")
+    raise SystemExit("APP_SECRET_KEY (or the file APP_SECRET_KEY_FILE names) must hold at least 32 characters")
 
 UPLOADS = os.path.join(DATA_DIR, "uploads")
 BACKUPS = os.path.join(DATA_DIR, "backups")

@@ -17,6 +17,8 @@ export interface ContainerAudit {
 export interface AuditFilter {
   environment?: string;
   customer?: string;
+  /** running containers only: on a swarm node, the stopped containers of replaced tasks stay until Swarm prunes them */
+  runningOnly?: boolean;
 }
 
 const COMPILERS = ["gcc", "cc", "c++", "g++", "clang", "make", "ld"];
@@ -31,7 +33,8 @@ export async function probe(container: Dockerode.Container, dataPaths: string[],
     `for t in ${COMPILERS.join(" ")}; do command -v "$t"; done; ` +
     "find /var/lib/apt/lists /var/cache/apt/archives /root/.cache/pip /home/*/.cache/pip /var/cache/yum /var/cache/apk " +
     "-mindepth 1 -type f -print 2>/dev/null | grep -v '/lock$' | head -n 5; true"])).stdout;
-  return { procStatus, foreignFiles: foreign, buildLeftovers: leftovers };
+  const mounts = (await execIn(container, ["cat", `/proc/${mainPid}/mounts`])).stdout;
+  return { procStatus, foreignFiles: foreign, buildLeftovers: leftovers, mounts };
 }
 
 export async function auditContainer(engine: Dockerode, idOrName: string): Promise<ContainerAudit> {
@@ -58,7 +61,7 @@ export async function auditFleet(engine: Dockerode, filter: AuditFilter = {}): P
   const labels = [`${LABEL_MANAGED}=true`];
   if (filter.environment) labels.push(`${LABEL_ENVIRONMENT}=${filter.environment}`);
   if (filter.customer) labels.push(`${LABEL_CUSTOMER}=${filter.customer}`);
-  const found = await engine.listContainers({ all: true, filters: { label: labels } });
+  const found = await engine.listContainers({ all: !filter.runningOnly, filters: { label: labels } });
   const audits: ContainerAudit[] = [];
   for (const c of found.sort((a, b) => (a.Names[0] ?? "").localeCompare(b.Names[0] ?? ""))) {
     audits.push(await auditContainer(engine, c.Id));

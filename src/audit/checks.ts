@@ -12,7 +12,12 @@ export interface Probes {
   foreignFiles: string;
   /** compilers, package managers' caches and lists found in the image, one per line */
   buildLeftovers: string;
+  /** /proc/1/mounts of the container's main process: the real options of its tmpfs mounts */
+  mounts?: string;
 }
+
+/** A Swarm task's container (target: swarm): Swarm restarts it, and the daemon sets no-new-privileges. */
+export const SWARM_TASK_LABEL = "com.docker.swarm.task.id";
 
 export interface CheckResult {
   id: string;
@@ -25,14 +30,14 @@ export const CHECKS: Record<string, string> = {
   "image-user": "the image's USER is 1000:1000",
   "runtime-user": "the container runs as 1000:1000 and so does its main process",
   "capabilities": "CapDrop ALL, CapAdd only what config states a reason for, CapEff of the process no more than that",
-  "no-new-privileges": "security option no-new-privileges:true",
+  "no-new-privileges": "no-new-privileges: the container's security option (on a swarm, the node's daemon-wide setting), and NoNewPrivs 1 in its process",
   "read-only-root": "read-only root filesystem, writable paths only on noexec tmpfs",
   "limits": "memory (swap equal), CPU and PIDs limits set",
   "healthcheck": "a healthcheck in the image and at runtime, and the container is healthy",
   "ports": "a customer's container publishes no port (its traffic comes through the edge proxy); the proxy's are bound to a specific address",
   "network": "on its own network, not the default bridge (docker0) or the host's",
   "host-isolation": "not privileged; no host namespaces, devices, docker.sock or sensitive host paths",
-  "restart": "restart policy on-failure with at most 5 retries",
+  "restart": "restart policy on-failure with at most 5 retries (on a swarm: Swarm restarts the task, with a delay)",
   "data-ownership": "files and directories in the data volumes are owned by 1000:1000",
   "no-build-tools": "no compiler, package-manager cache or package lists in the image",
 };
@@ -101,13 +106,30 @@ export function runChecks(c: Dockerode.ContainerInspectInfo, image: Dockerode.Im
     out.push(result("capabilities", problems, allowed.length ? `drop ALL, add ${allowed.join(",")} (reasoned)` : "drop ALL, CapEff 0"));
   }
 
-  out.push(result("no-new-privileges",
-    (hc.SecurityOpt ?? []).some((o: string) => /^no-new-privileges(:true|=true)?$/.test(o)) ? [] : ["no-new-privileges is not set"], "set"));
+  const swarmTask = c.Config.Labels?.[SWARM_TASK_LABEL] !== undefined;
+  {
+    const problems: string[] = [];
+    const optionSet = (hc.SecurityOpt ?? []).some((o: string) => /^no-new-privileges(:true|=true)?$/.test(o));
+    // a Swarm service cannot ask for it: the node's daemon sets it for every container, seen in the process
+    if (!optionSet && !swarmTask) problems.push("no-new-privileges is not set");
+    const nnp = probes ? procField(probes.procStatus, "NoNewPrivs") : undefined;
+    if (probes && nnp !== "1") problems.push(`the process has NoNewPrivs ${nnp ?? "unknown"}${swarmTask ? ": set no-new-privileges in this node's daemon config" : ""}`);
+    if (!probes && swarmTask) problems.push("container is not running, so its process could not be checked");
+    out.push(result("no-new-privileges", problems, optionSet ? "set" : "set daemon-wide, NoNewPrivs 1"));
+  }
 
   {
     const problems: string[] = [];
     if (!hc.ReadonlyRootfs) problems.push("root filesystem is writable");
-    const tmpfs = (hc.Tmpfs ?? {}) as Record<string, string>;
+    const tmpfs = { ...(hc.Tmpfs ?? {}) } as Record<string, string>;
+    // a Swarm task's tmpfs are mounts (the engine mounts every tmpfs noexec,nosuid,nodev unless told otherwise)
+    for (const m of (hc.Mounts ?? []) as { Type?: string; Target?: string }[]) if (m.Type === "tmpfs" && m.Target) tmpfs[m.Target] ??= "";
+    if (probes?.mounts) {
+      for (const line of probes.mounts.split("\n")) {
+        const [, target, type, opts] = line.split(" ");
+        if (type === "tmpfs" && target && target in tmpfs && tmpfs[target] === "") tmpfs[target] = opts ?? "";
+      }
+    }
     if (!("/tmp" in tmpfs)) problems.push("no tmpfs on /tmp");
     for (const [p, opts] of Object.entries(tmpfs)) if (!/\bnoexec\b/.test(opts)) problems.push(`tmpfs ${p} is not noexec`);
     out.push(result("read-only-root", problems, `read-only, tmpfs ${Object.keys(tmpfs).join(",")}`));
@@ -176,9 +198,11 @@ export function runChecks(c: Dockerode.ContainerInspectInfo, image: Dockerode.Im
   {
     const policy = hc.RestartPolicy ?? { Name: "" };
     const problems: string[] = [];
-    if (policy.Name !== "on-failure") problems.push(`restart policy is '${policy.Name || "no"}'`);
+    if (swarmTask) {
+      out.push(result("restart", [], "Swarm restarts the task (service restart policy, with a delay)"));
+    } else if (policy.Name !== "on-failure") problems.push(`restart policy is '${policy.Name || "no"}'`);
     else if ((policy.MaximumRetryCount ?? 0) > 5 || (policy.MaximumRetryCount ?? 0) === 0) problems.push(`on-failure retries ${policy.MaximumRetryCount || "unlimited"}`);
-    out.push(result("restart", problems, `on-failure:${policy.MaximumRetryCount}`));
+    if (!swarmTask) out.push(result("restart", problems, `on-failure:${policy.MaximumRetryCount}`));
   }
 
   out.push(!probes ? needsProbe("data-ownership") : result("data-ownership",

@@ -7,6 +7,8 @@ import { parseCustomerId } from "../config/load";
 import { parseEnvironmentName, parseStackTarget } from "../config/targets";
 import { engineFor } from "../engine/connection";
 import { projectContext } from "./stacks";
+import { readEnvironmentConfig } from "../config/stackFiles";
+import { auditSwarm } from "../fleet/swarm";
 
 export function registerAudit(program: Command): void {
   program
@@ -32,7 +34,12 @@ export function registerAudit(program: Command): void {
       const audits: ContainerAudit[] = [];
       const seen = new Set<string>();
       for (const env of environments) {
-        for (const a of await auditFleet(engineFor(ctx.projectDir, env), { environment: env, customer })) {
+        // on a swarm, every node's engine: customers' tasks wherever they run, and the edge proxy
+        const config = readEnvironmentConfig(ctx.projectDir, env);
+        const found = config.target === "swarm"
+          ? await auditSwarm(config, { environment: env, customer })
+          : await auditFleet(engineFor(ctx.projectDir, env), { environment: env, customer });
+        for (const a of found) {
           if (!seen.has(a.container)) audits.push(a);
           seen.add(a.container);
         }

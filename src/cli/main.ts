@@ -6,6 +6,7 @@ import { registerDemo } from "./demo";
 import { registerEdge } from "./edge";
 import { registerServe } from "./serve";
 import { registerStacks } from "./stacks";
+import { registerSwarm } from "./swarm";
 
 export function buildCli(): Command {
   const program = new Command("fleet")
@@ -16,6 +17,7 @@ export function buildCli(): Command {
   registerDemo(program);
   registerEdge(program);
   registerServe(program);
+  registerSwarm(program);
   return program;
 }
 

@@ -48,6 +48,19 @@ export function checkCustomerInEnvironment(customer: CustomerConfig, env: Enviro
     problems.push({ path: `${CUSTOMER_KEY}.id`, found: JSON.stringify(customer.id),
       message: `names the edge proxy of environment '${env.name}' (edge.name): choose another customer id` });
   }
+  if (env.target === "swarm") {
+    const nodes = (env.swarm?.nodes ?? []).map((n) => n.name);
+    if (customer.node === undefined) {
+      problems.push({ path: `${CUSTOMER_KEY}.node`, found: undefined,
+        message: `is required with target: swarm (environment '${env.name}'): 'fleet provision' chooses the least loaded node; or set one of ${nodes.join(", ")}` });
+    } else if (!nodes.includes(customer.node)) {
+      problems.push({ path: `${CUSTOMER_KEY}.node`, found: JSON.stringify(customer.node),
+        message: `must be one of the nodes of environment '${env.name}' (swarm.nodes): ${nodes.join(", ")}` });
+    }
+  } else if (customer.node !== undefined) {
+    problems.push({ path: `${CUSTOMER_KEY}.node`, found: JSON.stringify(customer.node),
+      message: `is only for target: swarm; environment '${env.name}' runs on one host: remove node` });
+  }
   if (problems.length > 0) throw new ConfigError(`config ${CUSTOMER_KEY}`, problems);
   return customer;
 }

@@ -35,6 +35,11 @@ export const environmentNameSchema = z
 export const PINNED_IMAGE_PATTERN = /^[^\s@]+@sha256:[a-f0-9]{64}$/;
 /** A local image ID (what a build on the local engine produces and what a promotion carries). */
 export const IMAGE_ID_PATTERN = /^sha256:[a-f0-9]{64}$/;
+/** What an environment runs and promotes: a local image ID, or a repository digest in a registry (registry/name@sha256:…). */
+export const RUNNABLE_IMAGE_PATTERN = /^(?:sha256:[a-f0-9]{64}|[a-z0-9][a-z0-9._\/:-]*@sha256:[a-f0-9]{64})$/;
+const runnableImageSchema = z.string().regex(RUNNABLE_IMAGE_PATTERN, {
+  error: "must be an image ID sha256:<64 hex> or a repository digest registry/name@sha256:<64 hex>",
+});
 
 const imageRefSchema = z
   .string()
@@ -106,8 +111,8 @@ const promoteImageSchema = z.strictObject({
   mode: z.literal("promote"),
   /** the environment stack whose image this one runs */
   fromStack: environmentNameSchema,
-  /** the image ID that passed there; when unset, the one the source stack runs now */
-  digest: z.string().regex(IMAGE_ID_PATTERN, { error: "must be an image ID sha256:<64 hex>" }).optional(),
+  /** the image that passed there (an image ID, or a repository digest with a registry); when unset, the one the source stack runs now */
+  digest: runnableImageSchema.optional(),
   /** the base image this environment approves, recorded with every deployment */
   base: imageRefSchema,
 });
@@ -180,6 +185,41 @@ export const edgeSchema = z
     }
   });
 
+/**
+ * The registry an environment's images go through: staging pushes what it builds, every node pulls
+ * by repository digest, and prod promotes that digest. The password is the Pulumi secret
+ * `hardened-fleet:registryPassword` (never in this file).
+ */
+export const registrySchema = z.strictObject({
+  /** host[:port] of the registry, e.g. 10.231.0.11:5000 or registry.example.com */
+  address: z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?$/, {
+    error: "must be a registry address host[:port], like registry.example.com or 10.0.0.5:5000 (no scheme, no path)",
+  }),
+  /** the account for pushes and pulls; its password is the secret hardened-fleet:registryPassword */
+  username: z.string().min(1).optional(),
+});
+
+/** Docker addresses fleet accepts for an engine (the docker provider's own). */
+const dockerHostSchema = z.string().regex(/^(?:unix:\/\/\/\S+|(?:tcp|ssh|https?):\/\/\S+)$/, {
+  error: "must be a Docker engine address: unix:///path/docker.sock, tcp://host:2376 or ssh://user@host",
+});
+
+/**
+ * target: swarm: the environment's customers are Docker Swarm services on these nodes. The first node
+ * is a manager (fleet deploys through it); fleet reaches every node's engine too, to audit its
+ * containers and to move data between nodes. Node names are the node label `hardened-fleet.node`.
+ */
+export const swarmSchema = z.strictObject({
+  nodes: z.array(z.strictObject({
+    /** the value of the node label hardened-fleet.node; customers are pinned to it */
+    name: labelSchema,
+    /** this node's engine (for the audit and fleet move); the first one is the manager fleet deploys through */
+    host: dockerHostSchema,
+  })).min(1, { error: "must list at least one node (the first is the manager fleet deploys through)" }),
+  /** seconds a new task must stay healthy before Swarm counts the update as done (else it rolls back) */
+  monitorSeconds: z.number().int().min(1).max(600).default(10),
+});
+
 export const environmentSchema = z
   .strictObject({
     name: environmentNameSchema,
@@ -189,6 +229,10 @@ export const environmentSchema = z
      */
     localDemo: z.boolean().default(false),
     tier: z.enum(["staging", "production"], { error: "must be 'staging' or 'production'" }),
+    /** docker: one host, a container per customer (the default); swarm: a Swarm service per customer, over swarm.nodes */
+    target: z.enum(["docker", "swarm"], { error: "must be 'docker' (one host) or 'swarm' (a Docker Swarm cluster, with swarm.nodes)" }).default("docker"),
+    swarm: swarmSchema.optional(),
+    registry: registrySchema.optional(),
     image: z.discriminatedUnion("mode", [buildImageSchema, promoteImageSchema], {
       error: "mode must be 'build' (staging builds the image) or 'promote' (runs an image that passed another stack)",
     }),
@@ -226,6 +270,23 @@ export const environmentSchema = z
     }).prefault({}),
   })
   .superRefine((env, ctx) => {
+    if (env.target === "swarm") {
+      if (!env.swarm) {
+        ctx.addIssue({ code: "custom", path: ["swarm"], input: env.swarm,
+          message: "is required with target: swarm: list the nodes, e.g. swarm: {nodes: [{name: node1, host: ssh://ops@node1}]} (README 'Swarm')" });
+      }
+      if (!env.registry) {
+        ctx.addIssue({ code: "custom", path: ["registry"], input: env.registry,
+          message: "is required with target: swarm: every node pulls the image from it, e.g. registry: {address: 10.0.0.5:5000}" });
+      }
+      const names = (env.swarm?.nodes ?? []).map((n) => n.name);
+      const twice = names.filter((n, i) => names.indexOf(n) !== i);
+      if (twice.length > 0) {
+        ctx.addIssue({ code: "custom", path: ["swarm", "nodes"], input: twice, message: `names ${twice.join(", ")} more than once: each node needs its own name` });
+      }
+    } else if (env.swarm) {
+      ctx.addIssue({ code: "custom", path: ["swarm"], input: "(set)", message: "is only for target: swarm: set target: swarm, or remove swarm" });
+    }
     if (env.tier !== "production") return;
     if (env.image.mode !== "promote") {
       ctx.addIssue({ code: "custom", path: ["image", "mode"], input: env.image.mode,
@@ -252,8 +313,10 @@ export const customerSchema = z.strictObject({
   plan: labelSchema,
   /** from before the edge proxy, when each customer published a host port: ignored, and no longer written */
   port: z.number().int().min(1024).max(65535).optional(),
-  /** an image ID this customer stays on instead of the environment's (set by rollout and rollback) */
-  image: z.string().regex(IMAGE_ID_PATTERN, { error: "must be an image ID sha256:<64 hex>" }).optional(),
+  /** an image this customer stays on instead of the environment's (set by rollout and rollback) */
+  image: runnableImageSchema.optional(),
+  /** target: swarm only: the node (swarm.nodes[].name) its service and data volume live on; chosen by fleet provision, changed by fleet move */
+  node: labelSchema.optional(),
 });
 
 export type EdgeConfig = z.output<typeof edgeSchema>;
@@ -263,3 +326,5 @@ export type CustomerConfig = z.output<typeof customerSchema>;
 export type Plan = z.output<typeof planSchema>;
 export type AppSettings = EnvironmentConfig["app"];
 export type BuildImageConfig = z.output<typeof buildImageSchema>;
+export type RegistryConfig = z.output<typeof registrySchema>;
+export type SwarmConfig = z.output<typeof swarmSchema>;

@@ -17,7 +17,8 @@ import { customersLock, stackLock, withLock, withWaitingLock } from "./lock";
 import { stderrLog, type Log } from "./progress";
 import { readStack } from "./backendState";
 import { outputImage, prepareStack, removeStack, runDestroy, runUp, stackImage, unprotectAll, withStack, type FleetStack, type UpResult } from "./stacks";
-import { readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
+import { customerConfigs, readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
+import { chooseNode, dataEngine } from "./swarm";
 import { adoptVolume, backupDir, stopForeignUsers, type AdoptResult } from "./volumes";
 import type { FleetContext } from "./workspace";
 
@@ -51,7 +52,10 @@ async function recordCustomer(ctx: FleetContext, target: CustomerTarget, plan?: 
   return withWaitingLock(ctx.projectDir, customersLock(target.environment), async () => {
     const checked = checkRequest(ctx.projectDir, target, plan);
     const mine = readCustomerConfig(ctx.projectDir, target.stack);
-    const customer: CustomerConfig = { id: target.customer, environment: target.environment, plan: checked.plan, image: mine?.image };
+    // on a swarm a new customer goes to the least loaded node, and stays there until 'fleet move'
+    const node = checked.env.target !== "swarm" ? undefined
+      : mine?.node ?? chooseNode(checked.env, customerConfigs(ctx.projectDir, target.environment));
+    const customer: CustomerConfig = { id: target.customer, environment: target.environment, plan: checked.plan, image: mine?.image, node };
     writeCustomerStackFile(ctx.projectDir, customer, configuredDockerHost(ctx.projectDir, target.environment));
     return customer;
   });
@@ -105,9 +109,10 @@ export async function provision(ctx: FleetContext, req: ProvisionRequest, log: L
   checkRequest(ctx.projectDir, target, req.plan); // every input error surfaces here, before anything exists
   const envImage = await environmentImage(ctx, target.environment); // and a missing environment too
   return withStack(ctx, target, log, async (stack) => {
-    const engine = engineFor(ctx.projectDir, target.environment);
     return deployWithRollback(ctx, target, stack, envImage, log, async () => {
-      await recordCustomer(ctx, target, req.plan);
+      const customer = await recordCustomer(ctx, target, req.plan);
+      // the volume is on the customer's node (swarm) or the environment's engine
+      const engine = dataEngine(ctx.projectDir, readEnvironmentConfig(ctx.projectDir, target.environment), customer);
       await adoptVolume(ctx, engine, customerNames(target.environment, target.customer).dataVolume, envImage, log);
     });
   });
@@ -157,6 +162,7 @@ export async function deprovision(ctx: FleetContext, req: { customer: string; en
   const target = parseCustomerTarget(req.customer, req.environment);
   const volume = customerNames(target.environment, target.customer).dataVolume;
   return withLock(ctx.projectDir, stackLock(target.stack), async () => {
+    const config = readCustomerConfig(ctx.projectDir, target.stack);
     let image: string | undefined;
     if (await readStack(ctx, target.stack)) {
       const stack = await prepareStack(ctx, target, log, false);
@@ -169,7 +175,7 @@ export async function deprovision(ctx: FleetContext, req: { customer: string; en
     }
     fs.rmSync(stackFile(ctx.projectDir, target.stack), { force: true });
     if (!req.purgeData) return { stack: target.stack, volume, volumeKept: true };
-    const engine = engineFor(ctx.projectDir, target.environment);
+    const engine = dataEngine(ctx.projectDir, readEnvironmentConfig(ctx.projectDir, target.environment), config);
     try {
       await engine.getVolume(volume).inspect();
     } catch {

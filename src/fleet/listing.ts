@@ -3,6 +3,8 @@ import { parseEnvironmentName } from "../config/targets";
 import { engineFor } from "../engine/connection";
 import { customerStackName } from "../hardening/names";
 import { customerConfigs } from "./stackFiles";
+import { readEnvironmentConfig } from "../config/stackFiles";
+import { serviceHealth } from "./swarm";
 import { readStacks } from "./backendState";
 import type { FleetContext } from "./workspace";
 
@@ -23,6 +25,7 @@ export async function listCustomers(ctx: FleetContext, environments: string[]): 
   const out: CustomerListing[] = [];
   for (const { environment } of targets) {
     const engine = engineFor(ctx.projectDir, environment);
+    const env = readEnvironmentConfig(ctx.projectDir, environment);
     for (const c of customerConfigs(ctx.projectDir, environment)) {
       const stack = customerStackName(environment, c.id);
       const state = states.get(stack);
@@ -30,7 +33,9 @@ export async function listCustomers(ctx: FleetContext, environments: string[]): 
       let health = "not deployed";
       // the container the last deployment made (its name ends in the slot of its spec)
       const container = typeof outputs.containerName === "string" ? outputs.containerName : undefined;
-      if (container) {
+      if (container && env.target === "swarm") {
+        health = await serviceHealth(ctx.projectDir, env, container);
+      } else if (container) {
         try {
           const info = await engine.getContainer(container).inspect();
           health = info.State.Running ? info.State.Health?.Status ?? "running" : info.State.Status;

@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import { Document, parse } from "yaml";
 import { auditContainer } from "../audit/audit";
+import { gateService } from "./swarm";
 import { ENVIRONMENT_KEY } from "../config/load";
 import { readEnvironmentConfig } from "../config/stackFiles";
 import type { CustomerConfig } from "../config/schema";
@@ -86,8 +87,10 @@ function pin(ctx: FleetContext, customer: CustomerConfig, image: string | undefi
 
 const targetOf = (c: CustomerConfig): CustomerTarget => parseCustomerTarget(c.id, c.environment);
 
-/** Healthy and audit-clean, or the reason it is not; `container` is the one the deployment made. */
+/** Healthy and audit-clean, or the reason it is not; `container` is the one the deployment made (on a swarm: the service). */
 async function gate(ctx: FleetContext, environment: string, container: string): Promise<string | undefined> {
+  const env = readEnvironmentConfig(ctx.projectDir, environment);
+  if (env.target === "swarm") return gateService(ctx.projectDir, env, container);
   const engine = engineFor(ctx.projectDir, environment);
   const a = await auditContainer(engine, container).catch((e: Error) => e);
   if (a instanceof Error) return a.message;

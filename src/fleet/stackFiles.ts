@@ -65,6 +65,7 @@ export function writeCustomerStackFile(projectDir: string, customer: CustomerCon
   // no port: customers publish none since the edge proxy (an old file's port goes with this rewrite)
   const value: Record<string, unknown> = { id: customer.id, environment: customer.environment, plan: customer.plan };
   if (customer.image) value.image = customer.image;
+  if (customer.node) value.node = customer.node;
   doc.setIn(["config", CUSTOMER_KEY], value);
   if (dockerHost) doc.setIn(["config", DOCKER_HOST_KEY], dockerHost);
   else doc.deleteIn(["config", DOCKER_HOST_KEY]);

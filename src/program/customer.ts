@@ -10,6 +10,7 @@ import { customerHostname, customerUrl } from "../edge/edgeSpec";
 import { EDGE_ROUTES_DIR, reloadCommand, routeFile, routeFileName } from "../edge/routes";
 import { edgeNames } from "../hardening/names";
 import { serviceIdentity, serviceSpec, type ServiceSpec } from "../hardening/serviceSpec";
+import { swarmServiceName } from "../swarm/serviceSpec";
 import { readEnvironment } from "./environmentView";
 import { programDockerHost } from "./stackRef";
 
@@ -57,13 +58,14 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
     pinned: customer.image !== undefined,
     version: customer.image && customer.image !== image.ref ? "pinned" : image.version ?? "unknown",
     containerName: service.containerName,
+    ...(shape.node !== undefined ? { node: shape.node, target: "swarm" } : {}),
     containerId: service.containerId,
     networkName: service.networkName,
     dataVolumeName: service.dataVolumeName,
   };
 }
 
-/** The customer's route in its environment's edge proxy, to the container of `spec`. */
+/** The customer's route in its environment's edge proxy, to the container of `spec` (on a swarm: to its service). */
 export function serviceRoute(env: EnvironmentConfig, spec: ServiceSpec) {
   return {
     proxy: edgeNames(env.name, env.edge.name).container,
@@ -73,7 +75,7 @@ export function serviceRoute(env: EnvironmentConfig, spec: ServiceSpec) {
       environment: env.name,
       customerId: spec.customerId,
       hostname: customerHostname(env.edge, spec.customerId),
-      upstreamContainer: spec.containerName,
+      upstreamContainer: env.target === "swarm" ? swarmServiceName(spec) : spec.containerName,
       upstreamPort: spec.port,
       tls: env.edge,
     }),

@@ -10,6 +10,13 @@ import type { EnvironmentConfig } from "../config/schema";
 import { checkPromotableImage } from "./imageCheck";
 import { programDockerHost, stackReferenceName } from "./stackRef";
 import { customerUrl } from "../edge/edgeSpec";
+import Dockerode from "dockerode";
+import { dockerodeOptions } from "../engine/connection";
+
+/** The value of an output the program itself made from config (known during a preview too). */
+function outputValue<T>(o: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => o.apply((v) => { resolve(v); return v; }));
+}
 
 export interface EnvironmentOutputs {
   role: "environment";
@@ -28,19 +35,38 @@ function edgeProxy(env: EnvironmentConfig, projectDir: string) {
   };
 }
 
+/** The registry account (env.registry, with the secret hardened-fleet:registryPassword), if the environment has one. */
+function registryAccount(env: EnvironmentConfig) {
+  if (!env.registry) return undefined;
+  const password = new pulumi.Config("hardened-fleet").getSecret("registryPassword");
+  if (env.registry.username && !password) {
+    throw new Error(`registry.username is set for environment '${env.name}' but its password is not: ` +
+      `pulumi config set --secret hardened-fleet:registryPassword <password> -s ${env.name}`);
+  }
+  const auth = env.registry.username && password
+    ? pulumi.secret(pulumi.all([password]).apply(([p]) => ({ username: env.registry!.username!, password: p ?? "", serveraddress: env.registry!.address })))
+    : undefined;
+  return { address: env.registry.address, username: env.registry.username, password, auth };
+}
+
 export async function environmentProgram(env: EnvironmentConfig, projectDir: string): Promise<Record<string, unknown>> {
   const edge = edgeProxy(env, projectDir);
+  const registry = registryAccount(env);
+  // customer stacks read it to pull on every node (a secret output: never in plain text in the state)
+  const registryOutputs = registry?.auth ? { registryAuth: registry.auth } : {};
   if (env.image.mode === "build") {
     const image = new HardenedImage(env.name, {
       image: env.image,
       app: env.app,
       projectDir,
       workDir: path.join(projectDir, ".fleet", "build", env.name),
+      registry,
     });
     return {
       role: "environment",
       settings: env,
       edge,
+      ...registryOutputs,
       image: pulumi.all([image.imageRef, image.imageName]).apply(([ref, name]) => ({
         ref, name, version: image.version, revision: image.revision,
       })),
@@ -58,6 +84,11 @@ export async function environmentProgram(env: EnvironmentConfig, projectDir: str
     }
     ref = value.ref;
   }
-  const image = await checkPromotableImage(ref, `stack ${source}`);
-  return { role: "environment", settings: env, edge, image: { ...image, promotedFrom: source } };
+  const image = await checkPromotableImage(ref, `stack ${source}`, {
+    engine: new Dockerode(dockerodeOptions(programDockerHost() || undefined)),
+    // promoted by repository digest, the image's base must be the one this environment pins
+    pinnedBase: env.registry ? env.image.base : undefined,
+    auth: registry?.auth ? await outputValue(registry.auth) : undefined,
+  });
+  return { role: "environment", settings: env, edge, ...registryOutputs, image: { ...image, promotedFrom: source } };
 }

@@ -9,6 +9,8 @@ import { stackReferenceName } from "./stackRef";
 export interface EnvironmentView {
   settings: unknown;
   image: { ref?: string; version?: string } | undefined;
+  /** the registry account every node pulls with (a secret output of the environment stack), if it has one */
+  registryAuth?: { username: string; password: string; serveraddress: string };
 }
 
 /** Reads what the environment stack published; says what to run first when it has nothing yet. */
@@ -19,5 +21,7 @@ export async function readEnvironment(envStack: string): Promise<EnvironmentView
     throw new Error(`environment stack '${envStack}' does not exist or has not been deployed: run 'pulumi up' on stack '${envStack}' (or 'fleet rollout') first`);
   }
   const image = (await ref.getOutputDetails("image")).value as EnvironmentView["image"];
-  return { settings, image };
+  const auth = await ref.getOutputDetails("registryAuth");
+  const registryAuth = (auth.secretValue ?? auth.value) as EnvironmentView["registryAuth"];
+  return { settings, image, registryAuth };
 }

@@ -36,7 +36,7 @@ function inspectOf(spec: ContainerSpec, change: { bindings?: Bindings; publishAl
 
 const image = { Config: { User: "1000:1000", Healthcheck: { Test: ["CMD", "/healthcheck"] } } } as unknown as Dockerode.ImageInspectInfo;
 const probes: Probes = {
-  procStatus: "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\n",
+  procStatus: "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n",
   foreignFiles: "",
   buildLeftovers: "",
 };

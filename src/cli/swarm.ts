@@ -1,0 +1,94 @@
+/** `fleet move`, and `fleet swarm env-file|demo`: customers on a Docker Swarm cluster (target: swarm). */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Command } from "commander";
+import { formatAuditTable } from "../audit/audit";
+import { parseCustomerId } from "../config/load";
+import { readEnvironmentConfig } from "../config/stackFiles";
+import { parseEnvironmentName } from "../config/targets";
+import { edgeCaCertificate } from "../fleet/edge";
+import { provision, upStack } from "../fleet/operations";
+import { stackFile, writeFileAtomic } from "../fleet/stackFiles";
+import { auditSwarm, moveCustomer } from "../fleet/swarm";
+import { clusterEnvironmentFile, readCluster, requestInNamespace } from "../swarm/cluster";
+import { formatTable } from "../table";
+import { projectContext, summarize } from "./stacks";
+
+export const SWARM_DEMO_CUSTOMERS = [
+  { customer: "acme", plan: "starter" },
+  { customer: "globex", plan: "standard" },
+  { customer: "initech", plan: "starter" },
+] as const;
+
+/** Writes Pulumi.<env>.yaml for the cluster that cluster.json describes; returns its path. */
+function writeEnvironmentFile(projectDir: string, clusterFile: string, environment: string): string {
+  const { environment: name } = parseEnvironmentName(environment);
+  const file = stackFile(projectDir, name);
+  writeFileAtomic(file, clusterEnvironmentFile(readCluster(clusterFile), name));
+  return file;
+}
+
+export function registerSwarm(program: Command): void {
+  program.command("move <customer>")
+    .description("target: swarm: move a customer and its data to another node (stops it, copies and checks every file, then starts it there)")
+    .requiredOption("--env <environment>", "the swarm environment")
+    .requiredOption("--to <node>", "the node (swarm.nodes[].name) to move it to")
+    .action(async (customer: string, opts: { env: string; to: string }) => {
+      parseCustomerId(customer);
+      const r = await moveCustomer(projectContext(), { customer, environment: opts.env, to: opts.to });
+      console.log(`${r.customer}: moved from ${r.from} to ${r.to} with its ${r.files} files (checked); the archive it went through: ${r.archive}; ` +
+        `${r.from} keeps its copy of the volume until you remove it`);
+    });
+
+  const swarm = program.command("swarm").description("the local test cluster of scripts/swarm-cluster.sh");
+  swarm.command("env-file")
+    .description("write Pulumi.<env>.yaml: a staging-tier swarm environment on the cluster that --cluster describes")
+    .requiredOption("--cluster <file>", "cluster.json from 'bash scripts/swarm-cluster.sh up'")
+    .option("--env <environment>", "environment name", "swarm")
+    .action((opts: { cluster: string; env: string }) => {
+      console.log(writeEnvironmentFile(projectContext().projectDir, opts.cluster, opts.env));
+    });
+
+  swarm.command("demo")
+    .description("deploy a swarm environment and three customers spread over the cluster's nodes, request each over HTTPS, then audit every node")
+    .requiredOption("--cluster <file>", "cluster.json from 'bash scripts/swarm-cluster.sh up'")
+    .option("--env <environment>", "environment name", "swarm")
+    .action(async (opts: { cluster: string; env: string }) => {
+      const ctx = projectContext();
+      const cluster = readCluster(opts.cluster);
+      const env = opts.env;
+      writeEnvironmentFile(ctx.projectDir, opts.cluster, env);
+      const summaries = [summarize(await upStack(ctx, env))];
+      const rows: string[][] = [];
+      const urls = new Map<string, string>();
+      for (const c of SWARM_DEMO_CUSTOMERS) {
+        const r = await provision(ctx, { customer: c.customer, environment: env, plan: c.plan });
+        summaries.push(summarize(r));
+        urls.set(c.customer, String(r.outputs.url));
+        rows.push([c.customer, String(r.outputs.node), String(r.outputs.plan), String(r.outputs.url), String(r.outputs.containerName)]);
+      }
+      console.log(["", "deployments:", ...summaries.map((s) => `  ${s}`), "", "customers (one Swarm service each, pinned to its node):",
+        formatTable(["customer", "node", "plan", "url", "service"], rows), ""].join("\n"));
+
+      const caFile = path.join(ctx.projectDir, ".fleet", `${env}-edge-ca.pem`);
+      fs.mkdirSync(path.dirname(caFile), { recursive: true });
+      fs.writeFileSync(caFile, await edgeCaCertificate(ctx, env));
+      const manager = cluster.nodes[0]!;
+      const answers: string[] = [];
+      for (const c of SWARM_DEMO_CUSTOMERS) {
+        const url = `${urls.get(c.customer)}/`;
+        const r = await requestInNamespace(manager.namespace, url, caFile);
+        answers.push(`  GET ${url} -> ${r.status} ${r.body.trim().slice(0, 100)}`);
+        if (r.status !== 200) process.exitCode = 1;
+      }
+      const first = new URL(urls.get(SWARM_DEMO_CUSTOMERS[0].customer)!);
+      console.log([`through the edge proxy on ${manager.name} (HTTPS, certificate checked against the local CA):`, ...answers, "",
+        "try it (the proxy listens on the manager's own loopback, inside its network namespace):",
+        `  ip netns exec ${manager.namespace} curl --cacert ${path.relative(process.cwd(), caFile) || caFile} --resolve ${first.hostname}:443:127.0.0.1 ${first.href}`, ""].join("\n"));
+
+      const audits = await auditSwarm(readEnvironmentConfig(ctx.projectDir, env), { environment: env });
+      console.log(`audit of every node (${cluster.nodes.map((n) => n.name).join(", ")}):`);
+      console.log(formatAuditTable(audits));
+      if (audits.length !== SWARM_DEMO_CUSTOMERS.length + 1 || audits.some((a) => !a.ok)) process.exitCode = 1;
+    });
+}

@@ -1,0 +1,100 @@
+/**
+ * The test and demo cluster that scripts/swarm-cluster.sh makes on one machine (three engines, each
+ * in a network namespace, and a registry on the manager), as described by its cluster.json; and
+ * the environment stack file for it. On real hosts the operator writes that file by hand (README "Swarm").
+ */
+import * as fs from "node:fs";
+import { execFile } from "node:child_process";
+import { Document } from "yaml";
+import { ENVIRONMENT_KEY, ROLE_KEY } from "../config/load";
+import type { EnvironmentInput } from "../config/schema";
+import { DOCKER_HOST_KEY } from "../engine/connection";
+
+export interface ClusterNode {
+  name: string;
+  /** the engine's address, e.g. unix:///run/hf-swarm/hfsw/node1.sock */
+  host: string;
+  /** its address on the cluster's network */
+  address: string;
+  /** the network namespace it runs in */
+  namespace: string;
+}
+
+export interface Cluster {
+  name: string;
+  manager: string;
+  nodes: ClusterNode[];
+  /** host:port of the registry on the manager */
+  registry: string;
+  /** the local bases, pushed to the registry: name -> registry/name@sha256:… */
+  bases: Record<string, string>;
+}
+
+export function readCluster(file: string): Cluster {
+  let cluster: Cluster;
+  try {
+    cluster = JSON.parse(fs.readFileSync(file, "utf8")) as Cluster;
+  } catch (err) {
+    throw new Error(`--cluster ${file}: not a cluster description (${(err as Error).message}); make one with 'bash scripts/swarm-cluster.sh up'`);
+  }
+  for (const base of ["python-base", "python-builder", "edge-base"]) {
+    if (!cluster.bases?.[base]) throw new Error(`--cluster ${file}: no pushed base '${base}': run 'bash scripts/swarm-cluster.sh up' again`);
+  }
+  return cluster;
+}
+
+/** The environment config of a staging-tier swarm environment on `cluster`. Pure. */
+export function clusterEnvironment(cluster: Cluster, name: string): EnvironmentInput {
+  return {
+    name,
+    tier: "staging",
+    localDemo: true,
+    target: "swarm",
+    swarm: { nodes: cluster.nodes.map((n) => ({ name: n.name, host: n.host })), monitorSeconds: 5 },
+    registry: { address: cluster.registry },
+    image: {
+      mode: "build",
+      name: "hardened-fleet/customer-app",
+      // pinned by the digests the registry gave the local bases: what prod verifies it promotes
+      base: cluster.bases["python-base"]!,
+      builder: cluster.bases["python-builder"]!,
+      appSource: "examples/customer-app",
+    },
+    app: { port: 8000, healthcheck: { path: "/healthz", intervalSeconds: 2, timeoutSeconds: 3, retries: 3, startPeriodSeconds: 2 } },
+    // published inside the manager's namespace only (its own 127.0.0.1)
+    edge: { domain: `${name}.localhost`, address: "127.0.0.1", httpsPort: 443, httpPort: 80, base: cluster.bases["edge-base"]! },
+    plans: {
+      starter: { memoryMb: 128, cpus: 0.25, pids: 64, nofile: 1024, nproc: 128, tmpfsMb: 32 },
+      standard: { memoryMb: 256, cpus: 0.5, pids: 128, nofile: 2048, nproc: 256, tmpfsMb: 64 },
+    },
+    deploy: { healthTimeoutSeconds: 120 },
+    rollout: { waveSize: 2 },
+  };
+}
+
+/** The text of Pulumi.<name>.yaml for that environment, deploying through the cluster's manager. */
+export function clusterEnvironmentFile(cluster: Cluster, name: string): string {
+  const doc = new Document({
+    config: { [ROLE_KEY]: "environment", [DOCKER_HOST_KEY]: cluster.manager, [ENVIRONMENT_KEY]: clusterEnvironment(cluster, name) },
+  });
+  return `# Environment stack '${name}': a staging-tier swarm environment on the cluster '${cluster.name}' ` +
+    "(scripts/swarm-cluster.sh). Written by 'fleet swarm env-file'; not committed.\n" + doc.toString();
+}
+
+/**
+ * GET a customer's URL from inside a namespace of the cluster (where the edge proxy's 127.0.0.1
+ * is), through curl, trusting only `caFile`. Returns the status and body.
+ */
+export function requestInNamespace(namespace: string, url: string, caFile: string, method = "GET", body?: string): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  const args = ["netns", "exec", namespace, "curl", "-sS", "--max-time", "15", "--cacert", caFile,
+    "--resolve", `${u.hostname}:${u.port || 443}:127.0.0.1`, "-X", method, "-w", "\n%{http_code}", url];
+  if (body !== undefined) args.push("-H", "content-type: application/json", "--data-binary", body);
+  return new Promise((resolve, reject) => {
+    execFile("ip", args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${method} ${url} in namespace ${namespace}: ${stderr.trim() || err.message}`));
+      const cut = stdout.lastIndexOf("\n");
+      resolve({ status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) });
+    });
+  });
+}
