@@ -431,6 +431,19 @@ push_bases() {
   [ $failed = 0 ]
 }
 
+# The manager builds the images (staging's app, the edge proxy) FROM these bases by digest. The
+# engine's BuildKit (docker.io 20.10) resolves a FROM over HTTPS whatever insecure-registries says,
+# but uses an image the engine has: pulled by the engine itself (which honours it), they build.
+pull_bases_on_manager() {
+  local name digest
+  for name in "${BASE_ORDER[@]}"; do
+    digest=$(cut -d' ' -f2 "$RUN/bases/$name")
+    dk 1 image inspect "$REGISTRY/hardened-fleet/$name@$digest" >/dev/null 2>&1 && continue
+    log "pulling $name on the manager (its builds start FROM it)"
+    dk 1 pull -q "$REGISTRY/hardened-fleet/$name@$digest" >/dev/null
+  done
+}
+
 # ---------------------------------------------------------------------------------------------
 # Swarm
 # ---------------------------------------------------------------------------------------------
@@ -574,6 +587,7 @@ cmd_up() {
   tidy_and_label_nodes
   wait "$PUSH_PID" || { PUSH_PID=""; die "pushing the base images failed"; }
   PUSH_PID=""
+  pull_bases_on_manager
   write_cluster_json
   log "up in $((SECONDS - started))s: manager $(node_host 1), registry $REGISTRY"
   echo "$CLUSTER_JSON"

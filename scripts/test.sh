@@ -7,7 +7,8 @@
 #      then cached; with progress lines), verified by toolchain/check.sh (go version -m module paths)
 #   4. type check (tsc, strict) and build
 #   5. unit tests (pure functions and Pulumi mocks), real Docker engine tests, then the lifecycle
-#      tests on the real Pulumi engine
+#      tests on the real Pulumi engine, the swarm cluster (three engines in network namespaces), and
+#      the reliability tests (they restart the engine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\n[test] %s\n' "$*"; }
@@ -24,4 +25,4 @@ bash toolchain/check.sh
 log "type check and build"
 npx tsc -p .
 log "tests"
-node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/webhooks/*.test.ts test/reliability/*.test.ts
+node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/webhooks/*.test.ts test/swarm/*.test.ts test/reliability/*.test.ts

@@ -34,7 +34,8 @@ export async function probe(container: Dockerode.Container, dataPaths: string[],
     "find /var/lib/apt/lists /var/cache/apt/archives /root/.cache/pip /home/*/.cache/pip /var/cache/yum /var/cache/apk " +
     "-mindepth 1 -type f -print 2>/dev/null | grep -v '/lock$' | head -n 5; true"])).stdout;
   const mounts = (await execIn(container, ["cat", `/proc/${mainPid}/mounts`])).stdout;
-  return { procStatus, foreignFiles: foreign, buildLeftovers: leftovers, mounts };
+  const swap = /^SwapTotal:\s+(\d+)/m.exec((await execIn(container, ["cat", "/proc/meminfo"])).stdout);
+  return { procStatus, foreignFiles: foreign, buildLeftovers: leftovers, mounts, swapTotalKb: swap ? Number(swap[1]) : undefined };
 }
 
 export async function auditContainer(engine: Dockerode, idOrName: string): Promise<ContainerAudit> {

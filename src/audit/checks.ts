@@ -14,6 +14,8 @@ export interface Probes {
   buildLeftovers: string;
   /** /proc/1/mounts of the container's main process: the real options of its tmpfs mounts */
   mounts?: string;
+  /** SwapTotal of the node (from /proc/meminfo inside the container), in kB */
+  swapTotalKb?: number;
 }
 
 /** A Swarm task's container (target: swarm): Swarm restarts it, and the daemon sets no-new-privileges. */
@@ -137,8 +139,15 @@ export function runChecks(c: Dockerode.ContainerInspectInfo, image: Dockerode.Im
 
   {
     const problems: string[] = [];
+    const swapTotal = probes?.swapTotalKb;
     if (!hc.Memory) problems.push("no memory limit");
-    else if (hc.MemorySwap !== hc.Memory) problems.push(`swap (${hc.MemorySwap}) differs from memory (${hc.Memory})`);
+    else if (hc.MemorySwap !== hc.Memory) {
+      // a Swarm service cannot limit swap (the engine gives a task twice its memory): its node must have none
+      if (!swarmTask) problems.push(`swap (${hc.MemorySwap}) differs from memory (${hc.Memory})`);
+      else if (swapTotal === undefined || swapTotal > 0) {
+        problems.push(`the node has ${swapTotal === undefined ? "unknown" : `${swapTotal} kB of`} swap, which a Swarm service cannot limit: turn swap off on swarm nodes (swapoff -a, and in /etc/fstab)`);
+      }
+    }
     if (!hc.NanoCpus && !hc.CpuQuota) problems.push("no CPU limit");
     if (!hc.PidsLimit || hc.PidsLimit <= 0) problems.push("no PIDs limit");
     out.push(result("limits", problems, `mem ${Math.round((hc.Memory ?? 0) / 1048576)}MiB, cpu ${(hc.NanoCpus ?? 0) / 1e9}, pids ${hc.PidsLimit}`));
@@ -173,7 +182,9 @@ export function runChecks(c: Dockerode.ContainerInspectInfo, image: Dockerode.Im
     const problems: string[] = [];
     const mode = hc.NetworkMode ?? "";
     const nets = Object.keys(c.NetworkSettings?.Networks ?? {});
-    if (["default", "bridge", "host"].includes(mode)) problems.push(`network mode is ${mode}`);
+    // a Swarm task's mode says "default" whatever it joins: what counts is the networks it is on
+    if (["bridge", "host"].includes(mode) || (mode === "default" && !swarmTask)) problems.push(`network mode is ${mode}`);
+    if (nets.length === 0) problems.push("on no network");
     if (nets.includes("bridge")) problems.push("attached to the default bridge (docker0)");
     if (nets.includes("host")) problems.push("attached to the host network");
     out.push(result("network", problems, nets.join(",")));

@@ -43,7 +43,10 @@ export function checkRequest(projectDir: string, target: CustomerTarget, plan?: 
     throw new ConfigError("--plan", [{ path: "--plan", found: JSON.stringify(chosen), message: `must be one of the plans of '${env.name}': ${Object.keys(env.plans).join(", ")}` }]);
   }
   // a customer id the environment's edge proxy uses for its own names is refused here, before anything exists
-  checkCustomerInEnvironment({ id: target.customer, environment: target.environment, plan: chosen }, env);
+  // (on a swarm its node is its own, or the one provision chooses next)
+  const node = env.target !== "swarm" ? undefined
+    : readCustomerConfig(projectDir, target.stack)?.node ?? chooseNode(env, customerConfigs(projectDir, target.environment));
+  checkCustomerInEnvironment({ id: target.customer, environment: target.environment, plan: chosen, node }, env);
   return { env, plan: chosen };
 }
 

@@ -44,8 +44,16 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
       protectData: s.env.volumes.protect,
       route: serviceRoute(s.env, s.spec),
       url: customerUrl(s.env.edge, s.customer.id),
+      swarm: s.env.swarm && s.customer.node ? {
+        node: s.customer.node,
+        nodeHosts: Object.fromEntries(s.env.swarm.nodes.map((n) => [n.name, n.host])),
+        monitorSeconds: s.env.swarm.monitorSeconds,
+        registryAuth: s.view.registryAuth ? pulumi.secret(s.view.registryAuth) : undefined,
+      } : undefined,
     })),
     dockerHost,
+    // only a swarm customer has a node (checkCustomerInEnvironment), and the network must know before the settings arrive
+    target: shape.node !== undefined ? "swarm" : "docker",
   });
   const { env, customer, imageRef, image } = await settled;
   return {

@@ -55,10 +55,12 @@ export function engineAt(host: string | undefined): Dockerode {
 
 type Inspect = { ID: string; Version: { Index: number }; Spec: Record<string, unknown>; UpdateStatus?: { State?: string; Message?: string } };
 
-async function dial<T>(engine: Dockerode, path: string, method: "GET" | "POST", body?: unknown, auth?: RegistryAuth): Promise<T> {
+/** An Engine API call; `query` goes in the query string, `body` as JSON (docker-modem's _query and _body). */
+async function dial<T>(engine: Dockerode, path: string, method: "GET" | "POST", body?: unknown, auth?: RegistryAuth,
+  query?: Record<string, string | number>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     engine.modem.dial({
-      path, method, options: body ?? {}, authconfig: auth,
+      path: query ? `${path}?` : path, method, options: query ? { _query: query, _body: body ?? {} } : body ?? {}, authconfig: auth,
       statusCodes: { 200: true, 201: true, 400: "bad parameter", 404: "no such service", 409: "name conflicts", 500: "server error", 503: "node is not part of a swarm" },
     }, (err: Error | null, data: unknown) => (err ? reject(err) : resolve(data as T)));
   });
@@ -146,7 +148,7 @@ export async function auditTask(task: RunningTask, nodeHosts: Record<string, str
 async function rollBack(manager: Dockerode, name: string): Promise<void> {
   const service = await findService(manager, name);
   if (!service) return;
-  await dial(manager, `/services/${service.ID}/update?version=${service.Version.Index}&rollback=previous`, "POST", service.Spec);
+  await dial(manager, `/services/${service.ID}/update`, "POST", service.Spec, undefined, { version: service.Version.Index, rollback: "previous" });
 }
 
 /** Creates or updates the service and waits until it runs healthy and audit-clean. */
@@ -160,7 +162,7 @@ export async function deployService(inputs: SwarmDeployInputs): Promise<Deployed
     serviceId = (await dial<{ ID: string }>(manager, "/services/create", "POST", inputs.spec, inputs.registryAuth)).ID;
   } else {
     serviceId = existing.ID;
-    await dial(manager, `/services/${existing.ID}/update?version=${existing.Version.Index}`, "POST", inputs.spec, inputs.registryAuth);
+    await dial(manager, `/services/${existing.ID}/update`, "POST", inputs.spec, inputs.registryAuth, { version: existing.Version.Index });
   }
   const task = await waitConverged(manager, name, image, existing !== undefined, inputs.timeoutSeconds);
   const audit = await auditTask(task, inputs.nodeHosts);
@@ -200,7 +202,7 @@ export async function scaleService(managerHost: string, name: string, replicas: 
     ...service.Spec, Mode: { Replicated: { Replicas: replicas } },
     ...(node ? { TaskTemplate: { ...template, Placement: { ...(template.Placement as object), Constraints: [placementConstraint(node)] } } } : {}),
   };
-  await dial(manager, `/services/${service.ID}/update?version=${service.Version.Index}`, "POST", spec);
+  await dial(manager, `/services/${service.ID}/update`, "POST", spec, undefined, { version: service.Version.Index });
   const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
     const tasks = await tasksOf(manager, name);

@@ -153,17 +153,18 @@ describe("the audit of a Swarm task", () => {
     HostConfig: {
       CapDrop: ["ALL"], CapAdd: null, SecurityOpt: null, ReadonlyRootfs: true,
       Mounts: [{ Type: "volume", Source: spec.data.volume, Target: "/data" }, { Type: "tmpfs", Target: "/tmp" }],
-      Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes, NanoCpus: 250_000_000, PidsLimit: 64,
-      RestartPolicy: { Name: "", MaximumRetryCount: 0 }, NetworkMode: "hf-swarm-acme-edge",
+      Memory: spec.memoryBytes, MemorySwap: 2 * spec.memoryBytes, NanoCpus: 250_000_000, PidsLimit: 64,
+      RestartPolicy: { Name: "", MaximumRetryCount: 0 }, NetworkMode: "default",
     },
     State: { Running: true, Health: { Status: "healthy" } },
     NetworkSettings: { Networks: { "hf-swarm-acme-edge": {} } },
     Mounts: [{ Type: "volume", Name: spec.data.volume, Destination: "/data" }],
   } as unknown as Dockerode.ContainerInspectInfo;
-  const probes = (nnp: string, tmpOpts: string): Probes => ({
+  const probes = (nnp: string, tmpOpts: string, swapTotalKb = 0): Probes => ({
     procStatus: `Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\nNoNewPrivs:\t${nnp}\n`,
     foreignFiles: "", buildLeftovers: "",
     mounts: `overlay / overlay ro,relatime 0 0\ntmpfs /tmp tmpfs ${tmpOpts} 0 0\n`,
+    swapTotalKb,
   });
   const failed = (p: Probes) => runChecks(task, image, p).filter((c) => !c.ok);
 
@@ -177,6 +178,12 @@ describe("the audit of a Swarm task", () => {
     const [nnp] = failed(probes("0", "rw,noexec"));
     assert.equal(nnp!.id, "no-new-privileges");
     assert.match(nnp!.detail, /NoNewPrivs 0: set no-new-privileges in this node's daemon config/);
+  });
+
+  it("fails on a node with swap, which a Swarm service cannot limit (the engine gives a task twice its memory)", () => {
+    const [limits] = failed(probes("1", "rw,noexec", 1048576));
+    assert.equal(limits!.id, "limits");
+    assert.match(limits!.detail, /the node has 1048576 kB of swap.*turn swap off on swarm nodes/);
   });
 
   it("fails a tmpfs the process sees without noexec", () => {

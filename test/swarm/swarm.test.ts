@@ -1,0 +1,219 @@
+/**
+ * target: swarm on a real cluster: three Docker engines, each in a network namespace this test
+ * makes (scripts/swarm-cluster.sh), Swarm across them, a registry on the manager. The fleet CLI runs
+ * as separate processes against a project copy, and every request goes through the environment's
+ * edge proxy, over HTTPS, from inside the manager's namespace.
+ *
+ *  - six customers provisioned in bursts spread two per node, each healthy and answering;
+ *  - `fleet audit` audits every node (the customers' tasks and the proxy);
+ *  - an update whose new task fails its healthcheck is rolled back by Swarm: the old task never stopped;
+ *  - a worker's engine stopped: the other nodes' customers keep answering; its own come back with it;
+ *  - `fleet move` takes a customer to another node with every file it wrote.
+ *
+ * The cluster is removed at the end (and the project copy with its state).
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import Dockerode from "dockerode";
+import { fleet, killLeftovers, orphanedPlugins, show } from "../support/cli";
+import { copyProject, customerUrlIn } from "../support/projectCopy";
+import { readCluster, requestInNamespace, type Cluster } from "../../src/swarm/cluster";
+import { findService, runningTask } from "../../src/swarm/deploy";
+import { dockerodeOptions } from "../../src/engine/connection";
+
+const CLUSTER = "hfswt";
+const ENV = "swarm";
+const PASSPHRASE = "swarm-test-passphrase";
+const CUSTOMERS = ["sw-a", "sw-b", "sw-c", "sw-d", "sw-e", "sw-f"];
+
+function clusterScript(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile("bash", [path.join(__dirname, "..", "..", "scripts", "swarm-cluster.sh"), ...args],
+      { env: { ...process.env, HF_SWARM_CLUSTER: CLUSTER, HF_SWARM_SUBNET: "232" }, maxBuffer: 16 * 1024 * 1024, timeout: 900_000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`swarm-cluster.sh ${args.join(" ")}: ${err.message}\n${stderr.slice(-3000)}`)) : resolve(stdout.trim())));
+  });
+}
+
+describe("customers on a Docker Swarm cluster of three engines (real engines, CLI processes)", { timeout: 45 * 60_000 }, () => {
+  const ctx = copyProject();
+  const root = ctx.root;
+  const appPy = path.join(root, "examples", "customer-app", "app.py");
+  const goodApp = fs.readFileSync(appPy, "utf8");
+  const env = { PULUMI_CONFIG_PASSPHRASE: PASSPHRASE };
+  const pluginsBefore = orphanedPlugins();
+  let cluster: Cluster;
+  let caFile: string;
+  const run = (args: string[]) => fleet(root, args, { env, timeoutMs: 900_000 });
+  const ok = async (args: string[]) => {
+    const r = await run(args);
+    assert.equal(r.code, 0, `fleet ${args.join(" ")}: ${show(r)}`);
+    return r;
+  };
+  const manager = () => new Dockerode(dockerodeOptions(cluster.manager));
+  const serviceOf = (id: string) => `hf-${ENV}-${id}`;
+  const nodeOf = async (id: string) => (await runningTask(manager(), serviceOf(id)))?.node;
+  const get = (id: string, pathname: string, method = "GET", body?: string) =>
+    requestInNamespace(cluster.nodes[0]!.namespace, `${customerUrlIn(root, ENV, id)}${pathname}`, caFile, method, body);
+  /** files each customer wrote through the app, to be found again after every fault */
+  const written = new Map<string, string[]>();
+  async function write(id: string, tag: string): Promise<void> {
+    const r = await get(id, `/uploads?name=${tag}.txt`, "POST", `proof ${tag}`);
+    assert.equal(r.status, 201, `${id}: upload ${tag}: ${r.body}`);
+    written.set(id, [...(written.get(id) ?? []), `/data/uploads/${tag}.txt`]);
+  }
+  async function assertFilesKept(id: string): Promise<void> {
+    const r = await get(id, "/files");
+    assert.equal(r.status, 200, `${id}: /files: ${r.body}`);
+    const files = (JSON.parse(r.body) as { files: { path: string; uid: number; gid: number }[] }).files;
+    for (const f of written.get(id) ?? []) {
+      const found = files.find((x) => x.path === f);
+      assert.ok(found, `${id}: ${f} is gone; it has ${files.map((x) => x.path).join(", ")}`);
+      assert.deepEqual([found.uid, found.gid], [1000, 1000], `${id}: ${f} owner`);
+    }
+  }
+  async function answersWithin(id: string, seconds: number): Promise<void> {
+    const deadline = Date.now() + seconds * 1000;
+    let last = "";
+    while (Date.now() < deadline) {
+      const r = await get(id, "/").catch((e: Error) => ({ status: 0, body: e.message }));
+      if (r.status === 200) return;
+      last = `${r.status} ${r.body.slice(0, 200)}`;
+      await new Promise((res) => setTimeout(res, 1000));
+    }
+    assert.fail(`${id} did not answer within ${seconds}s: ${last}`);
+  }
+
+  before(async () => {
+    cluster = readCluster(await clusterScript(["up"]));
+    await ok(["swarm", "env-file", "--cluster", `/run/hf-swarm/${CLUSTER}/cluster.json`, "--env", ENV]);
+    await ok(["up", ENV]);
+  });
+
+  after(async () => {
+    killLeftovers(pluginsBefore);
+    await clusterScript(["down"]).catch((err: Error) => console.error(err.message));
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("provisions six customers in bursts of three: two per node, each healthy and answering over HTTPS through the proxy", async () => {
+    for (const burst of [CUSTOMERS.slice(0, 3), CUSTOMERS.slice(3)]) {
+      const runs = await Promise.all(burst.map((id) => run(["provision", id, "--env", ENV, "--plan", "starter"])));
+      runs.forEach((r, i) => assert.equal(r.code, 0, `provision ${burst[i]}: ${show(r)}`));
+    }
+    const caRun = await ok(["edge", "ca", "--env", ENV]);
+    caFile = path.join(root, ".fleet", "swarm-ca.pem");
+    fs.writeFileSync(caFile, caRun.stdout);
+
+    const perNode = new Map<string, string[]>();
+    for (const id of CUSTOMERS) {
+      const node = await nodeOf(id);
+      assert.ok(node, `${id} has no running task`);
+      perNode.set(node, [...(perNode.get(node) ?? []), id]);
+      const r = await get(id, "/");
+      assert.equal(r.status, 200, `${id}: ${r.body}`);
+      assert.equal((JSON.parse(r.body) as { customer?: string }).customer ?? id, id);
+      await write(id, `${id}-first`);
+    }
+    assert.deepEqual([...perNode.keys()].sort(), cluster.nodes.map((n) => n.name).sort(), JSON.stringify([...perNode]));
+    for (const [node, ids] of perNode) assert.equal(ids.length, 2, `${node} runs ${ids.join(", ")}`);
+
+    // the Swarm service has what the container had: limits, read-only root, the secret as a file
+    const service = await findService(manager(), serviceOf("sw-a"));
+    const spec = service!.Spec as any;
+    assert.equal(spec.TaskTemplate.Resources.Limits.Pids, 64);
+    assert.equal(spec.TaskTemplate.ContainerSpec.ReadOnly, true);
+    assert.ok(!spec.TaskTemplate.ContainerSpec.Env.some((e: string) => e.startsWith("APP_SECRET_KEY=")));
+    assert.match(spec.TaskTemplate.ContainerSpec.Image, new RegExp(`^${cluster.registry.replace(/\./g, "\\.")}/hardened-fleet/customer-app(:[^@]+)?@sha256:`));
+  });
+
+  it("fleet audit checks every node: each customer's task and the proxy pass every check", async () => {
+    const r = await run(["audit", "--env", ENV, "--json"]);
+    const audit = JSON.parse(r.stdout) as { ok: boolean; containers: { container: string; customer: string; ok: boolean; checks: { id: string; ok: boolean; detail: string }[] }[] };
+    const failures = audit.containers.flatMap((c) => c.checks.filter((x) => !x.ok).map((x) => `${c.container} ${x.id}: ${x.detail}`));
+    assert.deepEqual(failures, []);
+    assert.equal(r.code, 0, show(r));
+    assert.equal(audit.containers.length, CUSTOMERS.length + 1, audit.containers.map((c) => c.container).join(", "));
+    for (const node of cluster.nodes) {
+      assert.ok(audit.containers.some((c) => c.container.startsWith(`${node.name}/`)), `nothing audited on ${node.name}`);
+    }
+    const nnp = audit.containers.find((c) => c.customer === "sw-a")!.checks.find((x) => x.id === "no-new-privileges")!;
+    assert.equal(nnp.detail, "set daemon-wide, NoNewPrivs 1");
+  });
+
+  it("an update whose new task fails its healthcheck is rolled back by Swarm; the old task kept serving and the files are there", async () => {
+    const id = "sw-b";
+    const before = (await findService(manager(), serviceOf(id)))!;
+    const imageBefore = (before.Spec as any).TaskTemplate.ContainerSpec.Image as string;
+    fs.writeFileSync(appPy, goodApp.replace('if path == "/healthz":', 'if path == "/healthz" and False:'));
+    try {
+      await ok(["up", ENV]); // the broken image, built and pushed
+      const r = await run(["up", `${ENV}-${id}`]);
+      assert.notEqual(r.code, 0, show(r));
+      assert.match(r.stderr, /the update failed and Swarm rolled it back/, show(r));
+      assert.match(r.stderr, /rolled back: swarm-sw-b runs/, show(r));
+      const after = (await findService(manager(), serviceOf(id)))!;
+      assert.match(after.UpdateStatus?.State ?? "", /rollback_completed/);
+      assert.equal((after.Spec as any).TaskTemplate.ContainerSpec.Image, imageBefore);
+      await answersWithin(id, 30);
+      await assertFilesKept(id);
+    } finally {
+      fs.writeFileSync(appPy, goodApp);
+      await ok(["up", ENV]);
+    }
+  });
+
+  it("a worker's engine stopped: the other nodes' customers keep answering, and its own come back when it returns", async () => {
+    const worker = cluster.nodes[2]!;
+    const on = new Map<string, string>();
+    for (const id of CUSTOMERS) on.set(id, (await nodeOf(id))!);
+    const others = CUSTOMERS.filter((id) => on.get(id) !== worker.name);
+    const own = CUSTOMERS.filter((id) => on.get(id) === worker.name);
+    assert.equal(own.length, 2);
+    await clusterScript(["stop-node", "3"]);
+    try {
+      for (const id of others) {
+        const r = await get(id, "/");
+        assert.equal(r.status, 200, `${id} on ${on.get(id)} while ${worker.name} is down: ${r.body}`);
+      }
+    } finally {
+      await clusterScript(["start-node", "3"]);
+    }
+    for (const id of own) {
+      await answersWithin(id, 240);
+      assert.equal(await nodeOf(id), worker.name, `${id} came back elsewhere`);
+      await assertFilesKept(id);
+    }
+  });
+
+  it("fleet move takes a customer and every file it wrote to another node; the old node keeps its copy", async () => {
+    const id = "sw-c";
+    const from = (await nodeOf(id))!;
+    const to = cluster.nodes.map((n) => n.name).find((n) => n !== from)!;
+    await write(id, `${id}-before-move`);
+    const refused = await run(["move", id, "--env", ENV, "--to", "nowhere"]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /--to.*must be one of the nodes of 'swarm'/s);
+
+    const r = await ok(["move", id, "--env", ENV, "--to", to]);
+    assert.match(r.stdout, new RegExp(`moved from ${from} to ${to} with its \\d+ files \\(checked\\)`));
+    assert.equal(await nodeOf(id), to);
+    await answersWithin(id, 60);
+    await assertFilesKept(id);
+    await write(id, `${id}-after-move`);
+    const oldNode = new Dockerode(dockerodeOptions(cluster.nodes.find((n) => n.name === from)!.host));
+    await oldNode.getVolume(`hf-${ENV}-${id}-data`).inspect(); // still there: a move deletes nothing
+
+    const back = await run(["move", id, "--env", ENV, "--to", from]);
+    assert.notEqual(back.code, 0, "moving back onto the old copy must be refused");
+    assert.match(back.stderr, /already has a volume hf-swarm-sw-c-data with data in it.*nothing was changed/s);
+    assert.equal(await nodeOf(id), to);
+    await assertFilesKept(id);
+  });
+
+  it("every customer still has every file it wrote", async () => {
+    for (const id of CUSTOMERS) await assertFilesKept(id);
+  });
+});
