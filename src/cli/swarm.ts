@@ -21,10 +21,11 @@ export const SWARM_DEMO_CUSTOMERS = [
 ] as const;
 
 /** Writes Pulumi.<env>.yaml for the cluster that cluster.json describes; returns its path. */
-function writeEnvironmentFile(projectDir: string, clusterFile: string, environment: string): string {
+function writeEnvironmentFile(projectDir: string, clusterFile: string, environment: string, promoteFrom?: string): string {
   const { environment: name } = parseEnvironmentName(environment);
+  if (promoteFrom) parseEnvironmentName(promoteFrom, "--promote-from");
   const file = stackFile(projectDir, name);
-  writeFileAtomic(file, clusterEnvironmentFile(readCluster(clusterFile), name));
+  writeFileAtomic(file, clusterEnvironmentFile(readCluster(clusterFile), name, promoteFrom));
   return file;
 }
 
@@ -45,8 +46,9 @@ export function registerSwarm(program: Command): void {
     .description("write Pulumi.<env>.yaml: a staging-tier swarm environment on the cluster that --cluster describes")
     .requiredOption("--cluster <file>", "cluster.json from 'bash scripts/swarm-cluster.sh up'")
     .option("--env <environment>", "environment name", "swarm")
-    .action((opts: { cluster: string; env: string }) => {
-      console.log(writeEnvironmentFile(projectContext().projectDir, opts.cluster, opts.env));
+    .option("--promote-from <environment>", "a production-tier environment instead, promoting what that one runs (by repository digest)")
+    .action((opts: { cluster: string; env: string; promoteFrom?: string }) => {
+      console.log(writeEnvironmentFile(projectContext().projectDir, opts.cluster, opts.env, opts.promoteFrom));
     });
 
   swarm.command("demo")

@@ -72,12 +72,30 @@ export function clusterEnvironment(cluster: Cluster, name: string): EnvironmentI
   };
 }
 
-/** The text of Pulumi.<name>.yaml for that environment, deploying through the cluster's manager. */
-export function clusterEnvironmentFile(cluster: Cluster, name: string): string {
+/**
+ * A production-tier swarm environment on `cluster` that promotes what `fromStack` runs, by repository
+ * digest, only when it was built from the base pinned here (the registry's digest of the local base). Pure.
+ */
+export function clusterProductionEnvironment(cluster: Cluster, name: string, fromStack: string): EnvironmentInput {
+  const staging = clusterEnvironment(cluster, name);
+  return {
+    ...staging,
+    tier: "production",
+    localDemo: false,
+    image: { mode: "promote", fromStack, base: cluster.bases["python-base"]! },
+    // beside the staging-tier environment's proxy, in the same namespace
+    edge: { ...staging.edge, httpsPort: 8443, httpPort: 8080 },
+    volumes: { protect: true },
+  };
+}
+
+/** The text of Pulumi.<name>.yaml for that environment (production with `promoteFrom`), deploying through the cluster's manager. */
+export function clusterEnvironmentFile(cluster: Cluster, name: string, promoteFrom?: string): string {
+  const env = promoteFrom ? clusterProductionEnvironment(cluster, name, promoteFrom) : clusterEnvironment(cluster, name);
   const doc = new Document({
-    config: { [ROLE_KEY]: "environment", [DOCKER_HOST_KEY]: cluster.manager, [ENVIRONMENT_KEY]: clusterEnvironment(cluster, name) },
+    config: { [ROLE_KEY]: "environment", [DOCKER_HOST_KEY]: cluster.manager, [ENVIRONMENT_KEY]: env },
   });
-  return `# Environment stack '${name}': a staging-tier swarm environment on the cluster '${cluster.name}' ` +
+  return `# Environment stack '${name}': a ${promoteFrom ? "production" : "staging"}-tier swarm environment on the cluster '${cluster.name}' ` +
     "(scripts/swarm-cluster.sh). Written by 'fleet swarm env-file'; not committed.\n" + doc.toString();
 }
 

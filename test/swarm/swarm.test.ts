@@ -19,7 +19,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import Dockerode from "dockerode";
 import { fleet, killLeftovers, orphanedPlugins, show } from "../support/cli";
-import { copyProject, customerUrlIn } from "../support/projectCopy";
+import { copyProject, customerUrlIn, editEnvironment } from "../support/projectCopy";
 import { readCluster, requestInNamespace, type Cluster } from "../../src/swarm/cluster";
 import { findService, runningTask } from "../../src/swarm/deploy";
 import { dockerodeOptions } from "../../src/engine/connection";
@@ -54,9 +54,17 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
   };
   const manager = () => new Dockerode(dockerodeOptions(cluster.manager));
   const serviceOf = (id: string) => `hf-${ENV}-${id}`;
-  const nodeOf = async (id: string) => (await runningTask(manager(), serviceOf(id)))?.node;
-  const get = (id: string, pathname: string, method = "GET", body?: string) =>
-    requestInNamespace(cluster.nodes[0]!.namespace, `${customerUrlIn(root, ENV, id)}${pathname}`, caFile, method, body);
+  /** the node of the customer's running task, as the manager reports it (a returning worker reports its tasks a little later) */
+  const nodeOf = async (id: string, waitSeconds = 60) => {
+    const deadline = Date.now() + waitSeconds * 1000;
+    for (;;) {
+      const task = await runningTask(manager(), serviceOf(id));
+      if (task || Date.now() > deadline) return task?.node;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  };
+  const get = (id: string, pathname: string, method = "GET", body?: string, environment = ENV, ca = caFile) =>
+    requestInNamespace(cluster.nodes[0]!.namespace, `${customerUrlIn(root, environment, id)}${pathname}`, ca, method, body);
   /** files each customer wrote through the app, to be found again after every fault */
   const written = new Map<string, string[]>();
   async function write(id: string, tag: string): Promise<void> {
@@ -211,6 +219,30 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     assert.match(back.stderr, /already has a volume hf-swarm-sw-c-data with data in it.*nothing was changed/s);
     assert.equal(await nodeOf(id), to);
     await assertFilesKept(id);
+  });
+
+  it("prod promotes staging's image by repository digest, checking its base first, and refuses an image built from another base", async () => {
+    const PROD = "swarmprod";
+    await ok(["swarm", "env-file", "--cluster", `/run/hf-swarm/${CLUSTER}/cluster.json`, "--env", PROD, "--promote-from", ENV]);
+    await ok(["up", PROD]);
+    await ok(["provision", "sw-p", "--env", PROD]);
+    // sw-a onto staging's newest image (a rolling update that succeeds), the one prod promoted
+    await ok(["up", `${ENV}-sw-a`]);
+    await assertFilesKept("sw-a");
+    const stagingImage = ((await findService(manager(), serviceOf("sw-a")))!.Spec as any).TaskTemplate.ContainerSpec.Image as string;
+    const prodImage = ((await findService(manager(), `hf-${PROD}-sw-p`))!.Spec as any).TaskTemplate.ContainerSpec.Image as string;
+    assert.equal(prodImage, stagingImage);
+    assert.match(prodImage, /^10\.232\.0\.11:5000\/hardened-fleet\/customer-app[^@]*@sha256:[a-f0-9]{64}$/);
+    const prodCa = path.join(root, ".fleet", "swarmprod-ca.pem");
+    fs.writeFileSync(prodCa, (await ok(["edge", "ca", "--env", PROD])).stdout);
+    assert.equal((await get("sw-p", "/", "GET", undefined, PROD, prodCa)).status, 200);
+
+    // a base other than the one staging's image was built from: prod stops before it changes anything
+    editEnvironment(root, PROD, (e) => { e.image.base = cluster.bases["python-builder"]; });
+    const refused = await run(["up", PROD]);
+    assert.notEqual(refused.code, 0, show(refused));
+    assert.match(refused.stderr, /cannot be promoted: it was built from base \S+python-base@sha256:\S+, but this environment pins \S+python-builder@sha256:\S+ \(image\.base\)/, show(refused));
+    assert.equal((await get("sw-p", "/", "GET", undefined, PROD, prodCa)).status, 200);
   });
 
   it("every customer still has every file it wrote", async () => {
