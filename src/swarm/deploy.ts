@@ -118,6 +118,11 @@ async function waitConverged(manager: Dockerode, name: string, image: string, up
     const service = await findService(manager, name);
     if (!service) throw new Error(`service ${name} disappeared while it was being deployed`);
     const state = service.UpdateStatus?.State;
+    // a rollback is reported once it is over: the deployment ends with the old spec serving again
+    if (updating && state === "rollback_started" && Date.now() < deadline) {
+      await sleep(250);
+      continue;
+    }
     if (updating && state && /rollback|paused/.test(state)) {
       throw new Error(`service ${name}: the update failed and Swarm ${state === "paused" ? "paused it" : "rolled it back"} ` +
         `(${service.UpdateStatus?.Message ?? ""}); the task it replaced keeps serving. Its new task: ${await lastFailures(manager, name)}`);
