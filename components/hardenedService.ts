@@ -159,16 +159,7 @@ export class HardenedService extends pulumi.ComponentResource {
     }, { parent: this, provider: dynamicProvider });
 
     // traffic switches to the new container only now, and the old one is deleted after this
-    new EdgeRoute(`${name}-route`, {
-      proxy: route.proxy,
-      network: network.name,
-      routesDir: route.routesDir,
-      fileName: route.fileName,
-      fileText: route.fileText,
-      reload: route.reload,
-      upstream: gate.containerId.apply(() => spec.containerName),
-      dockerHost,
-    }, { parent: this, provider: dynamicProvider });
+    this.route(name, route, network, gate.containerId.apply(() => spec.containerName), dockerHost, dynamicProvider);
     return { url: settings.url, containerId: container.id, containerName: spec.containerName };
   }
 
@@ -196,16 +187,22 @@ export class HardenedService extends pulumi.ComponentResource {
       registryAuth: swarm.registryAuth,
       timeoutSeconds: spec.healthTimeoutSeconds + swarm.monitorSeconds,
     }, { parent: this, provider: dynamicProvider, dependsOn: [network] });
-    new EdgeRoute(`${name}-route`, {
+    this.route(name, route, network, service.serviceId.apply(() => serviceName), dockerHost, dynamicProvider);
+    return { url: settings.url, containerId: service.containerId, containerName: serviceName };
+  }
+
+  /** The customer's route in the edge proxy, to `upstream` (an output of what must be ready first). */
+  private route(name: string, route: ServiceRoute, network: docker.Network, upstream: pulumi.Output<string>, dockerHost: string,
+    provider: DynamicProvider): EdgeRoute {
+    return new EdgeRoute(`${name}-route`, {
       proxy: route.proxy,
       network: network.name,
       routesDir: route.routesDir,
       fileName: route.fileName,
       fileText: route.fileText,
       reload: route.reload,
-      upstream: service.serviceId.apply(() => serviceName),
+      upstream,
       dockerHost,
-    }, { parent: this, provider: dynamicProvider });
-    return { url: settings.url, containerId: service.containerId, containerName: serviceName };
+    }, { parent: this, provider });
   }
 }

@@ -1,8 +1,19 @@
 /** Maps a ContainerSpec onto Docker Engine API create options: the same settings the component deploys. */
 import type Dockerode from "dockerode";
-import type { ContainerSpec } from "../hardening/serviceSpec";
+import type { ContainerSpec, HealthcheckSpec } from "../hardening/serviceSpec";
 
 const NANO = 1e9;
+
+/** A healthcheck as the Engine API takes it (durations in nanoseconds), for containers and Swarm services alike. */
+export function engineHealthcheck(hc: HealthcheckSpec) {
+  return {
+    Test: hc.test,
+    Interval: hc.intervalSeconds * NANO,
+    Timeout: hc.timeoutSeconds * NANO,
+    Retries: hc.retries,
+    StartPeriod: hc.startPeriodSeconds * NANO,
+  };
+}
 
 export function toEngineCreateOptions(spec: ContainerSpec, secrets: Record<string, string>): Dockerode.ContainerCreateOptions {
   const hc = spec.healthcheck;
@@ -17,13 +28,7 @@ export function toEngineCreateOptions(spec: ContainerSpec, secrets: Record<strin
     Env: Object.entries({ ...spec.env, ...secrets }).map(([k, v]) => `${k}=${v}`),
     Labels: spec.labels,
     ExposedPorts: { [portKey]: {} },
-    Healthcheck: {
-      Test: hc.test,
-      Interval: hc.intervalSeconds * NANO,
-      Timeout: hc.timeoutSeconds * NANO,
-      Retries: hc.retries,
-      StartPeriod: hc.startPeriodSeconds * NANO,
-    },
+    Healthcheck: engineHealthcheck(hc),
     HostConfig: {
       CapDrop: spec.capDrop,
       CapAdd: spec.capAdd,

@@ -11,6 +11,7 @@
  *  - no-new-privileges cannot be set per service in this Engine API: every node's daemon sets it
  *    (`no-new-privileges: true`), and `fleet audit` checks it in every task's process.
  */
+import { engineHealthcheck } from "../engine/createOptions";
 import type { ServiceSpec } from "../hardening/serviceSpec";
 
 /** The node label that pins a customer to a node (`docker node update --label-add hardened-fleet.node=<name>`). */
@@ -49,7 +50,6 @@ function tmpfsMount(target: string, options: string) {
 }
 
 export function toSwarmServiceSpec(spec: ServiceSpec, placement: SwarmPlacement): Record<string, unknown> {
-  const hc = spec.healthcheck;
   const monitor = placement.monitorSeconds * NS;
   const update = { Parallelism: 1, Delay: 0, Monitor: monitor, MaxFailureRatio: 0, Order: "start-first" };
   return {
@@ -72,13 +72,7 @@ export function toSwarmServiceSpec(spec: ServiceSpec, placement: SwarmPlacement)
             VolumeOptions: { Labels: spec.identityLabels } },
           ...Object.entries(spec.tmpfs).map(([target, options]) => tmpfsMount(target, options)),
         ],
-        Healthcheck: {
-          Test: hc.test,
-          Interval: hc.intervalSeconds * NS,
-          Timeout: hc.timeoutSeconds * NS,
-          Retries: hc.retries,
-          StartPeriod: hc.startPeriodSeconds * NS,
-        },
+        Healthcheck: engineHealthcheck(spec.healthcheck),
         Secrets: [{
           File: { Name: SECRET_KEY_FILE.slice(SECRET_KEY_FILE.lastIndexOf("/") + 1), UID: "1000", GID: "1000", Mode: 0o400 },
           SecretID: placement.secret.id, SecretName: placement.secret.name,
