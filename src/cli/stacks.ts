@@ -81,8 +81,10 @@ export function registerStacks(program: Command): void {
   program.command("rollout").description("staging first, gate, then prod in waves (canary first); rolls failed stacks back")
     .option("--wave-size <n>", "prod customers per wave after the canary (default: prod's rollout.waveSize)", (v) => Number(v))
     .option("--concurrency <n>", "customers of a wave deployed at the same time (default: prod's rollout.concurrency, else one per CPU core)", (v) => Number(v))
-    .action(async (opts: { waveSize?: number; concurrency?: number }) => {
-      const report = await rollout(projectContext(), { waveSize: opts.waveSize, concurrency: opts.concurrency });
+    .option("--staging <environment>", "the environment that goes first and gates (default: staging)")
+    .option("--prod <environment>", "the environment that follows in waves (default: prod)")
+    .action(async (opts: { waveSize?: number; concurrency?: number; staging?: string; prod?: string }) => {
+      const report = await rollout(projectContext(), { waveSize: opts.waveSize, concurrency: opts.concurrency, staging: opts.staging, prod: opts.prod });
       console.log(formatRolloutReport(report));
       if (!report.ok) process.exitCode = 1;
     });

@@ -243,6 +243,15 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     assert.notEqual(refused.code, 0, show(refused));
     assert.match(refused.stderr, /cannot be promoted: it was built from base \S+python-base@sha256:\S+, but this environment pins \S+python-builder@sha256:\S+ \(image\.base\)/, show(refused));
     assert.equal((await get("sw-p", "/", "GET", undefined, PROD, prodCa)).status, 200);
+
+    // fleet rollout on top of Swarm's updates: the staging-tier customers gated first (each task
+    // audited on its node), then prod; sw-b, pinned by its rollback, moves onto the image again
+    editEnvironment(root, PROD, (e) => { e.image.base = cluster.bases["python-base"]; });
+    const rolled = await ok(["rollout", "--staging", ENV, "--prod", PROD]);
+    assert.match(rolled.stderr + rolled.stdout, /healthy, audit clean/);
+    const sbImage = ((await findService(manager(), serviceOf("sw-b")))!.Spec as any).TaskTemplate.ContainerSpec.Image as string;
+    assert.equal(sbImage, prodImage);
+    for (const id of CUSTOMERS) await assertFilesKept(id);
   });
 
   it("every customer still has every file it wrote", async () => {
