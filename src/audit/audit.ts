@@ -21,11 +21,15 @@ export interface AuditFilter {
   runningOnly?: boolean;
 }
 
+const PROC_SEPARATOR = "--hardened-fleet-probe--";
 const COMPILERS = ["gcc", "cc", "c++", "g++", "clang", "make", "ld"];
 
 /** Looks inside the running container, as its own user: nothing is started with more privileges. */
 export async function probe(container: Dockerode.Container, dataPaths: string[], mainPid: number): Promise<Probes> {
-  const procStatus = (await execIn(container, ["cat", `/proc/${mainPid}/status`])).stdout;
+  // the process's status and mounts and the node's SwapTotal, in one exec (it runs on every deployment's gate)
+  const proc = (await execIn(container, ["sh", "-c",
+    `cat /proc/${mainPid}/status; echo ${PROC_SEPARATOR}; cat /proc/${mainPid}/mounts; echo ${PROC_SEPARATOR}; grep '^SwapTotal:' /proc/meminfo`])).stdout;
+  const [procStatus = "", mounts = "", meminfo = ""] = proc.split(`${PROC_SEPARATOR}\n`);
   const paths = dataPaths.map((p) => `'${p.replace(/'/g, "")}'`).join(" ");
   const foreign = dataPaths.length === 0 ? "" : (await execIn(container, ["sh", "-c",
     `find ${paths} \\( ! -user 1000 -o ! -group 1000 \\) -print 2>&1 | head -n 20`])).stdout;
@@ -33,8 +37,7 @@ export async function probe(container: Dockerode.Container, dataPaths: string[],
     `for t in ${COMPILERS.join(" ")}; do command -v "$t"; done; ` +
     "find /var/lib/apt/lists /var/cache/apt/archives /root/.cache/pip /home/*/.cache/pip /var/cache/yum /var/cache/apk " +
     "-mindepth 1 -type f -print 2>/dev/null | grep -v '/lock$' | head -n 5; true"])).stdout;
-  const mounts = (await execIn(container, ["cat", `/proc/${mainPid}/mounts`])).stdout;
-  const swap = /^SwapTotal:\s+(\d+)/m.exec((await execIn(container, ["cat", "/proc/meminfo"])).stdout);
+  const swap = /^SwapTotal:\s+(\d+)/m.exec(meminfo);
   return { procStatus, foreignFiles: foreign, buildLeftovers: leftovers, mounts, swapTotalKb: swap ? Number(swap[1]) : undefined };
 }
 

@@ -209,11 +209,11 @@ export function runChecks(c: Dockerode.ContainerInspectInfo, image: Dockerode.Im
   {
     const policy = hc.RestartPolicy ?? { Name: "" };
     const problems: string[] = [];
-    if (swarmTask) {
-      out.push(result("restart", [], "Swarm restarts the task (service restart policy, with a delay)"));
-    } else if (policy.Name !== "on-failure") problems.push(`restart policy is '${policy.Name || "no"}'`);
+    if (policy.Name !== "on-failure") problems.push(`restart policy is '${policy.Name || "no"}'`);
     else if ((policy.MaximumRetryCount ?? 0) > 5 || (policy.MaximumRetryCount ?? 0) === 0) problems.push(`on-failure retries ${policy.MaximumRetryCount || "unlimited"}`);
-    if (!swarmTask) out.push(result("restart", problems, `on-failure:${policy.MaximumRetryCount}`));
+    out.push(swarmTask
+      ? result("restart", [], "Swarm restarts the task (service restart policy, with a delay)")
+      : result("restart", problems, `on-failure:${policy.MaximumRetryCount}`));
   }
 
   out.push(!probes ? needsProbe("data-ownership") : result("data-ownership",

@@ -15,11 +15,13 @@ export interface OneShotResult {
   stderr: string;
 }
 
-/** Runs cmd as root with CapDrop ALL plus `capAdd`, no network, read-only root, the volume at /data. */
-export async function runOneShot(engine: Dockerode, opts: {
-  image: string; volume: string; cmd: string[]; capAdd: string[]; readOnlyVolume: boolean; stdoutTo?: fs.WriteStream; role: string;
-}): Promise<OneShotResult> {
-  const container = await engine.createContainer({
+interface OneShotSpec {
+  image: string; volume: string; cmd: string[]; capAdd: string[]; readOnlyVolume: boolean; role: string;
+}
+
+/** The one-shot container: root with CapDrop ALL plus `capAdd`, no network, read-only root, the volume at /data. */
+function createOneShot(engine: Dockerode, opts: OneShotSpec): Promise<Dockerode.Container> {
+  return engine.createContainer({
     Image: opts.image,
     User: "0:0",
     Entrypoint: [],
@@ -39,6 +41,11 @@ export async function runOneShot(engine: Dockerode, opts: {
       Mounts: [{ Type: "volume", Source: opts.volume, Target: "/data", ReadOnly: opts.readOnlyVolume }],
     },
   });
+}
+
+/** Runs cmd in a one-shot container (see createOneShot) and waits for it. */
+export async function runOneShot(engine: Dockerode, opts: OneShotSpec & { stdoutTo?: fs.WriteStream }): Promise<OneShotResult> {
+  const container = await createOneShot(engine, opts);
   try {
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
     const out = new PassThrough();
@@ -75,6 +82,19 @@ export async function archiveVolume(engine: Dockerode, image: string, volume: st
     throw new Error(`archiving volume ${volume} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
   }
   return file;
+}
+
+/**
+ * Puts an archive (archiveVolume's .tar.gz) into the volume, owners and modes as the archive has
+ * them: the engine extracts it into a one-shot container that never starts, so nothing runs.
+ */
+export async function restoreArchive(engine: Dockerode, image: string, volume: string, archive: string): Promise<void> {
+  const container = await createOneShot(engine, { image, volume, role: "restore", readOnlyVolume: false, capAdd: [], cmd: ["true"] });
+  try {
+    await container.putArchive(fs.createReadStream(archive), { path: "/data" });
+  } finally {
+    await container.remove({ force: true }).catch(() => {});
+  }
 }
 
 /** Paths in the volume not owned by 1000:1000 (at most `limit`). */

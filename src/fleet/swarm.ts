@@ -2,18 +2,19 @@
  * target: swarm, on fleet's side: which node a new customer goes to, every node's engine (audit,
  * data), a customer's task health, and `fleet move` (a customer's data to another node).
  */
-import * as fs from "node:fs";
 import Dockerode from "dockerode";
 import { auditFleet, type AuditFilter, type ContainerAudit } from "../audit/audit";
 import { ConfigError } from "../config/errors";
 import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
 import { readEnvironmentConfig } from "../config/stackFiles";
 import { parseCustomerTarget } from "../config/targets";
-import { configuredDockerHost, dockerodeOptions, engineFor } from "../engine/connection";
-import { archiveVolume, runOneShot } from "../engine/oneShot";
+import { configuredDockerHost, dockerHost, dockerodeOptions, engineFor } from "../engine/connection";
+import { archiveVolume, restoreArchive, runOneShot } from "../engine/oneShot";
+import { pullImage } from "../engine/pull";
 import { customerNames } from "../hardening/names";
 import { serviceIdentity } from "../hardening/serviceSpec";
 import { auditTask, runningTask, scaleService } from "../swarm/deploy";
+import { swarmNodeHosts } from "../swarm/serviceSpec";
 import { stderrLog, type Log } from "./progress";
 import { runUp, stackImage, withStack } from "./stacks";
 import { readCustomerConfig, writeCustomerStackFile } from "./stackFiles";
@@ -65,8 +66,7 @@ export async function serviceHealth(projectDir: string, env: EnvironmentConfig, 
 export async function gateService(projectDir: string, env: EnvironmentConfig, serviceName: string): Promise<string | undefined> {
   const task = await runningTask(engineFor(projectDir, env.name), serviceName);
   if (!task) return `service ${serviceName} has no running task`;
-  const nodeHosts = Object.fromEntries((env.swarm?.nodes ?? []).map((n) => [n.name, n.host]));
-  const a = await auditTask(task, nodeHosts).catch((e: Error) => e);
+  const a = await auditTask(task, swarmNodeHosts(env)).catch((e: Error) => e);
   if (a instanceof Error) return a.message;
   const failed = a.checks.filter((c) => !c.ok);
   return failed.length ? failed.map((c) => `${c.id}: ${c.detail}`).join("; ") : undefined;
@@ -78,8 +78,7 @@ async function ensureImage(engine: Dockerode, image: string): Promise<void> {
     return;
   } catch { /* pull it */ }
   const password = process.env.HF_REGISTRY_PASSWORD;
-  const stream = await engine.pull(image, password ? { authconfig: { username: process.env.HF_REGISTRY_USERNAME, password, serveraddress: image.split("/")[0] } } : {});
-  await new Promise<void>((resolve, reject) => engine.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
+  await pullImage(engine, image, password ? { username: process.env.HF_REGISTRY_USERNAME, password, serveraddress: image.split("/")[0]! } : undefined);
 }
 
 /** Every path of the volume with its owner, size and (for files) content hash: equal listings mean an exact copy. */
@@ -103,24 +102,6 @@ async function volumeHasData(engine: Dockerode, image: string, volume: string): 
     image, volume, role: "move-check", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"], cmd: ["sh", "-c", "find /data -mindepth 1 | head -n 1"],
   });
   return r.stdout.trim() !== "";
-}
-
-/** Restores an archive (archiveVolume's .tar.gz) into the volume on `engine`, owners kept, through a container that never starts. */
-async function restoreVolume(engine: Dockerode, image: string, volume: string, labels: Record<string, string>, archive: string): Promise<void> {
-  await engine.createVolume({ Name: volume, Labels: labels });
-  const container = await engine.createContainer({
-    Image: image, User: "0:0", Entrypoint: [], Cmd: ["true"], Labels: { "io.hardened-fleet.managed": "false", "io.hardened-fleet.role": "move-restore" },
-    Healthcheck: { Test: ["NONE"] },
-    HostConfig: {
-      CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges:true"], ReadonlyRootfs: true, NetworkMode: "none",
-      Memory: 256 * 1024 * 1024, PidsLimit: 64, Mounts: [{ Type: "volume", Source: volume, Target: "/data" }],
-    },
-  });
-  try {
-    await container.putArchive(fs.createReadStream(archive), { path: "/data" });
-  } finally {
-    await container.remove({ force: true }).catch(() => {});
-  }
 }
 
 export interface MoveResult {
@@ -159,7 +140,7 @@ export async function moveCustomer(ctx: FleetContext, req: { customer: string; e
     const names = customerNames(target.environment, target.customer);
     const source = nodeEngine(env, from);
     const destination = nodeEngine(env, req.to);
-    const manager = configuredDockerHost(ctx.projectDir, env.name) ?? process.env.DOCKER_HOST ?? "";
+    const manager = dockerHost(ctx.projectDir, env.name) ?? "";
     await ensureImage(destination, image);
     if (await volumeHasData(destination, image, names.dataVolume)) {
       throw new Error(`node ${req.to} already has a volume ${names.dataVolume} with data in it (left by an earlier move?): nothing was changed. ` +
@@ -173,7 +154,8 @@ export async function moveCustomer(ctx: FleetContext, req: { customer: string; e
     try {
       archive = await archiveVolume(source, image, names.dataVolume, backupDir(ctx));
       log(`${target.stack}: archived ${names.dataVolume} on ${from} to ${archive}`);
-      await restoreVolume(destination, image, names.dataVolume, serviceIdentity(target.environment, target.customer).identityLabels, archive);
+      await destination.createVolume({ Name: names.dataVolume, Labels: serviceIdentity(target.environment, target.customer).identityLabels });
+      await restoreArchive(destination, image, names.dataVolume, archive);
       const [before, after] = await Promise.all([volumeListing(source, image, names.dataVolume), volumeListing(destination, image, names.dataVolume)]);
       if (before !== after) throw new Error(`the copy of ${names.dataVolume} on ${req.to} differs from the original on ${from}`);
       files = after.split("\n").filter((l) => /^[0-9a-f]{64} /.test(l)).length;

@@ -10,7 +10,7 @@ import { customerHostname, customerUrl } from "../edge/edgeSpec";
 import { EDGE_ROUTES_DIR, reloadCommand, routeFile, routeFileName } from "../edge/routes";
 import { edgeNames } from "../hardening/names";
 import { serviceIdentity, serviceSpec, type ServiceSpec } from "../hardening/serviceSpec";
-import { swarmServiceName } from "../swarm/serviceSpec";
+import { swarmNodeHosts, swarmServiceName } from "../swarm/serviceSpec";
 import { readEnvironment } from "./environmentView";
 import { programDockerHost } from "./stackRef";
 
@@ -46,7 +46,7 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
       url: customerUrl(s.env.edge, s.customer.id),
       swarm: s.env.swarm && s.customer.node ? {
         node: s.customer.node,
-        nodeHosts: Object.fromEntries(s.env.swarm.nodes.map((n) => [n.name, n.host])),
+        nodeHosts: swarmNodeHosts(s.env),
         monitorSeconds: s.env.swarm.monitorSeconds,
         registryAuth: s.view.registryAuth ? pulumi.secret(s.view.registryAuth) : undefined,
       } : undefined,

@@ -4,6 +4,7 @@
  * and its base must be the one the promoting environment pins (`image.base`), digest included.
  */
 import Dockerode from "dockerode";
+import { pullImage } from "../engine/pull";
 import { APP_GID, APP_UID, LABEL_BASE, LABEL_NONROOT_UID } from "../hardening/names";
 
 export interface PromotableImage {
@@ -33,16 +34,11 @@ export function baseMismatch(built: string | undefined, pinned: string): string 
     "rebuild staging on the pinned base, or, after reviewing the new base, pin it in image.base";
 }
 
-async function pull(engine: Dockerode, ref: string, auth: PromoteCheck["auth"]): Promise<void> {
-  const stream = await engine.pull(ref, auth ? { authconfig: auth } : {});
-  await new Promise<void>((resolve, reject) => engine.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
-}
-
 export async function checkPromotableImage(ref: string, source: string, check: PromoteCheck = {}): Promise<PromotableImage> {
   const engine = check.engine ?? new Dockerode();
   let info: Dockerode.ImageInspectInfo;
   try {
-    if (isRepoDigest(ref)) await pull(engine, ref, check.auth);
+    if (isRepoDigest(ref)) await pullImage(engine, ref, check.auth);
     info = await engine.getImage(ref).inspect();
   } catch (err) {
     throw new Error(isRepoDigest(ref)

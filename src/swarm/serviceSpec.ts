@@ -12,6 +12,7 @@
  *    (`no-new-privileges: true`), and `fleet audit` checks it in every task's process.
  */
 import { engineHealthcheck } from "../engine/createOptions";
+import type { EnvironmentConfig } from "../config/schema";
 import type { ServiceSpec } from "../hardening/serviceSpec";
 
 /** The node label that pins a customer to a node (`docker node update --label-add hardened-fleet.node=<name>`). */
@@ -33,6 +34,11 @@ export interface SwarmPlacement {
 /** The service's name: the customer's container prefix, hf-<environment>-<customer> (its DNS name on the network too). */
 export function swarmServiceName(spec: ServiceSpec): string {
   return spec.containerPrefix;
+}
+
+/** swarm.nodes as name -> engine address. Pure. */
+export function swarmNodeHosts(env: EnvironmentConfig): Record<string, string> {
+  return Object.fromEntries((env.swarm?.nodes ?? []).map((n) => [n.name, n.host]));
 }
 
 export function placementConstraint(node: string): string {
