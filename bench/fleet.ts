@@ -27,6 +27,7 @@ import { environmentImage, provision } from "../src/fleet/operations";
 import { mapBounded } from "../src/fleet/rollout";
 import { findToolchain } from "../src/fleet/toolchain";
 import { pulumiEnv } from "../src/fleet/workspace";
+import { writeSecretFile } from "../src/engine/secretFile";
 import { serviceSpec } from "../src/hardening/serviceSpec";
 import { formatTable } from "../src/table";
 import * as http from "node:http";
@@ -112,9 +113,12 @@ async function floorProvision(id: string, image: string, keep = false, publishPo
   created.push({ env: "staging", id });
   const t0 = process.hrtime.bigint();
   let cpu = 0;
-  for (const args of [networkCreateArgs(spec), volumeCreateArgs(spec), dockerRunArgs(spec, { APP_SECRET_KEY: "x".repeat(48) })]) {
+  for (const args of [networkCreateArgs(spec), volumeCreateArgs(spec)]) {
     cpu += (await mustRun(["docker", ...args])).cpu;
   }
+  // the key as a file on its own volume, as fleet writes it (never in the environment)
+  await writeSecretFile(engine, spec.secretFile!, "x".repeat(48), { image: spec.image, labels: spec.identityLabels });
+  cpu += (await mustRun(["docker", ...dockerRunArgs(spec)])).cpu;
   await waitHealthy(spec.containerName);
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   if (!keep) await removeCustomer("staging", id);

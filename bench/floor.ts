@@ -5,7 +5,7 @@
  * container fleet deploys, it publishes no host port; its traffic would come through the edge proxy).
  * Used by bench/fleet.ts only.
  */
-import type { ServiceSpec } from "../src/hardening/serviceSpec";
+import { containerEnv, type ServiceSpec } from "../src/hardening/serviceSpec";
 
 /**
  * `docker network create` arguments for the customer's own network, as HardenedService makes it: a
@@ -24,16 +24,18 @@ export function volumeCreateArgs(spec: ServiceSpec): string[] {
 }
 
 /**
- * `docker run -d` with every hardening setting of the spec (the healthcheck as a shell command), and
+ * `docker run -d` with every hardening setting of the spec (the healthcheck as a shell command), the
+ * secrets volume mounted read-only (the key file is written before, as fleet writes it), and
  * `--publish` only for what the spec publishes: nothing, for a customer. Pure.
  */
-export function dockerRunArgs(spec: ServiceSpec, secrets: Record<string, string>): string[] {
+export function dockerRunArgs(spec: ServiceSpec): string[] {
+  const secrets = spec.secretFile ? ["--mount", `type=volume,source=${spec.secretFile.volume},target=${spec.secretFile.dir},readonly`] : [];
   const hc = spec.healthcheck;
   const health = hc.test[0] === "CMD-SHELL" ? hc.test[1]! : hc.test.slice(1).join(" ");
   const pairs = (flag: string, entries: [string, string][]) => entries.flatMap(([k, v]) => [flag, `${k}=${v}`]);
   return [
     "run", "-d", "--name", spec.containerName, "--hostname", spec.hostname, "--user", spec.user,
-    ...pairs("--env", Object.entries({ ...spec.env, ...secrets })),
+    ...pairs("--env", Object.entries(containerEnv(spec))),
     ...pairs("--label", Object.entries(spec.labels)),
     "--cap-drop", "ALL", ...spec.capAdd.flatMap((c) => ["--cap-add", c]),
     ...spec.securityOpt.flatMap((o) => ["--security-opt", o]),
@@ -48,7 +50,7 @@ export function dockerRunArgs(spec: ServiceSpec, secrets: Record<string, string>
     "--health-retries", String(hc.retries), "--health-start-period", `${hc.startPeriodSeconds}s`,
     ...spec.publish.flatMap((p) => ["--publish", `${p.hostIp}:${p.hostPort}:${p.containerPort}`]),
     "--network", spec.networkName,
-    "--mount", `type=volume,source=${spec.data.volume},target=${spec.data.target}`,
+    "--mount", `type=volume,source=${spec.data.volume},target=${spec.data.target}`, ...secrets,
     spec.image,
   ];
 }

@@ -3,7 +3,7 @@
  * It lives with the components because it speaks the docker provider's types; src/hardening stays free of Pulumi.
  */
 import type * as docker from "@pulumi/docker";
-import { MIB, type ContainerSpec } from "../src/hardening/serviceSpec";
+import { MIB, containerEnv, type ContainerSpec } from "../src/hardening/serviceSpec";
 
 /** Container inputs the docker provider cannot change in place: a change must replace the container. */
 export const REPLACE_ON_CHANGES = ["healthcheck", "tmpfs", "capabilities", "securityOpts", "ulimits", "logOpts"];
@@ -19,6 +19,7 @@ export function toContainerArgs(spec: ContainerSpec): PlainContainerArgs {
     user: spec.user,
     capabilities: { drops: spec.capDrop, adds: spec.capAdd },
     securityOpts: spec.securityOpt,
+    cgroupnsMode: spec.cgroupns,
     readOnly: spec.readOnlyRootfs,
     tmpfs: spec.tmpfs,
     memory: spec.memoryBytes / MIB,
@@ -42,9 +43,12 @@ export function toContainerArgs(spec: ContainerSpec): PlainContainerArgs {
     ports: spec.publish.map((p) => ({ internal: p.containerPort, external: p.hostPort, ip: p.hostIp, protocol: "tcp" })),
     networkMode: spec.networkName,
     networksAdvanced: [{ name: spec.networkName }],
-    volumes: [{ volumeName: spec.data.volume, containerPath: spec.data.target }],
+    volumes: [
+      { volumeName: spec.data.volume, containerPath: spec.data.target },
+      ...(spec.secretFile ? [{ volumeName: spec.secretFile.volume, containerPath: spec.secretFile.dir, readOnly: true }] : []),
+    ],
     privileged: false,
-    envs: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    envs: Object.entries(containerEnv(spec)).map(([k, v]) => `${k}=${v}`),
     labels: Object.entries(spec.labels).map(([label, value]) => ({ label, value })),
     // a routine teardown keeps customer data: never remove the volumes with the container
     removeVolumes: false,

@@ -15,11 +15,29 @@
  *  - A container that fails is stopped, so it neither restarts in a loop nor takes traffic; the one it
  *    was to replace keeps serving. A later deployment of the same spec starts it again and retries.
  */
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 
-/** The compiled audit (dist/src/audit/audit.js), which the provider process loads to audit a new container. */
-export const AUDIT_MODULE = path.resolve(__dirname, "..", "src", "audit", "audit.js");
+/**
+ * The compiled project module `relative` (e.g. "src/audit/audit.js"), found when the provider runs:
+ * Pulumi starts provider processes in the program's directory (dist/, Pulumi.yaml's `main`) wherever
+ * the checkout lives, so no path is stored in the state and a moved or re-cloned checkout carries on.
+ * Self-contained (the providers that call it are serialized with it).
+ */
+export function projectModule(relative: string): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fs = require("node:fs"), path = require("node:path");
+  for (let dir: string = process.cwd(); ; dir = path.dirname(dir)) {
+    for (const candidate of [path.join(dir, relative), path.join(dir, "dist", relative)]) {
+      if (fs.existsSync(candidate)) return candidate;
+    }
+    if (fs.existsSync(path.join(dir, "Pulumi.yaml")) || path.dirname(dir) === dir) {
+      throw new Error(`${relative} is not compiled in the project of ${process.cwd()}: run 'npm run build'`);
+    }
+  }
+}
+
+/** The compiled audit, which the provider process loads to audit a new container. */
+export const AUDIT_MODULE = "src/audit/audit.js";
 
 export interface ContainerGateInputs {
   containerId: pulumi.Input<string>;
@@ -28,8 +46,6 @@ export interface ContainerGateInputs {
   healthTimeoutSeconds: pulumi.Input<number>;
   /** the engine the container runs on ("" for the local socket): the same one the docker provider uses */
   dockerHost: pulumi.Input<string>;
-  /** the audit module the provider process loads (default AUDIT_MODULE); "" skips the audit */
-  auditModule?: pulumi.Input<string>;
 }
 
 interface GateState {
@@ -37,6 +53,7 @@ interface GateState {
   pidsLimit: number;
   healthTimeoutSeconds?: number;
   dockerHost?: string;
+  /** an absolute path, in the state of stacks made before it was found at run time: ignored */
   auditModule?: string;
 }
 
@@ -89,9 +106,8 @@ async function waitHealthy(state: GateState): Promise<void> {
 
 /** The hardening audit of the running container; fails with every failing check. */
 async function audit(state: GateState): Promise<void> {
-  if (!state.auditModule) return;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { auditContainer } = require(state.auditModule);
+  const { auditContainer } = require(projectModule(AUDIT_MODULE));
   const result = await auditContainer(engineAt(state.dockerHost || undefined), state.containerId);
   if (!result.ok) {
     const failed = result.checks.filter((c: { ok: boolean }) => !c.ok).map((c: { id: string; detail: string }) => `${c.id}: ${c.detail}`);
@@ -167,6 +183,6 @@ export class ContainerGate extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: ContainerGateInputs, opts?: pulumi.CustomResourceOptions) {
     // type token hardened-fleet:PidsLimit: the name of its first version, in every existing stack's state
-    super(provider, name, { auditModule: AUDIT_MODULE, ...args }, opts, "hardened-fleet", "PidsLimit");
+    super(provider, name, { ...args }, opts, "hardened-fleet", "PidsLimit");
   }
 }

@@ -185,6 +185,8 @@ export interface EdgeNetworksInputs {
   /** a customer's network is `<networkPrefix><customer><networkSuffix>` */
   networkPrefix: pulumi.Input<string>;
   networkSuffix: pulumi.Input<string>;
+  /** further suffixes a customer's network may have (on a swarm: its encrypted overlay) */
+  alsoSuffixes?: pulumi.Input<string[]>;
   dockerHost: pulumi.Input<string>;
 }
 
@@ -193,6 +195,7 @@ interface NetworksState {
   routesDir: string;
   networkPrefix: string;
   networkSuffix: string;
+  alsoSuffixes?: string[];
   dockerHost?: string;
   connected?: string[];
 }
@@ -210,13 +213,15 @@ async function connectAll(state: NetworksState): Promise<NetworksState> {
   const customers = listed.output.split("\n").map((f) => /^([a-z0-9-]+)\.caddy$/.exec(f.trim())?.[1]).filter((c): c is string => !!c);
   const connected: string[] = [];
   for (const customer of customers) {
-    const network = `${state.networkPrefix}${customer}${state.networkSuffix}`;
-    try {
-      await connect(engine, info, network);
-      connected.push(network);
-    } catch (err) {
-      // a route whose network is gone (its stack destroyed by hand): the proxy answers 502 for it
-      if (!/not found|No such network/i.test(String((err as Error).message))) throw err;
+    for (const suffix of [state.networkSuffix, ...(state.alsoSuffixes ?? [])]) {
+      const network = `${state.networkPrefix}${customer}${suffix}`;
+      try {
+        await connect(engine, info, network);
+        connected.push(network);
+      } catch (err) {
+        // a route whose network is gone (its stack destroyed by hand): the proxy answers 502 for it
+        if (!/not found|No such network/i.test(String((err as Error).message))) throw err;
+      }
     }
   }
   return { ...state, connected: connected.sort() };

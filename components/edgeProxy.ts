@@ -19,9 +19,11 @@ import type { EnvironmentConfig } from "../src/config/schema";
 import { edgeLabels, edgeProxySpec } from "../src/edge/edgeSpec";
 import { EDGE_ROUTES_DIR } from "../src/edge/routes";
 import { NAME_PREFIX, customerNames, edgeNames } from "../src/hardening/names";
+import { ENCRYPTED_OVERLAY_SUFFIX } from "../src/swarm/serviceSpec";
 import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
 import { ContainerGate, DynamicProvider } from "./containerGate";
 import { EdgeNetworks } from "./edgeLinks";
+import { buildPath } from "./hardenedImage";
 
 export interface EdgeProxyArgs {
   env: EnvironmentConfig;
@@ -67,8 +69,9 @@ export class EdgeProxy extends pulumi.ComponentResource {
       skipPush: true,
       buildOnPreview: false,
       build: {
-        context: assets,
-        dockerfile: path.join(assets, "Dockerfile"),
+        // relative paths: no checkout's location in the state (components/hardenedImage.ts, buildPath)
+        context: buildPath(assets),
+        dockerfile: buildPath(path.join(assets, "Dockerfile")),
         args: { BASE: env.edge.base },
         platform: "linux/amd64",
         builderVersion: "BuilderBuildKit",
@@ -102,6 +105,8 @@ export class EdgeProxy extends pulumi.ComponentResource {
       routesDir: EDGE_ROUTES_DIR,
       networkPrefix: `${NAME_PREFIX}-${env.name}-`,
       networkSuffix: customerNames(env.name, "x").network.slice(`${NAME_PREFIX}-${env.name}-x`.length),
+      // on a swarm, a customer's overlay is encrypted (its name has this suffix too) unless waived
+      alsoSuffixes: env.target === "swarm" ? [`${customerNames(env.name, "x").network.slice(`${NAME_PREFIX}-${env.name}-x`.length)}${ENCRYPTED_OVERLAY_SUFFIX}`] : [],
       dockerHost,
     }, { parent: this, provider: dynamicProvider });
 

@@ -2,10 +2,20 @@
  * hardened-fleet:image:HardenedImage — the app image, built once per source version with a
  * multi-stage Dockerfile (rendered from the template, or the operator's own after it passed the rules).
  */
+import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { AppSettings, BuildImageConfig } from "../src/config/schema";
 import { prepareBuild, type PreparedBuild } from "../src/image/buildContext";
+
+/**
+ * A build path as the docker provider resolves it, relative to the directory Pulumi runs the program
+ * and its providers in (dist/, Pulumi.yaml's `main`): the state holds no absolute path of the
+ * checkout, so a moved checkout neither rebuilds the image nor replaces a container for its path alone.
+ */
+export function buildPath(p: string): string {
+  return path.relative(process.cwd(), p) || ".";
+}
 
 export interface HardenedImageArgs {
   image: BuildImageConfig;
@@ -42,8 +52,8 @@ export class HardenedImage extends pulumi.ComponentResource {
       ...(registry ? { registry: { server: registry.address, username: registry.username, password: registry.password } } : {}),
       buildOnPreview: false,
       build: {
-        context: build.context,
-        dockerfile: build.dockerfile,
+        context: buildPath(build.context),
+        dockerfile: buildPath(build.dockerfile),
         platform: "linux/amd64",
         // the official provider's classic builder (BuilderV1) leaves every intermediate container behind
         builderVersion: "BuilderBuildKit",

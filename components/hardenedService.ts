@@ -1,7 +1,8 @@
 /**
  * hardened-fleet:service:HardenedService — one customer in one environment: its own network (shared
- * with nothing but the environment's edge proxy), its data volume (kept on delete), generated
- * secrets, the hardened container, its gate and its route in the edge proxy.
+ * with nothing but the environment's edge proxy), its data volume (kept on delete), its generated
+ * secret key (a file the app reads, never an environment variable), the hardened container, its gate
+ * and its route in the edge proxy.
  *
  * Updates are start-first. A container is named after its spec (`hf-<env>-<customer>-<slot>`,
  * containerSlot in src/hardening/serviceSpec.ts), and so is its Pulumi resource: a changed spec is a
@@ -21,8 +22,10 @@ import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
 import type { ServiceIdentity, ServiceSpec } from "../src/hardening/serviceSpec";
 import { ContainerGate, DynamicProvider } from "./containerGate";
 import { EdgeRoute } from "./edgeLinks";
+import { SecretFile } from "./secretFile";
+import { LABEL_ROLE, ROLE_SECRETS } from "../src/hardening/names";
 import { SwarmService } from "./swarmService";
-import { swarmServiceName, toSwarmServiceSpec } from "../src/swarm/serviceSpec";
+import { overlayNetworkName, swarmServiceName, toSwarmServiceSpec } from "../src/swarm/serviceSpec";
 import type { RegistryAuth } from "../src/swarm/deploy";
 
 /** target: swarm: where the service runs and how it is watched (the rest comes from the spec). */
@@ -66,6 +69,8 @@ export interface HardenedServiceArgs {
   dockerHost?: string;
   /** docker (default): a container on that engine; swarm: a Swarm service, through that engine (a manager) */
   target?: "docker" | "swarm";
+  /** target: swarm: the overlay is encrypted (IPsec between nodes) unless this is false (swarm.unencryptedOverlays) */
+  encryptOverlay?: boolean;
 }
 
 export class HardenedService extends pulumi.ComponentResource {
@@ -86,11 +91,17 @@ export class HardenedService extends pulumi.ComponentResource {
     // `-network`: the `-net` of before the edge proxy allowed no traffic between its members, so no
     // proxy could reach the app; an existing stack gets this one beside it and loses the old at the end
     const swarm = args.target === "swarm";
-    // on a swarm: an overlay across the nodes, attachable so that the edge proxy (a container) can join it
-    const network = new docker.Network(`${name}-network`, {
-      name: identity.networkName,
+    // on a swarm: an overlay across the nodes, attachable so that the edge proxy (a container) can join it,
+    // encrypted between nodes. Options cannot change in place, and a replaced network would go first (its
+    // name is fixed), taking the service with it: an encrypted overlay is another resource of another name,
+    // made beside an existing unencrypted one; the service and the route move to it, and the old one goes at the end
+    const encrypted = swarm && args.encryptOverlay !== false;
+    const networkName = swarm ? overlayNetworkName(identity.networkName, encrypted) : identity.networkName;
+    const network = new docker.Network(encrypted ? `${name}-network-ipsec` : `${name}-network`, {
+      name: networkName,
       driver: swarm ? "overlay" : "bridge",
       ...(swarm ? { attachable: true } : {}),
+      ...(encrypted ? { options: { encrypted: "true" } } : {}),
       labels,
     }, { parent: this, ...keep });
 
@@ -111,7 +122,7 @@ export class HardenedService extends pulumi.ComponentResource {
     this.url = pulumi.output(deployed.then((d) => d.url));
     this.containerId = pulumi.output(deployed.then((d) => d.containerId));
     this.containerName = pulumi.output(deployed.then((d) => d.containerName));
-    this.networkName = identity.networkName;
+    this.networkName = networkName;
     this.dataVolumeName = identity.dataVolumeName;
     this.registerOutputs({
       url: this.url,
@@ -141,16 +152,27 @@ export class HardenedService extends pulumi.ComponentResource {
     // the slot (the end of the container's name) is the resource's name too: see the top of this file
     const slot = spec.containerName.slice(spec.containerName.lastIndexOf("-") + 1);
     const base = toContainerArgs(spec);
+    // the secret key as a file on a volume of its own, written before the container exists (the app
+    // reads it at start), never an environment variable: see components/secretFile.ts
+    if (!spec.secretFile) throw new pulumi.ResourceError(`HardenedService ${name}: the spec has no secret key file`, this);
+    const keyFile = new SecretFile(`${name}-secret-file`, {
+      file: spec.secretFile,
+      content: pulumi.secret(secretKey.result),
+      image: spec.image,
+      labels: { ...spec.identityLabels, [LABEL_ROLE]: ROLE_SECRETS },
+      dockerHost,
+    }, { parent: this, provider: dynamicProvider });
     const container = new docker.Container(`${name}-container-${slot}`, {
       ...base,
       networkMode: network.name,
       networksAdvanced: [{ name: network.name }],
-      volumes: [{ volumeName: volume.name, containerPath: spec.data.target }],
-      envs: pulumi.secret(pulumi.all([secretKey.result]).apply(([key]) => [...base.envs, `APP_SECRET_KEY=${key}`])),
+      volumes: [
+        { volumeName: volume.name, containerPath: spec.data.target },
+        { volumeName: keyFile.file.apply((f) => f.volume), containerPath: spec.secretFile.dir, readOnly: true },
+      ],
     }, {
       parent: this,
       replaceOnChanges: REPLACE_ON_CHANGES,
-      additionalSecretOutputs: ["envs"],
     });
 
     // the PIDs limit, the wait for healthy and the audit: the deployment fails when the container fails them
@@ -181,8 +203,9 @@ export class HardenedService extends pulumi.ComponentResource {
     const service = new SwarmService(`${name}-service`, {
       managerHost: dockerHost,
       nodeHosts: swarm.nodeHosts,
-      spec: pulumi.all([secret.id, secret.name]).apply(([id, secretName]) => toSwarmServiceSpec(spec, {
+      spec: pulumi.all([secret.id, secret.name, network.name]).apply(([id, secretName, networkName]) => toSwarmServiceSpec(spec, {
         node: swarm.node, secret: { id, name: secretName }, monitorSeconds: swarm.monitorSeconds,
+        ...(networkName !== spec.networkName ? { network: networkName } : {}),
       })),
       registryAuth: swarm.registryAuth,
       timeoutSeconds: spec.healthTimeoutSeconds + swarm.monitorSeconds,

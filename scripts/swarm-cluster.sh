@@ -530,6 +530,23 @@ tidy_and_label_nodes() {
 # cluster.json
 # ---------------------------------------------------------------------------------------------
 
+# Whether the kernel can do what an encrypted overlay (docker network create --opt encrypted) needs:
+# the IPsec ESP state Docker programs between nodes, rfc4106(gcm(aes)) in transport mode. Tried in the
+# LAN namespace (which the state vanishes with); the answer goes into cluster.json ("ipsec"), and the
+# cluster's environment waives encrypted overlays (swarm.unencryptedOverlays) when it is no.
+probe_ipsec() {
+  local out
+  if out=$(ip netns exec "$LAN_NS" ip xfrm state add src "$(node_ip 1)" dst "$(node_ip 2)" proto esp spi 0x4846 reqid 4846 \
+      mode transport aead 'rfc4106(gcm(aes))' "0x$(printf '%040d' 0)" 64 2>&1); then
+    ip netns exec "$LAN_NS" ip xfrm state flush
+    IPSEC_OK=true IPSEC_DETAIL="ESP with rfc4106(gcm(aes)) works"
+  else
+    out=$(printf '%s' "$out" | tr -d '"\\' | tr '\n' ' ')
+    IPSEC_OK=false IPSEC_DETAIL="ip xfrm state add ... proto esp ... aead 'rfc4106(gcm(aes))' ...: $out"
+    log "no IPsec on this kernel ($out): overlays of the cluster's environments are unencrypted (swarm.unencryptedOverlays)"
+  fi
+}
+
 write_cluster_json() {
   local n sep="" tmp name digest
   tmp=$(mktemp "$RUN/.cluster.json.XXXXXX")
@@ -547,7 +564,7 @@ write_cluster_json() {
       printf '%s    "%s": "%s/hardened-fleet/%s@%s"' "$sep" "$name" "$REGISTRY" "$name" "$digest"
       sep=$',\n'
     done
-    printf '\n  }\n}\n'
+    printf '\n  },\n  "ipsec": {"ok": %s, "detail": "%s"}\n}\n' "$IPSEC_OK" "$IPSEC_DETAIL"
   } >"$tmp"
   mv -f "$tmp" "$CLUSTER_JSON"
 }
@@ -588,6 +605,7 @@ cmd_up() {
   wait "$PUSH_PID" || { PUSH_PID=""; die "pushing the base images failed"; }
   PUSH_PID=""
   pull_bases_on_manager
+  probe_ipsec
   write_cluster_json
   log "up in $((SECONDS - started))s: manager $(node_host 1), registry $REGISTRY"
   echo "$CLUSTER_JSON"

@@ -5,6 +5,8 @@ the sqlite database, and the safety copies a restore makes first. Run as UID 100
 all of them come out owned by 1000.
 """
 import datetime
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -15,7 +17,8 @@ DATA_DIR = os.environ.get("DATA_DIR", "/data")
 APP_VERSION = open(os.path.join(os.path.dirname(__file__), "VERSION")).read().strip()
 
 def _secret_key():
-    # on a swarm the key is a secret file (APP_SECRET_KEY_FILE), never in the environment
+    # fleet gives the key as a file (APP_SECRET_KEY_FILE: a Swarm secret, or on a Docker host a
+    # read-only volume), never in the environment; APP_SECRET_KEY is for running the app by hand
     path = os.environ.get("APP_SECRET_KEY_FILE")
     if path:
         with open(path) as f:
@@ -74,6 +77,8 @@ def health(environ, start_response):
 def info(environ, start_response):
     return _json(start_response, "200 OK", {
         "version": APP_VERSION, "uid": os.getuid(), "gid": os.getgid(), "dataDir": DATA_DIR,
+        # what the app signs with its key (sessions, links): the same key gives the same value
+        "signed": hmac.new(SECRET_KEY.encode(), b"hardened-fleet", hashlib.sha256).hexdigest()[:16],
     })
 
 

@@ -26,10 +26,12 @@ const COMPILERS = ["gcc", "cc", "c++", "g++", "clang", "make", "ld"];
 
 /** Looks inside the running container, as its own user: nothing is started with more privileges. */
 export async function probe(container: Dockerode.Container, dataPaths: string[], mainPid: number): Promise<Probes> {
-  // the process's status and mounts and the node's SwapTotal, in one exec (it runs on every deployment's gate)
+  // the process's status and mounts, the node's SwapTotal and the image's setuid/setgid files (CIS 4.8;
+  // -xdev: the root filesystem only, not volumes or tmpfs), in one exec: it runs on every deployment's gate
   const proc = (await execIn(container, ["sh", "-c",
-    `cat /proc/${mainPid}/status; echo ${PROC_SEPARATOR}; cat /proc/${mainPid}/mounts; echo ${PROC_SEPARATOR}; grep '^SwapTotal:' /proc/meminfo`])).stdout;
-  const [procStatus = "", mounts = "", meminfo = ""] = proc.split(`${PROC_SEPARATOR}\n`);
+    `cat /proc/${mainPid}/status; echo ${PROC_SEPARATOR}; cat /proc/${mainPid}/mounts; echo ${PROC_SEPARATOR}; grep '^SwapTotal:' /proc/meminfo; ` +
+    `echo ${PROC_SEPARATOR}; find / -xdev -type f -perm /6000 -print 2>/dev/null | head -n 50; true`])).stdout;
+  const [procStatus = "", mounts = "", meminfo = "", setuidFiles = ""] = proc.split(`${PROC_SEPARATOR}\n`);
   const paths = dataPaths.map((p) => `'${p.replace(/'/g, "")}'`).join(" ");
   const foreign = dataPaths.length === 0 ? "" : (await execIn(container, ["sh", "-c",
     `find ${paths} \\( ! -user 1000 -o ! -group 1000 \\) -print 2>&1 | head -n 20`])).stdout;
@@ -38,7 +40,7 @@ export async function probe(container: Dockerode.Container, dataPaths: string[],
     "find /var/lib/apt/lists /var/cache/apt/archives /root/.cache/pip /home/*/.cache/pip /var/cache/yum /var/cache/apk " +
     "-mindepth 1 -type f -print 2>/dev/null | grep -v '/lock$' | head -n 5; true"])).stdout;
   const swap = /^SwapTotal:\s+(\d+)/m.exec(meminfo);
-  return { procStatus, foreignFiles: foreign, buildLeftovers: leftovers, mounts, swapTotalKb: swap ? Number(swap[1]) : undefined };
+  return { procStatus, foreignFiles: foreign, buildLeftovers: leftovers, mounts, swapTotalKb: swap ? Number(swap[1]) : undefined, setuidFiles };
 }
 
 export async function auditContainer(engine: Dockerode, idOrName: string): Promise<ContainerAudit> {
@@ -68,7 +70,12 @@ export async function auditFleet(engine: Dockerode, filter: AuditFilter = {}): P
   const found = await engine.listContainers({ all: !filter.runningOnly, filters: { label: labels } });
   const audits: ContainerAudit[] = [];
   for (const c of found.sort((a, b) => (a.Names[0] ?? "").localeCompare(b.Names[0] ?? ""))) {
-    audits.push(await auditContainer(engine, c.Id));
+    // a deployment removes the container it replaced: one gone since the listing is not audited
+    const audit = await auditContainer(engine, c.Id).catch((err: { statusCode?: number }) => {
+      if (err.statusCode === 404) return undefined;
+      throw err;
+    });
+    if (audit) audits.push(audit);
   }
   return audits;
 }

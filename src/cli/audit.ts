@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { environmentNames } from "../fleet/stackFiles";
 import { auditFleet, formatAuditTable, type ContainerAudit } from "../audit/audit";
 import { CHECKS } from "../audit/checks";
+import { OVERLAY_CHECK_DESCRIPTION, OVERLAY_CHECK_ID } from "../audit/overlay";
 import { parseCustomerId } from "../config/load";
 import { parseEnvironmentName, parseStackTarget } from "../config/targets";
 import { engineFor } from "../engine/connection";
@@ -18,7 +19,7 @@ export function registerAudit(program: Command): void {
     .option("--customer <id>", "only this customer")
     .option("--stack <stack>", "only this customer stack, e.g. staging-acme")
     .option("--json", "print JSON for machines")
-    .addHelpText("after", `\nChecks:\n${Object.entries(CHECKS).map(([id, what]) => `  ${id.padEnd(18)} ${what}`).join("\n")}\n\nExit status is 1 when any check fails or nothing matched.`)
+    .addHelpText("after", `\nChecks:\n${Object.entries({ ...CHECKS, [OVERLAY_CHECK_ID]: OVERLAY_CHECK_DESCRIPTION }).map(([id, what]) => `  ${id.padEnd(18)} ${what}`).join("\n")}\n\nExit status is 1 when any check fails or nothing matched.`)
     .action(async (opts: { env?: string; customer?: string; stack?: string; json?: boolean }) => {
       let { env: environment, customer } = opts;
       if (opts.stack) {
@@ -45,7 +46,12 @@ export function registerAudit(program: Command): void {
         }
       }
       if (opts.json) console.log(JSON.stringify({ ok: audits.length > 0 && audits.every((a) => a.ok), containers: audits }, null, 2));
-      else console.log(formatAuditTable(audits));
+      else {
+        // a swarm's rows have the overlay check too: one table per set of checks keeps the columns aligned
+        const groups = new Map<string, ContainerAudit[]>();
+        for (const a of audits) groups.set(a.checks.map((c) => c.id).join(), [...(groups.get(a.checks.map((c) => c.id).join()) ?? []), a]);
+        console.log(audits.length === 0 ? formatAuditTable(audits) : [...groups.values()].map(formatAuditTable).join("\n\n"));
+      }
       if (audits.length === 0 || audits.some((a) => !a.ok)) process.exitCode = 1;
     });
 }

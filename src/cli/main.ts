@@ -2,6 +2,7 @@
 /** `fleet`: the operator's CLI. Run it with `npm run fleet -- <command>`. */
 import { Command } from "commander";
 import { registerAudit } from "./audit";
+import { registerBind } from "./bind";
 import { registerDemo } from "./demo";
 import { registerEdge } from "./edge";
 import { registerServe } from "./serve";
@@ -17,6 +18,7 @@ export function buildCli(): Command {
   registerDemo(program);
   registerEdge(program);
   registerServe(program);
+  registerBind(program);
   registerSwarm(program);
   return program;
 }

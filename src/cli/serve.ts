@@ -4,10 +4,13 @@
  */
 import { createHash } from "node:crypto";
 import type { Command } from "commander";
+import { FLEET_SECRETS } from "../fleet/childEnv";
 import { withWaitingLock } from "../fleet/lock";
 import { formatTable } from "../table";
 import { parseIntegerOption, queuePath, serveSettings, type ServeOptions } from "../webhooks/config";
-import { checkReady, loadOperations } from "../webhooks/operations";
+import { bindingAuthorizer } from "../webhooks/authorize";
+import { BindingStore, defaultBindingsPath } from "../webhooks/bindings";
+import { checkReady, environmentTier, loadOperations } from "../webhooks/operations";
 import { JOB_STATUSES, JobQueue, type Job, type JobStatus } from "../webhooks/queue";
 import { Worker } from "../webhooks/worker";
 import { projectContext } from "./stacks";
@@ -49,22 +52,28 @@ async function serve(opts: ServeOptions): Promise<void> {
   const { createWebhookServer, listen, WEBHOOK_PATH } = await import("../webhooks/server");
   const ctx = projectContext();
   const settings = serveSettings(opts, process.env, ctx.projectDir);
+  // read once; gone from process.env before any child starts (the Automation API adds process.env to
+  // its commands' environment; workspace.ts unsets what is not on the allowlist as well)
+  for (const name of FLEET_SECRETS) delete process.env[name];
   const { ops, source } = loadOperations(ctx);
   if (source === "fleet") checkReady(ctx, settings.environment);
   else console.error(`fleet serve: TEST MODE: jobs run with the ${source}; nothing is deployed`);
+  const tier = environmentTier(ctx, settings.environment);
   await withWaitingLock(ctx.projectDir, serveLock(settings.dbPath), async () => {
     const queue = JobQueue.open(settings.dbPath);
-    const requeued = queue.requeueInterrupted(new Date());
+    const bindings = BindingStore.open(defaultBindingsPath(ctx.projectDir));
+    const requeued = queue.requeueInterrupted(new Date(), settings.maxAttempts); // one that used its last attempt fails
     if (requeued > 0) console.error(`fleet serve: ${requeued} job(s) interrupted by the end of the previous process are queued again`);
     const worker = new Worker(queue, ops, {
       concurrency: settings.concurrency, maxAttempts: settings.maxAttempts, retryBaseMs: settings.retryBaseMs,
+      authorize: bindingAuthorizer(bindings, ops.exists ? (req) => ops.exists!(req) : async () => false),
       onFatal: (err) => {
         console.error(`fleet serve: the job queue failed, stopping (unfinished jobs run again at the next start): ${err instanceof Error ? err.message : String(err)}`);
         process.exit(1);
       },
     });
     const server = createWebhookServer({
-      queue, environment: settings.environment, secret: settings.secret, jobsToken: settings.jobsToken,
+      queue, environment: settings.environment, tier, secret: settings.secret, jobsToken: settings.jobsToken,
       onQueued: () => worker.wake(),
       health: () => ({ operations: source, running: worker.active, concurrency: settings.concurrency }),
     });
@@ -79,6 +88,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     server.closeIdleConnections();
     await worker.stop();
     queue.close();
+    bindings.close();
     console.error("fleet serve: stopped");
   }, 10);
 }

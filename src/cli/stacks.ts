@@ -57,13 +57,16 @@ export function registerStacks(program: Command): void {
 
   program.command("deprovision <customer>").description("destroy a customer's stack and remove it; the data volume stays")
     .requiredOption("--env <environment>", "environment, e.g. staging or prod")
-    .option("--purge-data", "also delete the data volume (a final backup archive is written first); needs --yes")
+    .option("--purge-data", "also delete the data volume, only once a final backup archive (0600, in a 0700 directory) is written, read back and checked; needs --yes")
     .option("--yes", "confirm --purge-data")
     .action(async (customer: string, opts: { env: string; purgeData?: boolean; yes?: boolean }) => {
       if (opts.purgeData && !opts.yes) throw new Error("--purge-data deletes the customer's data volume: add --yes to confirm (a final backup archive is written first)");
       const r = await deprovision(projectContext(), { customer, environment: opts.env, purgeData: opts.purgeData });
+      // a deletion is reported only where one happened
+      const on = (r.deletedOn ?? []).filter(Boolean);
       console.log(r.volumeKept ? `${r.stack}: removed; data volume ${r.volume} kept`
-        : `${r.stack}: removed; data volume ${r.volume} deleted${r.archive ? `, final backup: ${r.archive}` : ""}`);
+        : r.deletedOn?.length === 0 ? `${r.stack}: removed; no data volume ${r.volume} found: nothing to delete`
+          : `${r.stack}: removed; data volume ${r.volume} deleted${on.length ? ` on ${on.join(", ")}` : ""}${r.archive ? `, final backup: ${r.archive}` : ""}`);
     });
 
   program.command("list").description("customers per environment: plan, image, health, URL, last update")

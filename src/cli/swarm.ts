@@ -10,7 +10,7 @@ import { edgeCaCertificate } from "../fleet/edge";
 import { provision, upStack } from "../fleet/operations";
 import { stackFile, writeFileAtomic } from "../fleet/stackFiles";
 import { auditSwarm, moveCustomer } from "../fleet/swarm";
-import { clusterEnvironmentFile, readCluster, requestInNamespace } from "../swarm/cluster";
+import { clusterEnvironmentFile, ENV_FILE_MARK, isClusterEnvironmentFile, readCluster, requestInNamespace } from "../swarm/cluster";
 import { formatTable } from "../table";
 import { projectContext, summarize } from "./stacks";
 
@@ -25,8 +25,28 @@ function writeEnvironmentFile(projectDir: string, clusterFile: string, environme
   const { environment: name } = parseEnvironmentName(environment);
   if (promoteFrom) parseEnvironmentName(promoteFrom, "--promote-from");
   const file = stackFile(projectDir, name);
-  writeFileAtomic(file, clusterEnvironmentFile(readCluster(clusterFile), name, promoteFrom));
+  const text = clusterEnvironmentFile(readCluster(clusterFile), name, promoteFrom);
+  refuseForeignEnvironmentFile(file, name);
+  writeFileAtomic(file, text);
   return file;
+}
+
+/**
+ * An environment file this command did not write (a prod or staging file, one written by hand) is
+ * never replaced: its settings and passphrase would silently become a local demo's. Its own file
+ * (the first line's mark) it may rewrite.
+ */
+function refuseForeignEnvironmentFile(file: string, name: string): void {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (isClusterEnvironmentFile(text)) return;
+  throw new Error(`--env ${name}: ${file} exists and was not written by 'fleet swarm env-file' (its first line lacks "${ENV_FILE_MARK}"), ` +
+    "so it is left as it is: choose another --env name, or remove that file yourself if you mean to replace it");
 }
 
 export function registerSwarm(program: Command): void {

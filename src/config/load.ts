@@ -40,7 +40,8 @@ export function checkCustomerInEnvironment(customer: CustomerConfig, env: Enviro
     problems.push({ path: `${CUSTOMER_KEY}.environment`, found: JSON.stringify(customer.environment),
       message: `must name the environment stack it runs in ('${env.name}')` });
   }
-  if (!(customer.plan in env.plans)) {
+  // own keys only: `in` would find 'constructor', 'toString' or '__proto__' on Object.prototype
+  if (!Object.hasOwn(env.plans, customer.plan)) {
     problems.push({ path: `${CUSTOMER_KEY}.plan`, found: JSON.stringify(customer.plan),
       message: `must be one of the plans of environment '${env.name}': ${Object.keys(env.plans).join(", ")}` });
   }

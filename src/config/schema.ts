@@ -72,7 +72,14 @@ export const planSchema = z.strictObject({
   cpus: z.number().gt(0, { error: "must be more than 0" }).max(64),
   pids: z.number().int().min(16, { error: "must be at least 16" }).max(32768),
   nofile: z.number().int().min(64).max(1048576).default(1024),
-  nproc: z.number().int().min(16).max(65536).default(256),
+  /**
+   * RLIMIT_NPROC counts every process of the UID on the whole host, and every customer runs as 1000:
+   * one customer's threads would count against all the others. `pids` (the container's own PIDs cgroup) bounds each one.
+   */
+  nproc: z.unknown().optional().refine((v) => v === undefined, {
+    error: "is no longer allowed: the nproc ulimit counts the processes of a UID on the whole host, and every customer " +
+      "runs as UID 1000, so one customer's threads would make fork fail in the others. Delete nproc: pids bounds each customer's processes and threads",
+  }),
   tmpfsMb: z.number().int().min(1).max(4096).default(64),
 });
 
@@ -218,6 +225,15 @@ export const swarmSchema = z.strictObject({
   })).min(1, { error: "must list at least one node (the first is the manager fleet deploys through)" }),
   /** seconds a new task must stay healthy before Swarm counts the update as done (else it rolls back) */
   monitorSeconds: z.number().int().min(1).max(600).default(10),
+  /**
+   * Customer overlays are encrypted between nodes (IPsec); set this only when the nodes cannot do it
+   * (a kernel without ESP): overlays are then made unencrypted and `fleet audit` reports them as waived.
+   */
+  unencryptedOverlays: z.strictObject({
+    reason: z.string({ error: "must say why customer traffic may cross between nodes unencrypted, e.g. reason: 'the nodes' kernel has no IPsec ESP'" })
+      .trim()
+      .min(10, { error: "must say why customer traffic may cross between nodes unencrypted (at least 10 characters), e.g. 'the nodes' kernel has no IPsec ESP'" }),
+  }).optional(),
 });
 
 export const environmentSchema = z

@@ -46,6 +46,7 @@ export function edgeProxySpec(env: EnvironmentConfig, image: string): ContainerS
     capDrop: ["ALL"],
     capAdd: [],
     securityOpt: ["no-new-privileges:true"],
+    cgroupns: "private",
     readOnlyRootfs: true,
     // Caddy's autosaved config (XDG_CONFIG_HOME) is all it writes outside its volume
     tmpfs: { "/tmp": tmpfsOptions("/tmp", 16) },
@@ -53,11 +54,9 @@ export function edgeProxySpec(env: EnvironmentConfig, image: string): ContainerS
     memorySwapBytes: edge.resources.memoryMb * MIB,
     cpus: edge.resources.cpus,
     pidsLimit: edge.resources.pids,
-    // one descriptor per client connection and one per upstream connection
-    ulimits: [
-      { name: "nofile", soft: 16384, hard: 16384 },
-      { name: "nproc", soft: 4096, hard: 4096 },
-    ],
+    // one descriptor per client connection and one per upstream connection; no nproc (per host UID,
+    // shared with every customer's 1000): pidsLimit bounds the proxy
+    ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
     restart: { policy: "on-failure", maxRetries: env.restart.maxRetries },
     healthcheck: { test: EDGE_HEALTHCHECK, intervalSeconds: 5, timeoutSeconds: 3, retries: 3, startPeriodSeconds: 2 },
     healthTimeoutSeconds: env.deploy.healthTimeoutSeconds,

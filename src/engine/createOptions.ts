@@ -1,6 +1,6 @@
 /** Maps a ContainerSpec onto Docker Engine API create options: the same settings the component deploys. */
 import type Dockerode from "dockerode";
-import type { ContainerSpec, HealthcheckSpec } from "../hardening/serviceSpec";
+import { containerEnv, type ContainerSpec, type HealthcheckSpec } from "../hardening/serviceSpec";
 
 const NANO = 1e9;
 
@@ -20,12 +20,14 @@ export function toEngineCreateOptions(spec: ContainerSpec, secrets: Record<strin
   const portKey = `${spec.port}/tcp`;
   const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
   for (const p of spec.publish) bindings[`${p.containerPort}/tcp`] = [{ HostIp: p.hostIp, HostPort: String(p.hostPort) }];
+  // Engine API 1.41 has CgroupnsMode; @types/dockerode's HostConfig does not
+  const cgroupns = { CgroupnsMode: spec.cgroupns };
   return {
     name: spec.containerName,
     Hostname: spec.hostname,
     Image: spec.image,
     User: spec.user,
-    Env: Object.entries({ ...spec.env, ...secrets }).map(([k, v]) => `${k}=${v}`),
+    Env: Object.entries({ ...containerEnv(spec), ...secrets }).map(([k, v]) => `${k}=${v}`),
     Labels: spec.labels,
     ExposedPorts: { [portKey]: {} },
     Healthcheck: engineHealthcheck(hc),
@@ -33,6 +35,7 @@ export function toEngineCreateOptions(spec: ContainerSpec, secrets: Record<strin
       CapDrop: spec.capDrop,
       CapAdd: spec.capAdd,
       SecurityOpt: spec.securityOpt,
+      ...cgroupns,
       ReadonlyRootfs: spec.readOnlyRootfs,
       Tmpfs: spec.tmpfs,
       Memory: spec.memoryBytes,
@@ -44,7 +47,10 @@ export function toEngineCreateOptions(spec: ContainerSpec, secrets: Record<strin
       LogConfig: { Type: spec.log.driver, Config: spec.log.opts },
       PortBindings: bindings,
       NetworkMode: spec.networkName,
-      Mounts: [{ Type: "volume", Source: spec.data.volume, Target: spec.data.target }],
+      Mounts: [
+        { Type: "volume", Source: spec.data.volume, Target: spec.data.target },
+        ...(spec.secretFile ? [{ Type: "volume" as const, Source: spec.secretFile.volume, Target: spec.secretFile.dir, ReadOnly: true }] : []),
+      ],
       Privileged: false,
     },
     NetworkingConfig: { EndpointsConfig: { [spec.networkName]: {} } },

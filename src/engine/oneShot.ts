@@ -1,12 +1,16 @@
 /**
  * One-shot containers that work on a customer's data volume with only the capabilities the job
- * needs: archiving it to the host, and making everything in it owned by 1000:1000.
+ * needs: archiving it to the host (0600 files in a 0700 directory, checked against the volume before
+ * anyone relies on them), and making everything in it owned by 1000:1000.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PassThrough } from "node:stream";
+import { PassThrough, type Writable } from "node:stream";
+import { finished } from "node:stream/promises";
 import type Dockerode from "dockerode";
+import { ensurePrivateDirectory, fsyncDirectory } from "../config/durableWrite";
 import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
+import { archiveManifest, manifestDifferences, parseVolumeManifest, VOLUME_MANIFEST_SCRIPT, type Manifest } from "./archiveManifest";
 
 export interface OneShotResult {
   exitCode: number;
@@ -43,8 +47,12 @@ function createOneShot(engine: Dockerode, opts: OneShotSpec): Promise<Dockerode.
   });
 }
 
-/** Runs cmd in a one-shot container (see createOneShot) and waits for it. */
-export async function runOneShot(engine: Dockerode, opts: OneShotSpec & { stdoutTo?: fs.WriteStream }): Promise<OneShotResult> {
+/**
+ * Runs cmd in a one-shot container (see createOneShot) and waits for it. With `stdoutTo`, its output
+ * goes there; an error of that stream (EACCES, ENOSPC, ...) stops the container and is thrown, never
+ * left unhandled.
+ */
+export async function runOneShot(engine: Dockerode, opts: OneShotSpec & { stdoutTo?: Writable }): Promise<OneShotResult> {
   const container = await createOneShot(engine, opts);
   try {
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
@@ -53,33 +61,133 @@ export async function runOneShot(engine: Dockerode, opts: OneShotSpec & { stdout
     const outChunks: Buffer[] = [];
     const errChunks: Buffer[] = [];
     err.on("data", (c: Buffer) => errChunks.push(c));
-    if (opts.stdoutTo) out.pipe(opts.stdoutTo);
-    else out.on("data", (c: Buffer) => outChunks.push(c));
+    let sinkError: Error | undefined;
+    const sink = opts.stdoutTo;
+    if (sink) {
+      // listened to before anything is written: a failing disk must end this run, not the process
+      sink.on("error", (e: Error) => {
+        if (sinkError) return;
+        sinkError = e;
+        out.unpipe(sink);
+        out.resume(); // the rest is dropped, so the container is never blocked on a full pipe
+        container.kill().catch(() => {});
+      });
+      out.pipe(sink);
+    } else {
+      out.on("data", (c: Buffer) => outChunks.push(c));
+    }
     container.modem.demuxStream(stream, out, err);
-    const ended = new Promise<void>((resolve) => stream.on("end", () => resolve()));
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.on("end", () => resolve());
+      stream.on("close", () => resolve());
+      stream.on("error", reject);
+    });
     await container.start();
     const { StatusCode } = (await container.wait()) as { StatusCode: number };
     await ended;
     out.end();
-    if (opts.stdoutTo) await new Promise<void>((resolve, reject) => opts.stdoutTo!.on("finish", resolve).on("error", reject));
+    if (sink && !sinkError) await finished(sink).catch((e: Error) => { sinkError ??= e; });
+    if (sinkError) throw sinkError;
     return { exitCode: StatusCode, stdout: Buffer.concat(outChunks).toString("utf8"), stderr: Buffer.concat(errChunks).toString("utf8") };
   } finally {
     await container.remove({ force: true }).catch(() => {});
   }
 }
 
-/** Writes a gzipped tar of the whole volume to `dir`; returns its path. Reads only (DAC_READ_SEARCH). */
+/** An archive that could not be written or does not match its volume; `archive` says where it is (or was). */
+export class ArchiveError extends Error {
+  constructor(message: string, readonly archive: string, readonly kept: boolean) {
+    super(message);
+    this.name = "ArchiveError";
+  }
+}
+
+const ioReason = (err: unknown) => {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ? `${e.code}: ${e.message.replace(new RegExp(`^${e.code}: `), "")}` : String((err as Error).message ?? err);
+};
+
+/** Every regular file of the volume with its size and sha256, computed inside it (read only, DAC_READ_SEARCH). */
+export async function volumeManifest(engine: Dockerode, image: string, volume: string): Promise<Manifest> {
+  const r = await runOneShot(engine, {
+    image, volume, role: "archive-check", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"], cmd: ["sh", "-c", VOLUME_MANIFEST_SCRIPT],
+  });
+  if (r.exitCode !== 0) throw new Error(`listing the files of volume ${volume} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+  return parseVolumeManifest(r.stdout);
+}
+
+/**
+ * Writes a gzipped tar of the whole volume to `dir` (made 0700) as a 0600 file, fsyncs it and the
+ * directory, then reads it back from the disk and checks it holds every file of the volume with the
+ * same size and sha256 (listed inside the volume). Returns its path only when all of that held; any
+ * failure is an ArchiveError: a partial archive is removed, a complete one that does not match is
+ * kept for inspection. Reads only (DAC_READ_SEARCH). The volume must not change meanwhile.
+ */
 export async function archiveVolume(engine: Dockerode, image: string, volume: string, dir: string): Promise<string> {
-  fs.mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
   const file = path.join(dir, `${volume}-${stamp}.tar.gz`);
-  const r = await runOneShot(engine, {
-    image, volume, role: "archive", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
-    cmd: ["tar", "-C", "/data", "--numeric-owner", "-czf", "-", "."], stdoutTo: fs.createWriteStream(file),
-  });
-  if (r.exitCode !== 0) {
+  const failed = (what: string, err: unknown): ArchiveError => {
     fs.rmSync(file, { force: true });
-    throw new Error(`archiving volume ${volume} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+    return new ArchiveError(`${what} ${file} failed (${ioReason(err)}); the partial archive was removed`, file, false);
+  };
+  try {
+    ensurePrivateDirectory(dir);
+  } catch (err) {
+    throw new ArchiveError(`the backup directory ${dir} cannot hold archives: ${(err as Error).message}`, file, false);
+  }
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "wx", 0o600);
+    fs.fchmodSync(fd, 0o600); // whatever the umask
+  } catch (err) {
+    throw failed("creating the archive", err);
+  }
+  let r: OneShotResult;
+  try {
+    const sink = fs.createWriteStream("", { fd, autoClose: false });
+    let writeError: unknown;
+    sink.on("error", (err) => { writeError ??= err; });
+    try {
+      r = await runOneShot(engine, {
+        image, volume, role: "archive", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
+        cmd: ["tar", "-C", "/data", "--numeric-owner", "-czf", "-", "."], stdoutTo: sink,
+      });
+    } catch (err) {
+      throw writeError ? failed("writing the archive", writeError) : failed(`archiving volume ${volume} to`, err);
+    }
+    if (r.exitCode !== 0) {
+      fs.rmSync(file, { force: true });
+      throw new ArchiveError(`archiving volume ${volume} failed (exit ${r.exitCode}): ${r.stderr.trim()}`, file, false);
+    }
+    try {
+      fs.fsyncSync(fd);
+    } catch (err) {
+      throw failed("writing the archive", err);
+    }
+  } finally {
+    try { fs.closeSync(fd); } catch { /* closed */ }
+  }
+  try {
+    fsyncDirectory(dir);
+  } catch (err) {
+    throw failed("recording the archive in its directory", err);
+  }
+  // read back from the disk, not from what was sent: what a restore would get
+  let archived: Manifest;
+  try {
+    archived = await archiveManifest(file);
+  } catch (err) {
+    throw new ArchiveError(`the archive ${file} cannot be read back: ${(err as Error).message}`, file, true);
+  }
+  let inVolume: Manifest;
+  try {
+    inVolume = await volumeManifest(engine, image, volume);
+  } catch (err) {
+    throw new ArchiveError(`the archive ${file} could not be checked against the volume: ${(err as Error).message}`, file, true);
+  }
+  const differences = manifestDifferences(inVolume, archived);
+  if (differences.length > 0) {
+    throw new ArchiveError(`the archive ${file} does not match volume ${volume}: ${differences.join("; ")}`, file, true);
   }
   return file;
 }
@@ -91,7 +199,10 @@ export async function archiveVolume(engine: Dockerode, image: string, volume: st
 export async function restoreArchive(engine: Dockerode, image: string, volume: string, archive: string): Promise<void> {
   const container = await createOneShot(engine, { image, volume, role: "restore", readOnlyVolume: false, capAdd: [], cmd: ["true"] });
   try {
-    await container.putArchive(fs.createReadStream(archive), { path: "/data" });
+    const source = fs.createReadStream(archive);
+    // a read error (EACCES, EIO) fails the restore instead of going unhandled
+    const unreadable = new Promise<never>((_, reject) => source.once("error", (err) => reject(new Error(`reading the archive ${archive} failed: ${ioReason(err)}`))));
+    await Promise.race([container.putArchive(source, { path: "/data" }), unreadable]);
   } finally {
     await container.remove({ force: true }).catch(() => {});
   }

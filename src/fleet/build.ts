@@ -3,6 +3,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { childEnv } from "./childEnv";
 
 function newestTs(dir: string): number {
   let newest = 0;
@@ -29,7 +30,7 @@ export async function ensureBuilt(projectDir: string, log: (l: string) => void =
   log("compiling the Pulumi program (tsc)");
   const tsc = path.join(projectDir, "node_modules", "typescript", "bin", "tsc");
   try {
-    await promisify(execFile)(process.execPath, [tsc, "-p", projectDir]);
+    await promisify(execFile)(process.execPath, [tsc, "-p", projectDir], { env: childEnv(process.env, "base") });
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
     throw new Error(`compiling the Pulumi program failed:\n${e.stdout ?? ""}${e.stderr ?? ""}`.trim());

@@ -5,20 +5,21 @@
  * what it ran (its image and plan), and the command still fails with the reason.
  */
 import * as fs from "node:fs";
+import type Dockerode from "dockerode";
 import { ConfigError } from "../config/errors";
 import { checkCustomerInEnvironment } from "../config/load";
 import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
 import { readEnvironmentConfig } from "../config/stackFiles";
 import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget } from "../config/targets";
 import { configuredDockerHost, engineFor } from "../engine/connection";
-import { archiveVolume } from "../engine/oneShot";
+import { ArchiveError, archiveVolume } from "../engine/oneShot";
 import { customerNames } from "../hardening/names";
 import { customersLock, stackLock, withLock, withWaitingLock } from "./lock";
 import { stderrLog, type Log } from "./progress";
 import { readStack } from "./backendState";
 import { outputImage, prepareStack, removeStack, runDestroy, runUp, stackImage, unprotectAll, withStack, type FleetStack, type UpResult } from "./stacks";
 import { customerConfigs, readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
-import { chooseNode, dataEngine } from "./swarm";
+import { chooseNode, dataEngine, dataNode, ensureImage, nodesWithVolume } from "./swarm";
 import { adoptVolume, backupDir, stopForeignUsers, type AdoptResult } from "./volumes";
 import type { FleetContext } from "./workspace";
 
@@ -39,7 +40,7 @@ export function checkRequest(projectDir: string, target: CustomerTarget, plan?: 
   }
   const env = readEnvironmentConfig(projectDir, target.environment);
   const chosen = plan ?? readCustomerConfig(projectDir, target.stack)?.plan ?? Object.keys(env.plans)[0]!;
-  if (!(chosen in env.plans)) {
+  if (!Object.hasOwn(env.plans, chosen)) { // own keys only: 'constructor' is `in` every object
     throw new ConfigError("--plan", [{ path: "--plan", found: JSON.stringify(chosen), message: `must be one of the plans of '${env.name}': ${Object.keys(env.plans).join(", ")}` }]);
   }
   // a customer id the environment's edge proxy uses for its own names is refused here, before anything exists
@@ -51,13 +52,14 @@ export function checkRequest(projectDir: string, target: CustomerTarget, plan?: 
 }
 
 /** Writes the customer's stack file; the files of one environment are written one at a time. */
-async function recordCustomer(ctx: FleetContext, target: CustomerTarget, plan?: string): Promise<CustomerConfig> {
+async function recordCustomer(ctx: FleetContext, target: CustomerTarget, plan?: string, dataHome?: string): Promise<CustomerConfig> {
   return withWaitingLock(ctx.projectDir, customersLock(target.environment), async () => {
     const checked = checkRequest(ctx.projectDir, target, plan);
     const mine = readCustomerConfig(ctx.projectDir, target.stack);
-    // on a swarm a new customer goes to the least loaded node, and stays there until 'fleet move'
+    // on a swarm a new customer goes to the node its data is on (provisioned again), else to the
+    // least loaded node, and stays there until 'fleet move'
     const node = checked.env.target !== "swarm" ? undefined
-      : mine?.node ?? chooseNode(checked.env, customerConfigs(ctx.projectDir, target.environment));
+      : mine?.node ?? dataHome ?? chooseNode(checked.env, customerConfigs(ctx.projectDir, target.environment));
     const customer: CustomerConfig = { id: target.customer, environment: target.environment, plan: checked.plan, image: mine?.image, node };
     writeCustomerStackFile(ctx.projectDir, customer, configuredDockerHost(ctx.projectDir, target.environment));
     return customer;
@@ -111,9 +113,14 @@ export async function provision(ctx: FleetContext, req: ProvisionRequest, log: L
   const target = parseCustomerTarget(req.customer, req.environment);
   checkRequest(ctx.projectDir, target, req.plan); // every input error surfaces here, before anything exists
   const envImage = await environmentImage(ctx, target.environment); // and a missing environment too
+  // on a swarm, a customer without a node (new, or deprovisioned) whose data volume is on a node goes back there
+  const env = readEnvironmentConfig(ctx.projectDir, target.environment);
+  const dataHome = env.target === "swarm" && !readCustomerConfig(ctx.projectDir, target.stack)?.node
+    ? await dataNode(env, target.customer, envImage) : undefined;
+  if (dataHome) log(`${target.stack}: its data volume is on ${dataHome}: it goes there`);
   return withStack(ctx, target, log, async (stack) => {
     return deployWithRollback(ctx, target, stack, envImage, log, async () => {
-      const customer = await recordCustomer(ctx, target, req.plan);
+      const customer = await recordCustomer(ctx, target, req.plan, dataHome);
       // the volume is on the customer's node (swarm) or the environment's engine
       const engine = dataEngine(ctx.projectDir, readEnvironmentConfig(ctx.projectDir, target.environment), customer);
       await adoptVolume(ctx, engine, customerNames(target.environment, target.customer).dataVolume, envImage, log);
@@ -157,6 +164,23 @@ export interface DeprovisionResult {
   volume: string;
   volumeKept: boolean;
   archive?: string;
+  /** with purgeData: where the volume was deleted (a node name on a swarm, "" on one host); empty when there was none */
+  deletedOn?: string[];
+}
+
+/** Removes a volume; a swarm node removes a removed service's stopped task containers a moment later, so "in use" is waited out. */
+async function removeVolume(engine: Dockerode, volume: string, waitSeconds = 60): Promise<void> {
+  const deadline = Date.now() + waitSeconds * 1000;
+  for (;;) {
+    try {
+      await engine.getVolume(volume).remove();
+      return;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return;
+      if ((err as { statusCode?: number }).statusCode !== 409 || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 /** Destroys a customer's stack and removes it. The data volume stays unless purgeData (archived first). */
@@ -178,15 +202,31 @@ export async function deprovision(ctx: FleetContext, req: { customer: string; en
     }
     fs.rmSync(stackFile(ctx.projectDir, target.stack), { force: true });
     if (!req.purgeData) return { stack: target.stack, volume, volumeKept: true };
-    const engine = dataEngine(ctx.projectDir, readEnvironmentConfig(ctx.projectDir, target.environment), config);
-    try {
-      await engine.getVolume(volume).inspect();
-    } catch {
-      return { stack: target.stack, volume, volumeKept: false };
+    const env = readEnvironmentConfig(ctx.projectDir, target.environment);
+    // on a swarm, on every node that has it (every node's engine is asked: the stack file may be gone,
+    // or name another node); elsewhere, on the environment's engine
+    const holders = env.target === "swarm" ? await nodesWithVolume(env, volume) : await (async () => {
+      const engine = dataEngine(ctx.projectDir, env, config);
+      return (await engine.getVolume(volume).inspect().then(() => true, () => false)) ? [{ node: undefined as string | undefined, engine }] : [];
+    })();
+    const deletedOn: string[] = [];
+    let archive: string | undefined;
+    for (const { node, engine } of holders) {
+      const runImage = image ?? (await environmentImage(ctx, target.environment));
+      if (node) await ensureImage(engine, runImage);
+      // the volume goes only once its archive is on the disk (fsynced) and read back equal to it
+      try {
+        archive = await archiveVolume(engine, runImage, volume, backupDir(ctx));
+      } catch (err) {
+        const where = err instanceof ArchiveError ? (err.kept ? ` (the archive stays at ${err.archive} for inspection)` : ` (archive ${err.archive})`) : "";
+        throw new Error(`${target.stack}: removed, but the data volume ${volume}${node ? ` on ${node}` : ""} is KEPT: its final backup could not be written and checked${where}: ` +
+          `${(err as Error).message}\n  fix the cause (space, permissions of ${backupDir(ctx)}), then run ` +
+          `'fleet deprovision ${target.customer} --env ${target.environment} --purge-data --yes' again`);
+      }
+      log(`final backup of ${volume}${node ? ` on ${node}` : ""}: ${archive} (read back and checked against the volume)`);
+      await removeVolume(engine, volume);
+      deletedOn.push(node ?? "");
     }
-    const archive = await archiveVolume(engine, image ?? (await environmentImage(ctx, target.environment)), volume, backupDir(ctx));
-    log(`final backup of ${volume}: ${archive}`);
-    await engine.getVolume(volume).remove();
-    return { stack: target.stack, volume, volumeKept: false, archive };
+    return { stack: target.stack, volume, volumeKept: false, archive, deletedOn };
   });
 }

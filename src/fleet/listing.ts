@@ -7,6 +7,7 @@ import { readEnvironmentConfig } from "../config/stackFiles";
 import { serviceHealth } from "./swarm";
 import { readStacks } from "./backendState";
 import type { FleetContext } from "./workspace";
+import { BindingStore, defaultBindingsPath, type Binding } from "../webhooks/bindings";
 
 export interface CustomerListing {
   environment: string;
@@ -17,11 +18,14 @@ export interface CustomerListing {
   version: string;
   health: string;
   lastUpdate: string;
+  /** the Stripe customer and subscription whose payment events may act on it (`fleet bind`); null: none */
+  binding: { stripeCustomer: string; subscription: string | null; boundAt: string; boundBy: string } | null;
 }
 
 export async function listCustomers(ctx: FleetContext, environments: string[]): Promise<CustomerListing[]> {
   const targets = environments.map((e) => parseEnvironmentName(e));
   const states = await readStacks(ctx); // one read of the backend, not a Pulumi process per customer
+  const bindings = new Map(BindingStore.readAll(defaultBindingsPath(ctx.projectDir)).map((b) => [`${b.environment}/${b.customer}`, b]));
   const out: CustomerListing[] = [];
   for (const { environment } of targets) {
     const engine = engineFor(ctx.projectDir, environment);
@@ -48,8 +52,13 @@ export async function listCustomers(ctx: FleetContext, environments: string[]): 
         version: String(outputs.version ?? "-"),
         health,
         lastUpdate: state?.lastUpdate ?? "never",
+        binding: bindingOf(bindings.get(`${environment}/${c.id}`)),
       });
     }
   }
   return out;
+}
+
+function bindingOf(b: Binding | undefined): CustomerListing["binding"] {
+  return b ? { stripeCustomer: b.stripeCustomer, subscription: b.subscription, boundAt: b.boundAt, boundBy: b.boundBy } : null;
 }

@@ -46,7 +46,8 @@ async function acquire(projectDir: string, name: string, waitSeconds: number): P
   const file = lockFile(projectDir, name);
   const wait = waitSeconds > 0 ? ["-w", String(waitSeconds)] : ["-n"];
   const child: ChildProcess = spawn("flock", ["-E", String(FLOCK_CONFLICT), ...wait, file, "sh", "-c", "echo locked; exec cat >/dev/null"],
-    { stdio: ["pipe", "pipe", "pipe"] });
+    // flock, sh and cat need nothing of fleet's environment (the default search path finds them)
+    { stdio: ["pipe", "pipe", "pipe"], env: {} });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => { stderr += c.toString(); });

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { Document, parse } from "yaml";
+import { writeFileDurable } from "../config/durableWrite";
 import { CUSTOMER_KEY, ROLE_KEY } from "../config/load";
 import type { CustomerConfig } from "../config/schema";
 import { DOCKER_HOST_KEY } from "../engine/connection";
@@ -47,11 +48,9 @@ export function portFree(address: string, port: number): Promise<boolean> {
   });
 }
 
-/** Writes a file so that a reader (or a crash) sees the old content or the new, never half of it. */
+/** Writes a file so that a reader (or a crash, or a power cut) sees the old content or the new, never half of it. */
 export function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+  writeFileDurable(file, text);
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import Dockerode from "dockerode";
 import { auditFleet, type AuditFilter, type ContainerAudit } from "../audit/audit";
+import { overlayCheck, type NetworkInfo } from "../audit/overlay";
 import { ConfigError } from "../config/errors";
 import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
 import { readEnvironmentConfig } from "../config/stackFiles";
@@ -14,7 +15,7 @@ import { pullImage } from "../engine/pull";
 import { customerNames } from "../hardening/names";
 import { serviceIdentity } from "../hardening/serviceSpec";
 import { auditTask, runningTask, scaleService } from "../swarm/deploy";
-import { swarmNodeHosts } from "../swarm/serviceSpec";
+import { NODE_LABEL, swarmNodeHosts } from "../swarm/serviceSpec";
 import { stderrLog, type Log } from "./progress";
 import { runUp, stackImage, withStack } from "./stacks";
 import { readCustomerConfig, writeCustomerStackFile } from "./stackFiles";
@@ -30,6 +31,56 @@ export function chooseNode(env: EnvironmentConfig, customers: CustomerConfig[]):
   return nodes.reduce((best, n) => (load.get(n)! < load.get(best)! ? n : best), nodes[0]!);
 }
 
+/** The nodes of the environment whose engine has `volume`, asked one by one; a node that does not answer is an error naming it. */
+export async function nodesWithVolume(env: EnvironmentConfig, volume: string): Promise<{ node: string; engine: Dockerode }[]> {
+  const found: { node: string; engine: Dockerode }[] = [];
+  for (const n of env.swarm?.nodes ?? []) {
+    const engine = new Dockerode(dockerodeOptions(n.host));
+    try {
+      await engine.getVolume(volume).inspect();
+      found.push({ node: n.name, engine });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) continue;
+      throw new Error(`node ${n.name} (${n.host}) did not answer, so fleet cannot tell whether it holds ${volume}: ${(err as Error).message.split("\n")[0]}. ` +
+        `Nothing was changed: bring ${n.name} back, or remove it from swarm.nodes if it is gone for good`);
+    }
+  }
+  return found;
+}
+
+/**
+ * The node where a customer's data already is, looking at every node's engine: a customer provisioned
+ * again after a deprovision goes back to its data instead of starting empty on another node. Refuses
+ * when copies with data are on more than one node, or the node with the data is down in the swarm.
+ * Undefined when no node has the volume.
+ */
+export async function dataNode(env: EnvironmentConfig, customer: string, image: string): Promise<string | undefined> {
+  const volume = customerNames(env.name, customer).dataVolume;
+  const found = await nodesWithVolume(env, volume);
+  if (found.length === 0) return undefined;
+  const withData: string[] = [];
+  for (const f of found) {
+    await ensureImage(f.engine, image);
+    if (await volumeHasData(f.engine, image, volume)) withData.push(f.node);
+  }
+  const candidates = withData.length > 0 ? withData : found.map((f) => f.node);
+  if (candidates.length > 1) {
+    throw new Error(`${customer} has data volumes ${volume} with data on ${candidates.length} nodes (${candidates.join(", ")}), so fleet cannot tell which is current: ` +
+      `nothing was changed. Archive and remove the copies that are not current (docker volume rm ${volume} on their node's engine), ` +
+      `then provision again: it goes to the node that keeps the data, and 'fleet move ${customer} --env ${env.name} --to <node>' takes it elsewhere`);
+  }
+  const node = candidates[0]!;
+  const manager = new Dockerode(dockerodeOptions(env.swarm!.nodes[0]!.host));
+  const nodes = (await manager.listNodes()) as { Spec?: { Labels?: Record<string, string>; Availability?: string }; Status?: { State?: string } }[];
+  const listed = nodes.find((n) => n.Spec?.Labels?.[NODE_LABEL] === node);
+  if (!listed || listed.Status?.State !== "ready" || listed.Spec?.Availability !== "active") {
+    const state = listed ? `${listed.Status?.State ?? "?"}, ${listed.Spec?.Availability ?? "?"}` : "not in the swarm";
+    throw new Error(`${customer}'s data volume ${volume} is on node ${node}, which the swarm lists as ${state}: nothing was changed. ` +
+      `Bring ${node} back (ready and active) and provision again; once it runs there, 'fleet move ${customer} --env ${env.name} --to <node>' takes it elsewhere`);
+  }
+  return node;
+}
+
 /** The engine of one node of a swarm environment. */
 export function nodeEngine(env: EnvironmentConfig, node: string): Dockerode {
   const found = env.swarm?.nodes.find((n) => n.name === node);
@@ -43,15 +94,27 @@ export function dataEngine(projectDir: string, env: EnvironmentConfig, customer:
   return engineFor(projectDir, env.name);
 }
 
-/** The audit of every node's hardened-fleet containers (customer tasks and the edge proxy). */
+/**
+ * The audit of every node's hardened-fleet containers (customer tasks and the edge proxy), each with
+ * the overlay check too: every overlay it is on encrypted, or waived (swarm.unencryptedOverlays).
+ */
 export async function auditSwarm(env: EnvironmentConfig, filter: AuditFilter): Promise<ContainerAudit[]> {
   const audits: ContainerAudit[] = [];
+  const manager = new Dockerode(dockerodeOptions(env.swarm!.nodes[0]!.host));
+  // swarm-scoped networks as the manager has them: their options say whether they are encrypted
+  const overlays = new Map(((await manager.listNetworks({ filters: { driver: ["overlay"] } })) as NetworkInfo[]).map((n) => [n.Name, n]));
   for (const node of env.swarm?.nodes ?? []) {
+    const engine = new Dockerode(dockerodeOptions(node.host));
     // what runs: the stopped containers of replaced tasks stay on their node until Swarm prunes them
-    const found = await auditFleet(new Dockerode(dockerodeOptions(node.host)), { ...filter, runningOnly: true }).catch((err: Error) => {
+    const found = await auditFleet(engine, { ...filter, runningOnly: true }).catch((err: Error) => {
       throw new Error(`node ${node.name} (${node.host}) did not answer the audit: ${err.message}`);
     });
-    audits.push(...found.map((a) => ({ ...a, container: `${node.name}/${a.container}` })));
+    for (const a of found) {
+      const info = await engine.getContainer(a.container).inspect();
+      const on = Object.keys(info.NetworkSettings?.Networks ?? {}).map((name) => overlays.get(name) ?? { Name: name });
+      const overlay = overlayCheck(on, env.swarm?.unencryptedOverlays);
+      audits.push({ ...a, container: `${node.name}/${a.container}`, ok: a.ok && overlay.ok, checks: [...a.checks, overlay] });
+    }
   }
   return audits;
 }
@@ -72,7 +135,8 @@ export async function gateService(projectDir: string, env: EnvironmentConfig, se
   return failed.length ? failed.map((c) => `${c.id}: ${c.detail}`).join("; ") : undefined;
 }
 
-async function ensureImage(engine: Dockerode, image: string): Promise<void> {
+/** The image on that engine, pulled from the registry when missing (a one-shot container needs it there). */
+export async function ensureImage(engine: Dockerode, image: string): Promise<void> {
   try {
     await engine.getImage(image).inspect();
     return;
@@ -118,7 +182,10 @@ export interface MoveResult {
  * writes), archives its volume on its node, restores it on the other node and checks that every
  * path, owner, mode and file content is the same there, then deploys the customer pinned to the new
  * node. Nothing is deleted: the old node keeps its copy, and the archive stays in the backups.
- * When anything fails before the switch, the service starts again where it was.
+ * When anything fails before the switch, the service starts again where it was. When fleet itself
+ * dies meanwhile (killed, a power cut), the service stays at 0 replicas on its old node, and the next
+ * deployment of the customer (`fleet up <env>-<customer>`, provision, rollout) sees that (the swarm
+ * service's diff compares the live service, components/swarmService.ts) and starts it again there.
  */
 export async function moveCustomer(ctx: FleetContext, req: { customer: string; environment: string; to: string }, log: Log = stderrLog): Promise<MoveResult> {
   const target = parseCustomerTarget(req.customer, req.environment);

@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { childEnv } from "./childEnv";
 
 export interface Toolchain {
   /** `system` (the user's own pulumi on PATH), `built` (toolchain/build.sh) or `override` */
@@ -40,7 +41,8 @@ export function findToolchain(env = process.env): Toolchain {
   if (cached) return cached;
   const script = path.join(toolchainRoot(), "toolchain", "locate.sh");
   try {
-    cached = parseLocate(execFileSync("bash", [script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
+    cached = parseLocate(execFileSync("bash", [script],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: childEnv(env, "pulumi") }));
   } catch (err) {
     const e = err as { status?: number; stderr?: string; message: string };
     const said = e.stderr?.trim().replace(/^\[toolchain\] /, "");

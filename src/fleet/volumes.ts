@@ -16,6 +16,7 @@ export interface AdoptResult {
   foreign: string[];
 }
 
+/** Where final and pre-change archives of customer data go: a 0700 directory of 0600 files (archiveVolume). */
 export function backupDir(ctx: FleetContext): string {
   return process.env.FLEET_BACKUP_DIR ?? path.join(ctx.projectDir, ".fleet", "backups");
 }
@@ -35,8 +36,14 @@ export async function adoptVolume(ctx: FleetContext, engine: Dockerode, volume: 
   const foreign = await foreignOwned(engine, image, volume);
   if (foreign.length === 0) return { adopted: false, foreign };
   log(`volume ${volume} has files not owned by 1000:1000 (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}): archiving it first`);
-  const archive = await archiveVolume(engine, image, volume, backupDir(ctx));
-  log(`archived to ${archive}; changing owners to 1000:1000`);
+  let archive: string;
+  try {
+    archive = await archiveVolume(engine, image, volume, backupDir(ctx));
+  } catch (err) {
+    // owners change only once the archive is known good: without it there is no way back
+    throw new Error(`volume ${volume} was left unchanged: archiving it before changing owners failed: ${(err as Error).message}`);
+  }
+  log(`archived to ${archive} (read back and checked); changing owners to 1000:1000`);
   await chownVolume(engine, image, volume);
   const left = await foreignOwned(engine, image, volume);
   if (left.length > 0) throw new Error(`volume ${volume} still has files not owned by 1000:1000 after the fix: ${left.join(", ")}`);

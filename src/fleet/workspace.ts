@@ -13,6 +13,7 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { readEnvironmentConfig } from "../config/stackFiles";
 import type { StackState } from "./backendState";
 import type { StackTarget } from "../config/targets";
+import { childEnv, childEnvOverriding } from "./childEnv";
 import { findToolchain, type Toolchain } from "./toolchain";
 
 /** Passphrase of the local demo only (an environment with `localDemo: true`); documented in the README. */
@@ -45,8 +46,9 @@ export function passphraseFor(projectDir: string, target: StackTarget, env = pro
 }
 
 /**
- * Environment of every Pulumi command: the toolchain first on PATH, then the Node.js this process
- * runs on (so the program runs on it too), the toolchain's Pulumi home (project-local for the built
+ * The variables fleet sets for every Pulumi command, on top of the allowlist of childEnv.ts (a Pulumi
+ * command never sees the rest of fleet's environment): the toolchain first on PATH, then the Node.js
+ * this process runs on (so the program runs on it too), the toolchain's Pulumi home (project-local for the built
  * toolchain: <repo>/.fleet/pulumi-home), the backend, the passphrase, the offline switches and
  * Node's compile cache.
  */
@@ -84,7 +86,8 @@ export async function openStack(ctx: FleetContext, target: StackTarget, create =
   const envVars = pulumiEnv(ctx, passphraseFor(ctx.projectDir, target));
   const { LocalWorkspace } = await automation();
   const args = { stackName: target.stack, workDir: ctx.projectDir };
-  const opts = { pulumiCommand: await pulumiCommand(), envVars };
+  // the Automation API adds process.env to its commands' environment: what the allowlist leaves out is unset
+  const opts = { pulumiCommand: await pulumiCommand(), envVars: childEnvOverriding(process.env, "pulumi", envVars) };
   return create ? LocalWorkspace.createOrSelectStack(args, opts) : LocalWorkspace.selectStack(args, opts);
 }
 
@@ -102,7 +105,7 @@ export function runPulumi(ctx: FleetContext, target: StackTarget | undefined, ar
   onOutput?: (chunk: string) => void): Promise<{ stdout: string; stderr: string }> {
   const passphrase = target ? passphraseFor(ctx.projectDir, target) : process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE;
   // PULUMI_DEBUG_COMMANDS exposes --event-log, the engine's machine-readable events (as the Automation API does)
-  const env = { ...process.env, ...pulumiEnv(ctx, passphrase), PULUMI_DEBUG_COMMANDS: "true" };
+  const env = childEnv(process.env, "pulumi", { ...pulumiEnv(ctx, passphrase), PULUMI_DEBUG_COMMANDS: "true" });
   const bin = path.join(findToolchain().bin, "pulumi");
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { cwd: ctx.projectDir, env, stdio: ["ignore", "pipe", "pipe"] });

@@ -11,12 +11,14 @@ export interface CustomerNames {
   /** its own network, shared with nothing but its environment's edge proxy */
   network: string;
   dataVolume: string;
+  /** the app's secret key file, alone on a volume of its own: never customer data (no archive, no backup) */
+  secretsVolume: string;
   hostname: string;
 }
 
 export function customerNames(environment: string, customerId: string): CustomerNames {
   const base = `${NAME_PREFIX}-${environment}-${customerId}`;
-  return { container: base, network: `${base}-edge`, dataVolume: `${base}-data`, hostname: customerId };
+  return { container: base, network: `${base}-edge`, dataVolume: `${base}-data`, secretsVolume: `${base}-secrets`, hostname: customerId };
 }
 
 /** The network customers had before the edge proxy (no inter-container traffic, so no proxy could reach them). */
@@ -54,8 +56,13 @@ export const LABEL_CAP_REASONS = "io.hardened-fleet.cap-add-reasons";
 /** values of LABEL_ROLE */
 export const ROLE_CUSTOMER = "customer-service";
 export const ROLE_EDGE = "edge-proxy";
+/** the volume holding a customer's secret key file (components/secretFile.ts) */
+export const ROLE_SECRETS = "customer-secrets";
 
 /** Bumped when the hardening profile (what the components enforce) changes. */
 export const HARDENING_PROFILE_VERSION = "1";
 export const APP_UID = 1000;
 export const APP_GID = 1000;
+/** Where the app finds its secret key (target docker: a read-only volume; swarm: a Swarm secret), named by APP_SECRET_KEY_FILE. */
+export const APP_SECRETS_DIR = "/run/secrets";
+export const APP_SECRET_KEY_FILE = `${APP_SECRETS_DIR}/app_secret_key`;

@@ -6,8 +6,8 @@
 import { createHash } from "node:crypto";
 import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
 import {
-  APP_GID, APP_UID, HARDENING_PROFILE_VERSION, LABEL_CAP_REASONS, LABEL_CUSTOMER, LABEL_ENVIRONMENT,
-  LABEL_MANAGED, LABEL_PLAN, LABEL_PROFILE, LABEL_ROLE, ROLE_CUSTOMER, customerNames,
+  APP_GID, APP_SECRET_KEY_FILE, APP_SECRETS_DIR, APP_UID, HARDENING_PROFILE_VERSION, LABEL_CAP_REASONS, LABEL_CUSTOMER,
+  LABEL_ENVIRONMENT, LABEL_MANAGED, LABEL_PLAN, LABEL_PROFILE, LABEL_ROLE, ROLE_CUSTOMER, customerNames,
 } from "./names";
 
 export interface HealthcheckSpec {
@@ -45,6 +45,8 @@ export interface ContainerSpec {
   capDrop: string[];
   capAdd: string[];
   securityOpt: string[];
+  /** its own cgroup namespace: the engine's default on cgroup v1 is the host's */
+  cgroupns: "private";
   readOnlyRootfs: boolean;
   /** mount point -> tmpfs options */
   tmpfs: Record<string, string>;
@@ -63,10 +65,30 @@ export interface ContainerSpec {
   /** host ports: none for a customer (its traffic comes through the edge proxy) */
   publish: PublishedPort[];
   data: { volume: string; target: string };
+  /**
+   * The app's secret key as a file (owner 1000, mode 0400) on a volume of its own, mounted read-only at
+   * `dir`; `envVar` names the file for the app. Never in the environment, never on an image layer.
+   */
+  secretFile?: SecretFileSpec;
   /** plain environment; secrets are added by the component as Pulumi secrets */
   env: Record<string, string>;
   /** container labels: identity plus plan, profile and capability reasons */
   labels: Record<string, string>;
+}
+
+export interface SecretFileSpec {
+  volume: string;
+  /** the mount point of the volume (read-only) */
+  dir: string;
+  fileName: string;
+  /** the environment variable holding the file's path */
+  envVar: string;
+}
+
+/** The container's plain environment: spec.env and where the secret key file is (its path, never the key). */
+export function containerEnv(spec: ContainerSpec): Record<string, string> {
+  const f = spec.secretFile;
+  return f ? { ...spec.env, [f.envVar]: `${f.dir}/${f.fileName}` } : spec.env;
 }
 
 /** A customer's service: its container, whose name ends in the slot of this spec. */
@@ -100,7 +122,8 @@ export function tmpfsOptions(path: string, sizeMb: number): string {
 }
 
 export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, image: string): ServiceSpec {
-  const plan = env.plans[customer.plan];
+  // own keys only: a plan named 'constructor' must not find Object.prototype's
+  const plan = Object.hasOwn(env.plans, customer.plan) ? env.plans[customer.plan] : undefined;
   if (!plan) throw new Error(`plan '${customer.plan}' is not defined in environment '${env.name}'`);
   const names = customerNames(env.name, customer.id);
   const identity = serviceIdentity(env.name, customer.id);
@@ -128,16 +151,15 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
     capDrop: ["ALL"],
     capAdd,
     securityOpt: ["no-new-privileges:true"],
+    cgroupns: "private",
     readOnlyRootfs: true,
     tmpfs,
     memoryBytes: plan.memoryMb * MIB,
     memorySwapBytes: plan.memoryMb * MIB,
     cpus: plan.cpus,
     pidsLimit: plan.pids,
-    ulimits: [
-      { name: "nofile", soft: plan.nofile, hard: plan.nofile },
-      { name: "nproc", soft: plan.nproc, hard: plan.nproc },
-    ],
+    // no nproc: it counts per host UID, shared by every customer (all run as 1000); pidsLimit is per container
+    ulimits: [{ name: "nofile", soft: plan.nofile, hard: plan.nofile }],
     restart: { policy: "on-failure", maxRetries: env.restart.maxRetries },
     healthcheck: {
       test: ["CMD", ...app.healthcheck.command],
@@ -151,6 +173,10 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
     port: app.port,
     publish: [],
     data: { volume: names.dataVolume, target: app.dataPath },
+    secretFile: {
+      volume: names.secretsVolume, dir: APP_SECRETS_DIR,
+      fileName: APP_SECRET_KEY_FILE.slice(APP_SECRETS_DIR.length + 1), envVar: "APP_SECRET_KEY_FILE",
+    },
     env: { PORT: String(app.port), DATA_DIR: app.dataPath, HEALTH_PATH: app.healthcheck.path, CUSTOMER_ID: customer.id },
     labels,
   };

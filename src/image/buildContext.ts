@@ -61,7 +61,8 @@ export function sourceFacts(sourceDir: string, extraFiles: string[] = []): Sourc
   let newest = 0;
   for (const rel of [...files, ...extraFiles]) {
     const abs = path.isAbsolute(rel) ? rel : path.join(sourceDir, rel);
-    hash.update(rel).update("\0").update(fs.readFileSync(abs)).update("\0");
+    // names relative to the source: where the checkout lives is no part of the revision (nor of the image)
+    hash.update(path.relative(sourceDir, abs)).update("\0").update(fs.readFileSync(abs)).update("\0");
     newest = Math.max(newest, Math.floor(fs.statSync(abs).mtimeMs / 1000) * 1000);
   }
   const versionFile = path.join(sourceDir, "VERSION");

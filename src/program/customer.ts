@@ -54,6 +54,7 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
     dockerHost,
     // only a swarm customer has a node (checkCustomerInEnvironment), and the network must know before the settings arrive
     target: shape.node !== undefined ? "swarm" : "docker",
+    encryptOverlay: !(local ?? (await settled).env).swarm?.unencryptedOverlays,
   });
   const { env, customer, imageRef, image } = await settled;
   return {

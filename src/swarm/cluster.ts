@@ -9,6 +9,7 @@ import { Document } from "yaml";
 import { ENVIRONMENT_KEY, ROLE_KEY } from "../config/load";
 import type { EnvironmentInput } from "../config/schema";
 import { DOCKER_HOST_KEY } from "../engine/connection";
+import { childEnv } from "../fleet/childEnv";
 
 export interface ClusterNode {
   name: string;
@@ -28,6 +29,8 @@ export interface Cluster {
   registry: string;
   /** the local bases, pushed to the registry: name -> registry/name@sha256:… */
   bases: Record<string, string>;
+  /** whether this machine's kernel can do the IPsec (ESP) of encrypted overlays, and what the probe said */
+  ipsec?: { ok: boolean; detail: string };
 }
 
 export function readCluster(file: string): Cluster {
@@ -50,7 +53,11 @@ export function clusterEnvironment(cluster: Cluster, name: string): EnvironmentI
     tier: "staging",
     localDemo: true,
     target: "swarm",
-    swarm: { nodes: cluster.nodes.map((n) => ({ name: n.name, host: n.host })), monitorSeconds: 5 },
+    swarm: {
+      nodes: cluster.nodes.map((n) => ({ name: n.name, host: n.host })), monitorSeconds: 5,
+      // encrypted overlays need ESP in the kernel: waived, saying so, only where the probe found none
+      ...(cluster.ipsec?.ok === false ? { unencryptedOverlays: { reason: `this machine's kernel cannot do IPsec ESP (${cluster.ipsec.detail})` } } : {}),
+    },
     registry: { address: cluster.registry },
     image: {
       mode: "build",
@@ -64,8 +71,8 @@ export function clusterEnvironment(cluster: Cluster, name: string): EnvironmentI
     // published inside the manager's namespace only (its own 127.0.0.1)
     edge: { domain: `${name}.localhost`, address: "127.0.0.1", httpsPort: 443, httpPort: 80, base: cluster.bases["edge-base"]! },
     plans: {
-      starter: { memoryMb: 128, cpus: 0.25, pids: 64, nofile: 1024, nproc: 128, tmpfsMb: 32 },
-      standard: { memoryMb: 256, cpus: 0.5, pids: 128, nofile: 2048, nproc: 256, tmpfsMb: 64 },
+      starter: { memoryMb: 128, cpus: 0.25, pids: 64, nofile: 1024, tmpfsMb: 32 },
+      standard: { memoryMb: 256, cpus: 0.5, pids: 128, nofile: 2048, tmpfsMb: 64 },
     },
     deploy: { healthTimeoutSeconds: 120 },
     rollout: { waveSize: 2 },
@@ -89,6 +96,15 @@ export function clusterProductionEnvironment(cluster: Cluster, name: string, fro
   };
 }
 
+/** What `fleet swarm env-file` writes in the first line of every file it writes: how it knows its own files. */
+export const ENV_FILE_MARK = "Written by 'fleet swarm env-file'";
+
+/** Whether a stack file's text is one `fleet swarm env-file` wrote (its first line carries the mark). Pure. */
+export function isClusterEnvironmentFile(text: string): boolean {
+  const first = text.split("\n", 1)[0]!;
+  return first.startsWith("# Environment stack '") && first.includes(ENV_FILE_MARK);
+}
+
 /** The text of Pulumi.<name>.yaml for that environment (production with `promoteFrom`), deploying through the cluster's manager. */
 export function clusterEnvironmentFile(cluster: Cluster, name: string, promoteFrom?: string): string {
   const env = promoteFrom ? clusterProductionEnvironment(cluster, name, promoteFrom) : clusterEnvironment(cluster, name);
@@ -96,7 +112,7 @@ export function clusterEnvironmentFile(cluster: Cluster, name: string, promoteFr
     config: { [ROLE_KEY]: "environment", [DOCKER_HOST_KEY]: cluster.manager, [ENVIRONMENT_KEY]: env },
   });
   return `# Environment stack '${name}': a ${promoteFrom ? "production" : "staging"}-tier swarm environment on the cluster '${cluster.name}' ` +
-    "(scripts/swarm-cluster.sh). Written by 'fleet swarm env-file'; not committed.\n" + doc.toString();
+    `(scripts/swarm-cluster.sh). ${ENV_FILE_MARK}; not committed.\n` + doc.toString();
 }
 
 /**
@@ -109,7 +125,7 @@ export function requestInNamespace(namespace: string, url: string, caFile: strin
     "--resolve", `${u.hostname}:${u.port || 443}:127.0.0.1`, "-X", method, "-w", "\n%{http_code}", url];
   if (body !== undefined) args.push("-H", "content-type: application/json", "--data-binary", body);
   return new Promise((resolve, reject) => {
-    execFile("ip", args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile("ip", args, { maxBuffer: 16 * 1024 * 1024, env: childEnv(process.env, "base") }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`${method} ${url} in namespace ${namespace}: ${stderr.trim() || err.message}`));
       const cut = stdout.lastIndexOf("\n");
       resolve({ status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) });

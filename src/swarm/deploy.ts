@@ -10,7 +10,11 @@
  * rolled back by Swarm itself (UpdateConfig.FailureAction: rollback); the deployment then fails with
  * what the task said, and the old task never stopped serving. A task that is running but fails the
  * hardening audit is rolled back the same way.
+ *
+ * What runs is compared with what fleet wants (liveDrift): a service scaled to 0 by an interrupted
+ * `fleet move`, or changed by hand, is a change the next deployment repairs, not "no change".
  */
+import * as crypto from "node:crypto";
 import Dockerode from "dockerode";
 import { auditContainer, type ContainerAudit } from "../audit/audit";
 import { dockerodeOptions } from "../engine/connection";
@@ -53,7 +57,88 @@ export function engineAt(host: string | undefined): Dockerode {
   return new Dockerode(dockerodeOptions(host || undefined));
 }
 
-type Inspect = { ID: string; Version: { Index: number }; Spec: Record<string, unknown>; UpdateStatus?: { State?: string; Message?: string } };
+type Inspect = { ID: string; Version: { Index: number }; Spec: Record<string, unknown>; UpdateStatus?: { State?: string; Message?: string; StartedAt?: string } };
+
+/**
+ * The service label with the hash of the spec fleet deployed. Swarm stores a spec with its own
+ * defaults and network IDs, so the stored spec is not compared field by field: the hash says whether
+ * fleet's spec is the one deployed, and the fields that change behind fleet's back (a `fleet move`
+ * interrupted at 0 replicas, `docker service scale/update`) are compared as they are.
+ */
+export const SPEC_HASH_LABEL = "io.hardened-fleet.spec-hash";
+
+/** JSON with sorted keys: the Pulumi state gives a spec back with its keys in another order. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value).sort().filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The hash of a service spec as fleet makes it (without the hash label). Pure. */
+export function specHash(spec: Record<string, unknown>): string {
+  const labels = { ...(spec.Labels as Record<string, string> | undefined) };
+  delete labels[SPEC_HASH_LABEL];
+  return crypto.createHash("sha256").update(canonical({ ...spec, Labels: labels })).digest("hex").slice(0, 32);
+}
+
+/** The spec as it is sent to Swarm: with the hash label. Pure. */
+export function labelledSpec<T extends Record<string, unknown>>(spec: T): T {
+  return { ...spec, Labels: { ...(spec.Labels as Record<string, string> | undefined), [SPEC_HASH_LABEL]: specHash(spec) } };
+}
+
+type SpecView = { Labels?: Record<string, string>; Mode?: { Replicated?: { Replicas?: number } };
+  TaskTemplate?: { ContainerSpec?: { Image?: string }; Placement?: { Constraints?: string[] } } };
+
+/**
+ * How the live service differs from the spec fleet wants, in words; empty when it runs that spec.
+ * `live` is the service's Spec as the manager reports it, undefined when the service is gone. Pure.
+ */
+export function liveDrift(live: Record<string, unknown> | undefined, desired: Record<string, unknown>): string[] {
+  if (!live) return ["the service does not exist"];
+  const l = live as SpecView;
+  const d = desired as SpecView;
+  const drift: string[] = [];
+  const replicas = (s: SpecView) => s.Mode?.Replicated?.Replicas ?? (s.Mode?.Replicated ? 1 : undefined);
+  if (replicas(l) !== replicas(d)) drift.push(`replicas ${replicas(l) ?? "(not replicated)"}, wanted ${replicas(d)}`);
+  const image = (s: SpecView) => s.TaskTemplate?.ContainerSpec?.Image;
+  if (image(l) !== image(d)) drift.push(`image ${image(l)}, wanted ${image(d)}`);
+  const placement = (s: SpecView) => JSON.stringify(s.TaskTemplate?.Placement?.Constraints ?? []);
+  if (placement(l) !== placement(d)) drift.push(`placement ${placement(l)}, wanted ${placement(d)}`);
+  const hash = l.Labels?.[SPEC_HASH_LABEL];
+  if (hash !== specHash(desired)) drift.push(hash ? "a spec other than fleet's (changed outside fleet)" : "a spec fleet has not labelled yet");
+  return drift;
+}
+
+/** liveDrift against the manager's service `spec.Name`. */
+export async function serviceDrift(managerHost: string, spec: Record<string, unknown> & { Name: string }): Promise<string[]> {
+  const service = await findService(engineAt(managerHost), spec.Name);
+  return liveDrift(service?.Spec, spec);
+}
+
+/**
+ * The stored spec as the live service has it, for `read` (refresh): its replicas, image, placement,
+ * and the hash label when the live spec is not the stored one, so the next diff sees the difference. Pure.
+ */
+export function liveView(stored: Record<string, unknown>, live: Record<string, unknown>): Record<string, unknown> {
+  const l = live as SpecView;
+  const s = stored as SpecView & Record<string, unknown>;
+  const template = (s.TaskTemplate ?? {}) as Record<string, unknown> & SpecView["TaskTemplate"];
+  const view: Record<string, unknown> = {
+    ...stored,
+    Mode: l.Mode ?? s.Mode,
+    TaskTemplate: {
+      ...template,
+      ContainerSpec: { ...template.ContainerSpec, Image: l.TaskTemplate?.ContainerSpec?.Image },
+      Placement: { ...template.Placement, Constraints: l.TaskTemplate?.Placement?.Constraints ?? [] },
+    },
+  };
+  const hash = l.Labels?.[SPEC_HASH_LABEL];
+  if (hash !== specHash(stored)) view.Labels = { ...s.Labels, [SPEC_HASH_LABEL]: hash ?? "none" };
+  return view;
+}
 
 /** An Engine API call; `query` goes in the query string, `body` as JSON (docker-modem's _query and _body). */
 async function dial<T>(engine: Dockerode, path: string, method: "GET" | "POST", body?: unknown, auth?: RegistryAuth,
@@ -112,12 +197,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Waits until the service runs its current spec: a first deployment until its task runs (healthy), an
  * update until Swarm finished it. Fails when Swarm rolled it back or paused it, or on timeout.
  */
-async function waitConverged(manager: Dockerode, name: string, image: string, updating: boolean, timeoutSeconds: number): Promise<RunningTask> {
+async function waitConverged(manager: Dockerode, name: string, image: string, updating: boolean, timeoutSeconds: number,
+  staleStartedAt?: string): Promise<RunningTask> {
   const deadline = Date.now() + timeoutSeconds * 1000;
   for (;;) {
     const service = await findService(manager, name);
     if (!service) throw new Error(`service ${name} disappeared while it was being deployed`);
-    const state = service.UpdateStatus?.State;
+    // an update that changes no task (replicas, labels) starts no rolling update: the status of the
+    // one before (a rollback, perhaps) is not this update's
+    const state = service.UpdateStatus?.StartedAt !== staleStartedAt ? service.UpdateStatus?.State : undefined;
     // a rollback is reported once it is over: the deployment ends with the old spec serving again
     if (updating && state === "rollback_started" && Date.now() < deadline) {
       await sleep(250);
@@ -142,7 +230,7 @@ async function waitConverged(manager: Dockerode, name: string, image: string, up
 
 /** The hardening audit of a task, on the node it runs on. */
 export async function auditTask(task: RunningTask, nodeHosts: Record<string, string>): Promise<ContainerAudit> {
-  const host = nodeHosts[task.node];
+  const host = Object.hasOwn(nodeHosts, task.node) ? nodeHosts[task.node] : undefined;
   if (host === undefined) {
     throw new Error(`task ${task.taskId} runs on node '${task.node}', which swarm.nodes does not list: add it (name and engine address) to audit it`);
   }
@@ -162,14 +250,15 @@ export async function deployService(inputs: SwarmDeployInputs): Promise<Deployed
   const name = inputs.spec.Name;
   const image = String(((inputs.spec.TaskTemplate as Record<string, unknown>).ContainerSpec as { Image: string }).Image);
   const existing = await findService(manager, name);
+  const spec = labelledSpec(inputs.spec);
   let serviceId: string;
   if (!existing) {
-    serviceId = (await dial<{ ID: string }>(manager, "/services/create", "POST", inputs.spec, inputs.registryAuth)).ID;
+    serviceId = (await dial<{ ID: string }>(manager, "/services/create", "POST", spec, inputs.registryAuth)).ID;
   } else {
     serviceId = existing.ID;
-    await dial(manager, `/services/${existing.ID}/update`, "POST", inputs.spec, inputs.registryAuth, { version: existing.Version.Index });
+    await dial(manager, `/services/${existing.ID}/update`, "POST", spec, inputs.registryAuth, { version: existing.Version.Index });
   }
-  const task = await waitConverged(manager, name, image, existing !== undefined, inputs.timeoutSeconds);
+  const task = await waitConverged(manager, name, image, existing !== undefined, inputs.timeoutSeconds, existing?.UpdateStatus?.StartedAt);
   const audit = await auditTask(task, inputs.nodeHosts);
   if (!audit.ok) {
     const failed = audit.checks.filter((c) => !c.ok).map((c) => `${c.id}: ${c.detail}`).join("; ");

@@ -29,6 +29,16 @@ export interface SwarmPlacement {
   secret: { id: string; name: string };
   /** seconds a new task must stay healthy before the update counts as done */
   monitorSeconds: number;
+  /** the overlay's name when it is not spec.networkName (an encrypted overlay: overlayNetworkName) */
+  network?: string;
+}
+
+/** Added to the name of an encrypted overlay: a network's options cannot change, so an existing customer moves to a new one beside its old one. */
+export const ENCRYPTED_OVERLAY_SUFFIX = "-ipsec";
+
+/** The customer's overlay: hf-<env>-<customer>-edge, with ENCRYPTED_OVERLAY_SUFFIX when encrypted. Pure. */
+export function overlayNetworkName(networkName: string, encrypted: boolean): string {
+  return encrypted ? `${networkName}${ENCRYPTED_OVERLAY_SUFFIX}` : networkName;
 }
 
 /** The service's name: the customer's container prefix, hf-<environment>-<customer> (its DNS name on the network too). */
@@ -88,7 +98,7 @@ export function toSwarmServiceSpec(spec: ServiceSpec, placement: SwarmPlacement)
       Resources: { Limits: { NanoCPUs: Math.round(spec.cpus * NS), MemoryBytes: spec.memoryBytes, Pids: spec.pidsLimit } },
       RestartPolicy: { Condition: "any", Delay: 5 * NS, MaxAttempts: 0 },
       Placement: { Constraints: [placementConstraint(placement.node)] },
-      Networks: [{ Target: spec.networkName }],
+      Networks: [{ Target: placement.network ?? spec.networkName }],
       LogDriver: { Name: spec.log.driver, Options: spec.log.opts },
     },
     Mode: { Replicated: { Replicas: 1 } },

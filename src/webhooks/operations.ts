@@ -6,7 +6,13 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseEnvironmentName } from "../config/targets";
+import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
+import { readEnvironmentConfig } from "../config/stackFiles";
+import { parseCustomerTarget, parseEnvironmentName } from "../config/targets";
+import { engineFor } from "../engine/connection";
+import { customerNames } from "../hardening/names";
+import { readCustomerConfig } from "../fleet/stackFiles";
+import { dataEngine } from "../fleet/swarm";
 import { deprovision, provision } from "../fleet/operations";
 import { stackFile } from "../fleet/stackFiles";
 import { findToolchain } from "../fleet/toolchain";
@@ -20,7 +26,31 @@ export function fleetOperations(ctx: FleetContext): FleetOperations {
   return {
     provision: (req, run) => provision(ctx, req, run.log),
     deprovision: (req, run) => deprovision(ctx, { customer: req.customer, environment: req.environment }, run.log),
+    exists: (req) => customerExists(ctx, req),
   };
+}
+
+/**
+ * Whether a customer exists, whoever made it: its stack file, or its data volume (kept by a
+ * deprovision) on the environment's engine (on swarm: on any node). Only asked for a customer bound
+ * to no Stripe customer, before a payment event may create it.
+ */
+export async function customerExists(ctx: FleetContext, req: { customer: string; environment: string }): Promise<boolean> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  if (readCustomerConfig(ctx.projectDir, target.stack)) return true;
+  const env = readEnvironmentConfig(ctx.projectDir, target.environment);
+  const volume = customerNames(target.environment, target.customer).dataVolume;
+  const engines = env.target === "swarm" ? (env.swarm?.nodes ?? []).map((n) => dataEngine(ctx.projectDir, env, { node: n.name } as CustomerConfig))
+    : [engineFor(ctx.projectDir, env.name)];
+  for (const engine of engines) {
+    try {
+      await engine.getVolume(volume).inspect();
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err; // unreachable engine: a failed attempt, retried
+    }
+  }
+  return false;
 }
 
 /**
@@ -31,11 +61,17 @@ export function fleetOperations(ctx: FleetContext): FleetOperations {
  */
 export function checkReady(ctx: FleetContext, environment: string): void {
   const target = parseEnvironmentName(environment, "--env");
+  environmentTier(ctx, environment);
+  passphraseFor(ctx.projectDir, target);
+  findToolchain();
+}
+
+/** The environment's tier (its stack file must exist, in test mode too: a test-mode event never acts on production). */
+export function environmentTier(ctx: FleetContext, environment: string): EnvironmentConfig["tier"] {
   if (!fs.existsSync(stackFile(ctx.projectDir, environment))) {
     throw new Error(`--env ${environment}: no environment stack file Pulumi.${environment}.yaml in ${ctx.projectDir}: use staging or prod, or add that file`);
   }
-  passphraseFor(ctx.projectDir, target);
-  findToolchain();
+  return readEnvironmentConfig(ctx.projectDir, environment).tier;
 }
 
 export interface LoadedOperations {
@@ -53,5 +89,6 @@ export function loadOperations(ctx: FleetContext, env: NodeJS.ProcessEnv = proce
   if (typeof mod.provision !== "function" || typeof mod.deprovision !== "function") {
     throw new Error(`${TEST_OPERATIONS_ENV}=${modulePath}: the module must export functions provision and deprovision`);
   }
-  return { ops: { provision: mod.provision, deprovision: mod.deprovision }, source: `test module ${file}` };
+  const ops: FleetOperations = { provision: mod.provision, deprovision: mod.deprovision, ...(mod.exists ? { exists: mod.exists } : {}) };
+  return { ops, source: `test module ${file}` };
 }

@@ -12,13 +12,16 @@
  * arrival order); a job whose event is older than the newest event already applied for its customer
  * is not run but recorded as ignored, "superseded", so a late delivery never undoes a newer change.
  * The queue assumes one worker process per file (`fleet serve` holds a lock for that).
+ *
+ * A job ends done, failed (its operation could not complete), ignored (nothing to do, or superseded)
+ * or refused: the event was not allowed to act on its customer (authorize.ts), and nothing changed.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue } from "node:sqlite";
 import type { EventDecision, JobAction } from "./stripeEvents";
 
-export const JOB_STATUSES = ["queued", "running", "done", "failed", "ignored"] as const;
+export const JOB_STATUSES = ["queued", "running", "done", "failed", "ignored", "refused"] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 export interface Job {
@@ -33,14 +36,17 @@ export interface Job {
   /** null for an event that is only recorded (ignored) */
   action: JobAction | null;
   plan: string | null;
+  /** the event's Stripe customer (cus_...) and subscription (sub_...): who pays, checked against the customer's binding */
+  stripeCustomer: string | null;
+  stripeSubscription: string | null;
   status: JobStatus;
-  /** runs started and not interrupted by a crash (the running one included) */
+  /** runs started (the running one included), counted durably before each run begins: interrupted ones too */
   attempts: number;
-  /** runs cut short by the end of the process (kill -9, power loss) and started again */
+  /** of those, runs cut short by the end of the process (crash, kill -9, power loss) */
   interrupted: number;
   /** ISO time from which a queued job may run (later than now while it waits to retry) */
   nextAttemptAt: string;
-  /** why the last run failed; for a failed job, why it stopped */
+  /** why the last run failed; for a failed job, why it stopped; for a refused one, why it was refused */
   lastError: string | null;
   /** why a job was ignored (event type not acted on, superseded by a newer event) */
   note: string | null;
@@ -63,7 +69,44 @@ export interface AcceptResult {
 
 export type QueueCounts = Record<JobStatus, number>;
 
-const SCHEMA_VERSION = 1;
+/** 2: the refused status and the Stripe customer and subscription of each job (a version-1 file is migrated) */
+const SCHEMA_VERSION = 2;
+
+const JOB_COLUMNS_V1 = ["id", "event_id", "event_type", "event_created", "environment", "customer", "action", "plan", "status",
+  "attempts", "interrupted", "next_attempt_at", "last_error", "note", "created_at", "updated_at"];
+
+const jobsTable = (name: string) => `
+CREATE TABLE ${name} (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL UNIQUE REFERENCES events(id),
+  event_type TEXT NOT NULL,
+  event_created INTEGER NOT NULL,
+  environment TEXT NOT NULL,
+  customer TEXT,
+  action TEXT CHECK (action IN ('provision', 'plan-change', 'deprovision')),
+  plan TEXT,
+  status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'ignored', 'refused')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  interrupted INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT NOT NULL,
+  last_error TEXT,
+  note TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  stripe_customer TEXT,
+  stripe_subscription TEXT
+) STRICT;`;
+
+const JOB_INDEXES = `
+CREATE INDEX IF NOT EXISTS jobs_by_customer ON jobs (environment, customer, status);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, next_attempt_at);`;
+
+/** Version 1 to 2: SQLite cannot change a CHECK, so the jobs table is copied into the new one. */
+const MIGRATE_1_TO_2 = `${jobsTable("jobs_v2")}
+INSERT INTO jobs_v2 (${JOB_COLUMNS_V1.join(", ")}) SELECT ${JOB_COLUMNS_V1.join(", ")} FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v2 RENAME TO jobs;
+${JOB_INDEXES}`;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
@@ -73,26 +116,8 @@ CREATE TABLE IF NOT EXISTS events (
   livemode INTEGER NOT NULL,
   received_at TEXT NOT NULL
 ) STRICT;
-CREATE TABLE IF NOT EXISTS jobs (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  event_id TEXT NOT NULL UNIQUE REFERENCES events(id),
-  event_type TEXT NOT NULL,
-  event_created INTEGER NOT NULL,
-  environment TEXT NOT NULL,
-  customer TEXT,
-  action TEXT CHECK (action IN ('provision', 'plan-change', 'deprovision')),
-  plan TEXT,
-  status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'ignored')),
-  attempts INTEGER NOT NULL DEFAULT 0,
-  interrupted INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at TEXT NOT NULL,
-  last_error TEXT,
-  note TEXT,
-  created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS jobs_by_customer ON jobs (environment, customer, status);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, next_attempt_at);
+${jobsTable("jobs")}
+${JOB_INDEXES}
 CREATE TABLE IF NOT EXISTS customers (
   environment TEXT NOT NULL,
   customer TEXT NOT NULL,
@@ -131,6 +156,8 @@ function rowToJob(row: Record<string, SQLOutputValue>): Job {
     customer: text(row.customer),
     action: text(row.action) as JobAction | null,
     plan: text(row.plan),
+    stripeCustomer: text(row.stripe_customer),
+    stripeSubscription: text(row.stripe_subscription),
     status: String(row.status) as JobStatus,
     attempts: Number(row.attempts),
     interrupted: Number(row.interrupted),
@@ -176,6 +203,11 @@ export class JobQueue {
     if (version === 0) {
       queue.transaction(() => {
         db.exec(SCHEMA);
+        db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      });
+    } else if (version === 1) {
+      queue.transaction(() => {
+        db.exec(MIGRATE_1_TO_2);
         db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       });
     } else {
@@ -227,8 +259,8 @@ export class JobQueue {
 
   /**
    * Records a verified event and its job in one transaction. A known event id changes nothing and
-   * returns the job recorded the first time. An invalid request is a failed job at once (never run);
-   * an event that asks for nothing is an ignored job.
+   * returns the job recorded the first time. An invalid request is a failed job at once (never run),
+   * an event not allowed to act a refused one; an event that asks for nothing is an ignored job.
    */
   accept(event: AcceptedEvent, environment: string, decision: EventDecision, now: Date): AcceptResult {
     return this.transaction(() => {
@@ -237,16 +269,18 @@ export class JobQueue {
       const at = iso(now);
       this.db.prepare("INSERT INTO events (id, type, created, livemode, received_at) VALUES (:id, :type, :created, :livemode, :at)")
         .run({ id: event.id, type: event.type, created: event.created, livemode: event.livemode ? 1 : 0, at });
-      const status: JobStatus = decision.kind === "run" ? "queued" : decision.kind === "reject" ? "failed" : "ignored";
+      const status: JobStatus = { run: "queued", reject: "failed", refuse: "refused", ignore: "ignored" }[decision.kind] as JobStatus;
       const action = decision.kind === "ignore" ? null : decision.action;
       const plan = decision.kind === "ignore" ? null : decision.plan;
+      const payer = decision.kind === "run" || decision.kind === "refuse" ? decision.payer : undefined;
       this.db.prepare(`INSERT INTO jobs (event_id, event_type, event_created, environment, customer, action, plan, status,
-          next_attempt_at, last_error, note, created_at, updated_at)
-        VALUES (:eventId, :type, :created, :environment, :customer, :action, :plan, :status, :at, :error, :note, :at, :at)`)
+          next_attempt_at, last_error, note, created_at, updated_at, stripe_customer, stripe_subscription)
+        VALUES (:eventId, :type, :created, :environment, :customer, :action, :plan, :status, :at, :error, :note, :at, :at,
+          :stripeCustomer, :stripeSubscription)`)
         .run({
           eventId: event.id, type: event.type, created: event.created, environment, customer: decision.customer,
-          action, plan, status, at,
-          error: decision.kind === "reject" ? decision.reason : null,
+          action, plan, status, at, stripeCustomer: payer?.customer ?? null, stripeSubscription: payer?.subscription ?? null,
+          error: decision.kind === "reject" || decision.kind === "refuse" ? decision.reason : null,
           note: decision.kind === "ignore" ? decision.reason : null,
         });
       return { duplicate: false, job: this.jobForEvent(event.id)! };
@@ -255,12 +289,25 @@ export class JobQueue {
 
   /**
    * At start-up, before the worker runs: jobs a previous process was running when it ended are queued
-   * again, to run at once (their operations are idempotent). Returns how many.
+   * again, to run at once (their operations are idempotent). The interrupted run stays counted (claim
+   * counted it, durably, before it ran), so a job that ends the process each time it runs stops as
+   * failed once it has had `maxAttempts` runs instead of looping. Returns how many were queued again.
    */
-  requeueInterrupted(now: Date): number {
-    const result = this.db.prepare(`UPDATE jobs SET status = 'queued', attempts = attempts - 1, interrupted = interrupted + 1,
-        next_attempt_at = :at, updated_at = :at WHERE status = 'running'`).run({ at: iso(now) });
-    return Number(result.changes);
+  requeueInterrupted(now: Date, maxAttempts = Number.MAX_SAFE_INTEGER): number {
+    return this.transaction(() => {
+      const at = iso(now);
+      const spent = this.db.prepare("SELECT * FROM jobs WHERE status = 'running' AND attempts >= :max").all({ max: maxAttempts }).map(rowToJob);
+      for (const job of spent) {
+        const before = job.lastError ? `; the failure before: ${job.lastError.split("\n")[0]}` : "";
+        const reason = `the process ended (crash, kill -9, power loss) while attempt ${job.attempts} ran${before}\n` +
+          `  (gave up after ${job.attempts} attempts, ${job.interrupted + 1} of them interrupted: fix the cause, then 'fleet jobs --retry ${job.id}')`;
+        this.db.prepare("UPDATE jobs SET status = 'failed', interrupted = interrupted + 1, last_error = :reason, updated_at = :at WHERE id = :id")
+          .run({ reason, at, id: job.id });
+      }
+      const result = this.db.prepare(`UPDATE jobs SET status = 'queued', interrupted = interrupted + 1,
+          next_attempt_at = :at, updated_at = :at WHERE status = 'running'`).run({ at });
+      return Number(result.changes);
+    });
   }
 
   /**
@@ -320,12 +367,22 @@ export class JobQueue {
     this.finishRunning(id, "status = 'failed', last_error = :error, updated_at = :at", { error, at: iso(now) });
   }
 
-  /** `fleet jobs --retry`: a failed job goes back to the queue with fresh attempts, to run at once. */
+  /** The job was not allowed to act on its customer: it ends refused with the reason, nothing applied. */
+  refuse(id: number, reason: string, now: Date): void {
+    this.finishRunning(id, "status = 'refused', last_error = :error, updated_at = :at", { error: reason, at: iso(now) });
+  }
+
+  /**
+   * `fleet jobs --retry`: a failed job goes back to the queue with fresh attempts, to run at once; so
+   * does a job refused by the customer's binding, once an operator re-bound it (`fleet bind`).
+   */
   retryFailed(id: number, now: Date): Job {
     return this.transaction(() => {
       const job = this.job(id);
       if (!job) throw new Error(`no job ${id} in ${this.file}`);
-      if (job.status !== "failed") throw new Error(`job ${id} is ${job.status}: only a failed job can be retried`);
+      if (job.status !== "failed" && job.status !== "refused") {
+        throw new Error(`job ${id} is ${job.status}: only a failed or refused job can be retried`);
+      }
       if (job.action === null) throw new Error(`job ${id} has nothing to run`);
       if (job.attempts === 0) {
         throw new Error(`job ${id} was refused on its event's content and never ran (${(job.lastError ?? "").split("\n")[0]}): ` +

@@ -14,6 +14,8 @@ import type { AddressInfo } from "node:net";
 import type { Log } from "../fleet/progress";
 import { JOB_STATUSES, type JobQueue, type JobStatus } from "./queue";
 import { DEFAULT_TOLERANCE_SECONDS, verifyStripeEvent, WebhookRejected } from "./signature";
+import type { EnvironmentConfig } from "../config/schema";
+import { refuseTestModeInProduction } from "./authorize";
 import { decideEvent } from "./stripeEvents";
 
 export const WEBHOOK_PATH = "/webhooks/stripe";
@@ -25,6 +27,8 @@ export interface WebhookServerOptions {
   queue: JobQueue;
   /** the environment customers are provisioned in (already validated) */
   environment: string;
+  /** its tier: a test-mode event never acts on a production one */
+  tier: EnvironmentConfig["tier"];
   /** the endpoint's signing secret (STRIPE_WEBHOOK_SECRET) */
   secret: string;
   toleranceSeconds?: number;
@@ -102,7 +106,7 @@ export function createWebhookServer(opts: WebhookServerOptions): http.Server {
       if (err instanceof WebhookRejected) throw new HttpError(400, err.message);
       throw err;
     }
-    const decision = decideEvent(event, opts.environment);
+    const decision = refuseTestModeInProduction(decideEvent(event, opts.environment), event.livemode, opts.tier, opts.environment);
     const { duplicate, job } = opts.queue.accept(event, opts.environment, decision, now());
     if (!duplicate) {
       const why = job.lastError ?? job.note;

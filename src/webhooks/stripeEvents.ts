@@ -10,10 +10,12 @@
  *  - invoice.payment_failed, invoice.paid and every other type: recorded, nothing done.
  *
  * The customer id is parsed with config/targets.ts, like every other entry point; an invalid or missing
- * id or plan is a "reject": a failed job with the reason, never run.
+ * id or plan is a "reject": a failed job with the reason, never run. Each acting event also names who
+ * pays (the Stripe customer and subscription), which bindings.ts checks against the customer's owner.
  */
 import { ConfigError } from "../config/errors";
 import { parseCustomerTarget } from "../config/targets";
+import { parseStripeId } from "./bindings";
 
 export type JobAction = "provision" | "plan-change" | "deprovision";
 
@@ -27,9 +29,17 @@ export interface StripeEventEnvelope {
   data: { object: Record<string, unknown>; previous_attributes?: Record<string, unknown> };
 }
 
+/** Who pays: the Stripe customer and subscription an event comes from (bindings.ts checks them). */
+export interface Payer {
+  customer: string;
+  subscription: string | null;
+}
+
 export type EventDecision =
-  | { kind: "run"; action: JobAction; customer: string; plan: string | null }
+  | { kind: "run"; action: JobAction; customer: string; plan: string | null; payer: Payer }
   | { kind: "reject"; action: JobAction; customer: string | null; plan: string | null; reason: string }
+  /** valid, but not allowed to act (a test-mode event on a production environment): never run */
+  | { kind: "refuse"; action: JobAction; customer: string; plan: string | null; payer: Payer; reason: string }
   | { kind: "ignore"; customer: string | null; reason: string };
 
 export const PAYMENT_EVENTS_NOTE = "payment events are recorded only: a subscription Stripe cancels after failed payments " +
@@ -67,8 +77,16 @@ interface Wanted {
   /** where the plan comes from; undefined for a deprovision */
   planField?: string;
   planRaw?: unknown;
+  /** the Stripe customer (cus_...) and subscription (sub_...) of the event, and where they come from */
+  payerFields: { customer: string; subscription: string };
+  payerRaw: { customer: unknown; subscription: unknown };
   /** how the operator makes Stripe send the right values */
   fix: string;
+}
+
+/** An id field that Stripe may send expanded (an object with an id). */
+function idOf(value: unknown): unknown {
+  return record(value)?.id ?? value;
 }
 
 function decide(wanted: Wanted, environment: string): EventDecision {
@@ -85,7 +103,19 @@ function decide(wanted: Wanted, environment: string): EventDecision {
     return { kind: "reject", action: wanted.action, customer, plan: null,
       reason: `invalid request, nothing was created: ${wanted.planField}: must name one of the environment's plans (found ${found})\n  fix: ${wanted.fix}` };
   }
-  return { kind: "run", action: wanted.action, customer, plan };
+  let payer: Payer;
+  try {
+    const sub = wanted.payerRaw.subscription;
+    payer = {
+      customer: parseStripeId(wanted.payerRaw.customer, "customer", wanted.payerFields.customer),
+      subscription: sub === null || sub === undefined ? null : parseStripeId(sub, "subscription", wanted.payerFields.subscription),
+    };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return { kind: "reject", action: wanted.action, customer, plan,
+      reason: `${explainConfigError(err)}\n  fix: Checkout Sessions in subscription mode carry the customer and subscription` };
+  }
+  return { kind: "run", action: wanted.action, customer, plan, payer };
 }
 
 function checkout(event: StripeEventEnvelope, environment: string): EventDecision {
@@ -99,12 +129,16 @@ function checkout(event: StripeEventEnvelope, environment: string): EventDecisio
     action: "provision",
     customerField: "client_reference_id", customerRaw: session.client_reference_id,
     planField: "metadata.plan", planRaw: record(session.metadata)?.plan,
+    payerFields: { customer: "customer", subscription: "subscription" },
+    payerRaw: { customer: idOf(session.customer), subscription: idOf(session.subscription) },
     fix: "create the Checkout Session with client_reference_id set to the customer id and metadata.plan to its plan",
   }, environment);
 }
 
 const SUBSCRIPTION_FIX = "create the Checkout Session with subscription_data.metadata.customer_id (the customer id) and " +
   "subscription_data.metadata.plan; change plans by updating the subscription's metadata.plan";
+
+const SUBSCRIPTION_PAYER = { customer: "subscription customer", subscription: "subscription id" };
 
 function subscriptionUpdated(event: StripeEventEnvelope, environment: string): EventDecision {
   const subscription = event.data.object;
@@ -118,15 +152,18 @@ function subscriptionUpdated(event: StripeEventEnvelope, environment: string): E
     action: "plan-change",
     customerField: "subscription metadata.customer_id", customerRaw: metadata?.customer_id,
     planField: "subscription metadata.plan", planRaw: metadata?.plan,
+    payerFields: SUBSCRIPTION_PAYER, payerRaw: { customer: idOf(subscription.customer), subscription: subscription.id ?? null },
     fix: SUBSCRIPTION_FIX,
   }, environment);
 }
 
 function subscriptionDeleted(event: StripeEventEnvelope, environment: string): EventDecision {
-  const metadata = record(event.data.object.metadata);
+  const subscription = event.data.object;
+  const metadata = record(subscription.metadata);
   return decide({
     action: "deprovision",
     customerField: "subscription metadata.customer_id", customerRaw: metadata?.customer_id,
+    payerFields: SUBSCRIPTION_PAYER, payerRaw: { customer: idOf(subscription.customer), subscription: subscription.id ?? null },
     fix: SUBSCRIPTION_FIX,
   }, environment);
 }

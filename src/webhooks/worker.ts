@@ -7,6 +7,8 @@
  * environment: nothing was created) fails the job at once; any other error is tried again after
  * retryBaseMs, then twice that, and so on, up to maxAttempts runs, then the job stops as failed with
  * the last reason. The operations are injected (FleetOperations), so tests run the worker on fakes.
+ * Before each run `authorize` (authorize.ts: the customer's binding) may refuse the job: it ends
+ * refused with the reason, and its operation is never called.
  */
 import { ConfigError } from "../config/errors";
 import type { Log } from "../fleet/progress";
@@ -26,9 +28,16 @@ export interface FleetOperations {
   provision(req: { customer: string; environment: string; plan: string }, run: JobRun): Promise<unknown>;
   /** destroy the customer's stack, keeping its data volume; idempotent */
   deprovision(req: { customer: string; environment: string }, run: JobRun): Promise<unknown>;
+  /** whether the customer exists, bound or not (its stack file or its kept data volume); without it: never */
+  exists?(req: { customer: string; environment: string }): Promise<boolean>;
 }
 
+/** Whether a job may act on its customer (authorize.ts): a refused job ends `refused`, nothing run. */
+export type Authorization = { kind: "allow" } | { kind: "refuse"; reason: string };
+
 export interface WorkerOptions {
+  /** asked before each run; an error here is a failed attempt like the operation's own */
+  authorize?: (job: Job) => Promise<Authorization>;
   /** jobs of different customers at once (default 2) */
   concurrency?: number;
   /** runs of a job before it stops as failed (default 3) */
@@ -79,6 +88,7 @@ export class Worker {
   private readonly now: () => Date;
   private readonly log: Log;
   private readonly onFatal: (err: unknown) => void;
+  private readonly authorize: (job: Job) => Promise<Authorization>;
   private settledWaiters: (() => void)[] = [];
 
   constructor(private readonly queue: JobQueue, private readonly ops: FleetOperations, opts: WorkerOptions = {}) {
@@ -90,6 +100,7 @@ export class Worker {
     this.now = opts.now ?? (() => new Date());
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.onFatal = opts.onFatal ?? ((err) => { throw err; });
+    this.authorize = opts.authorize ?? (async () => ({ kind: "allow" }));
   }
 
   /** Jobs running now. */
@@ -149,10 +160,13 @@ export class Worker {
     this.log(`${what}: started (attempt ${job.attempts} of ${this.maxAttempts})`);
     let failure: unknown;
     let ok = false;
+    let refused: string | undefined;
     try {
       const run: JobRun = { jobId: job.id, eventId: job.eventId, log };
       const customer = job.customer!;
-      if (job.action === "deprovision") await this.ops.deprovision({ customer, environment: job.environment }, run);
+      const authorization = await this.authorize(job);
+      if (authorization.kind === "refuse") refused = authorization.reason;
+      else if (job.action === "deprovision") await this.ops.deprovision({ customer, environment: job.environment }, run);
       else await this.ops.provision({ customer, environment: job.environment, plan: job.plan! }, run);
       ok = true;
     } catch (err) {
@@ -161,7 +175,10 @@ export class Worker {
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     try {
       const now = this.now();
-      if (ok) {
+      if (refused !== undefined) {
+        this.queue.refuse(job.id, refused, now);
+        this.log(`${what}: refused: ${refused.split("\n")[0]}`);
+      } else if (ok) {
         this.queue.complete(job.id, now);
         this.log(`${what}: done in ${seconds}s`);
       } else if (isPermanent(failure)) {

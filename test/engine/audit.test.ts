@@ -1,6 +1,8 @@
 /**
  * `fleet audit` on the real engine: a container made from the component's settings passes every
- * check; for each check, a container weakened in exactly that way is caught by that check.
+ * check; for each check, a container weakened in exactly that way is caught by that check (among them
+ * seccomp and AppArmor unconfined, the host's or another container's namespaces, a setuid file in the
+ * image and an nproc ulimit).
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -12,16 +14,18 @@ import { CHECKS } from "../../src/audit/checks";
 import type { EnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
 import { serviceSpec, type ServiceSpec } from "../../src/hardening/serviceSpec";
-import { engine, removeQuietly, waitHealthy } from "../support/engine";
+import { engine, removeQuietly, waitHealthy, writeKeyFile } from "../support/engine";
 import { buildStagingImage, deriveImage } from "../support/image";
 
 type Options = Dockerode.ContainerCreateOptions;
 interface Variant {
   id: string;
+  /** its container's name, once made */
+  name?: string;
   /** the check that must catch it */
   check: string;
   weaken?: (o: Options, spec: ServiceSpec) => void;
-  image?: "root-user" | "with-gcc";
+  image?: "root-user" | "with-gcc" | "setuid";
   /** a root-owned file in the volume before the service starts */
   seedRootFile?: boolean;
   /** checks that fail too, as a necessary consequence of the weakening */
@@ -33,6 +37,9 @@ function publish(o: Options, spec: ServiceSpec, hostIp: string, hostPort: number
   o.HostConfig!.PortBindings = { [`${spec.port}/tcp`]: [{ HostIp: hostIp, HostPort: String(hostPort) }] };
 }
 
+/** the image's command (gunicorn bound to the app's port), for the one container that must listen on another */
+let appCmd: string[] = [];
+
 const VARIANTS: Variant[] = [
   { id: "baseline", check: "" },
   { id: "img-root", check: "image-user", image: "root-user" },
@@ -41,9 +48,14 @@ const VARIANTS: Variant[] = [
   { id: "cap-add", check: "capabilities", weaken: (o) => { o.HostConfig!.CapAdd = ["NET_RAW"]; } },
   { id: "cap-keep", check: "capabilities", weaken: (o) => { o.HostConfig!.CapDrop = []; } },
   { id: "nnp", check: "no-new-privileges", weaken: (o) => { o.HostConfig!.SecurityOpt = []; } },
+  { id: "seccomp", check: "seccomp", weaken: (o) => { o.HostConfig!.SecurityOpt = [...o.HostConfig!.SecurityOpt!, "seccomp=unconfined"]; } },
+  // this kernel may have no AppArmor: the engine still records the option, and the check reads it
+  { id: "apparmor", check: "apparmor", weaken: (o) => { o.HostConfig!.SecurityOpt = [...o.HostConfig!.SecurityOpt!, "apparmor=unconfined"]; } },
   { id: "rw-root", check: "read-only-root", weaken: (o) => { o.HostConfig!.ReadonlyRootfs = false; } },
   { id: "no-pids", check: "limits", weaken: (o) => { delete o.HostConfig!.PidsLimit; } },
   { id: "no-mem", check: "limits", weaken: (o) => { o.HostConfig!.Memory = 0; o.HostConfig!.MemorySwap = 0; } },
+  // RLIMIT_NPROC counts per host UID: every customer's 1000 shares it (high enough here not to stop this one)
+  { id: "nproc", check: "limits", weaken: (o) => { o.HostConfig!.Ulimits = [...o.HostConfig!.Ulimits!, { Name: "nproc", Soft: 4096, Hard: 4096 }]; } },
   { id: "no-health", check: "healthcheck", weaken: (o) => { o.Healthcheck = { Test: ["NONE"] }; } },
   // a customer's container publishes no port at all (its traffic comes through the edge proxy):
   // one published on loopback is caught as surely as one on every address
@@ -51,12 +63,23 @@ const VARIANTS: Variant[] = [
   { id: "all-addr", check: "ports", weaken: (o, spec) => { publish(o, spec, "0.0.0.0", 18160); } },
   { id: "docker0", check: "network", weaken: (o) => { o.HostConfig!.NetworkMode = "bridge"; o.NetworkingConfig = { EndpointsConfig: { bridge: {} } }; } },
   { id: "sock", check: "host-isolation", weaken: (o) => { o.HostConfig!.Binds = ["/var/run/docker.sock:/run/docker.sock:ro"]; } },
-  { id: "hostpid", check: "host-isolation", weaken: (o) => { o.HostConfig!.PidMode = "host"; } },
+  { id: "hostpid", check: "namespaces", weaken: (o) => { o.HostConfig!.PidMode = "host"; } },
+  { id: "cgroupns", check: "namespaces", weaken: (o) => { (o.HostConfig as { CgroupnsMode?: string }).CgroupnsMode = "host"; } },
+  // the baseline's network namespace: on no network of its own (the app listens on another port there)
+  { id: "netns", check: "namespaces", alsoFails: ["network"], weaken: (o, spec) => {
+    o.HostConfig!.NetworkMode = `container:${VARIANTS[0]!.name}`;
+    delete o.NetworkingConfig;
+    delete o.Hostname;
+    delete o.ExposedPorts;
+    o.Env = [...o.Env!.filter((e) => !e.startsWith("PORT=")), "PORT=8001"];
+    o.Cmd = appCmd.map((arg) => (arg === `0.0.0.0:${spec.port}` ? "0.0.0.0:8001" : arg));
+  } },
   { id: "etc", check: "host-isolation", weaken: (o) => { o.HostConfig!.Binds = ["/etc:/host-etc:ro"]; } },
   { id: "always", check: "restart", weaken: (o) => { o.HostConfig!.RestartPolicy = { Name: "always" }; } },
   { id: "retries", check: "restart", weaken: (o) => { o.HostConfig!.RestartPolicy = { Name: "on-failure", MaximumRetryCount: 10 }; } },
   { id: "rootfile", check: "data-ownership", seedRootFile: true },
   { id: "gcc", check: "no-build-tools", image: "with-gcc" },
+  { id: "setuid", check: "no-setuid", image: "setuid" },
 ];
 
 describe("fleet audit against weakened containers", () => {
@@ -70,12 +93,15 @@ describe("fleet audit against weakened containers", () => {
     ({ env, imageId } = await buildStagingImage("hardened-fleet/customer-app:audit-test"));
     images["root-user"] = await deriveImage(imageId, ["USER 0:0"], "hardened-fleet/audit-test:root-user");
     images["with-gcc"] = await deriveImage(imageId, ["USER 0:0", "RUN ln -s /bin/true /usr/local/bin/gcc", "USER 1000:1000"], "hardened-fleet/audit-test:with-gcc");
+    appCmd = (await engine.getImage(imageId).inspect()).Config.Cmd ?? [];
+    images["setuid"] = await deriveImage(imageId, ["USER 0:0", "RUN chmod u+s /usr/bin/true", "USER 1000:1000"], "hardened-fleet/audit-test:setuid");
     const created: Dockerode.Container[] = [];
     for (const v of VARIANTS) {
       const spec = serviceSpec(env, { id: `audit-${v.id}`, environment: "staging", plan: "starter" },
         v.image ? images[v.image]! : imageId);
       specs.push(spec);
-      await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName] });
+      v.name = spec.containerName;
+      await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName, spec.secretFile!.volume] });
       await engine.createNetwork({ Name: spec.networkName, Labels: spec.labels });
       await engine.createVolume({ Name: spec.dataVolumeName, Labels: spec.labels });
       if (v.seedRootFile) {
@@ -86,18 +112,23 @@ describe("fleet audit against weakened containers", () => {
         await naive.wait();
         await naive.remove();
       }
-      const opts = toEngineCreateOptions(spec, { APP_SECRET_KEY: "s".repeat(48) });
+      await writeKeyFile(spec, "s".repeat(48));
+      const opts = toEngineCreateOptions(spec, {});
       v.weaken?.(opts, spec);
       const c = await engine.createContainer(opts);
       await c.start();
       created.push(c);
     }
     await Promise.all(created.map((c) => waitHealthy(c, 60_000)));
-    for (const spec of specs) audits.set(spec.customerId, await auditContainer(engine, spec.containerName));
+    for (const spec of specs) {
+      audits.set(spec.customerId, await auditContainer(engine, spec.containerName).catch((err: Error) => {
+        throw new Error(`auditing ${spec.containerName}: ${err.message}`);
+      }));
+    }
   });
 
   after(async () => {
-    for (const spec of specs) await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName] });
+    for (const spec of specs) await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName, spec.secretFile!.volume] });
     await removeQuietly({ images: Object.values(images) });
   });
 
@@ -115,6 +146,19 @@ describe("fleet audit against weakened containers", () => {
       assert.equal(a.ok, false);
     });
   }
+
+  it("the weakenings are named: the setuid file found inside, the unconfined options, the shared namespaces", async () => {
+    const detail = (id: string, check: string) => audits.get(`audit-${id}`)!.checks.find((c) => c.id === check)!.detail;
+    assert.match(detail("setuid", "no-setuid"), /^setuid\/setgid: \/usr\/bin\/true \(/);
+    assert.match(detail("seccomp", "seccomp"), /seccomp=unconfined.*Seccomp 0/);
+    assert.equal(detail("apparmor", "apparmor"), "apparmor=unconfined");
+    assert.equal(detail("hostpid", "namespaces"), "pid=host");
+    assert.equal(detail("cgroupns", "namespaces"), "cgroupns=host: the container sees the host's cgroup hierarchy");
+    // the engine records the other container by its id
+    const baselineId = (await engine.getContainer(specs[0]!.containerName).inspect()).Id;
+    assert.equal(detail("netns", "namespaces"), `network=container:${baselineId}`);
+    assert.match(detail("nproc", "limits"), /ulimit nproc 4096: counted per host UID/);
+  });
 
   it("each check is exercised by at least one weakened container", () => {
     const covered = new Set(VARIANTS.map((v) => v.check));

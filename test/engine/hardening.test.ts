@@ -11,7 +11,7 @@ import type { EnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
 import { execIn } from "../../src/engine/exec";
 import { serviceSpec, type ServiceSpec } from "../../src/hardening/serviceSpec";
-import { engine, removeQuietly, waitHealthy } from "../support/engine";
+import { engine, removeQuietly, waitHealthy, writeKeyFile } from "../support/engine";
 import { request } from "../support/http";
 import { buildStagingImage } from "../support/image";
 
@@ -30,10 +30,11 @@ describe("hardened image and service on the real Docker engine", () => {
     ({ env, imageId } = await buildStagingImage(TAG));
     spec = serviceSpec(env, { id: "enginetest", environment: "staging", plan: "starter" }, imageId);
     await removeQuietly({ containers: [spec.containerName, httpSpec().containerName], networks: [spec.networkName],
-      volumes: [spec.dataVolumeName, httpSpec().dataVolumeName] });
+      volumes: [spec.dataVolumeName, httpSpec().dataVolumeName, spec.secretFile!.volume] });
     await engine.createNetwork({ Name: spec.networkName, Driver: "bridge", Labels: spec.labels });
     await engine.createVolume({ Name: spec.dataVolumeName, Labels: spec.labels });
-    container = await engine.createContainer(toEngineCreateOptions(spec, { APP_SECRET_KEY: "k".repeat(48) }));
+    await writeKeyFile(spec, "k".repeat(48));
+    container = await engine.createContainer(toEngineCreateOptions(spec, {}));
     await container.start();
     info = await container.inspect();
   });
@@ -41,7 +42,7 @@ describe("hardened image and service on the real Docker engine", () => {
   after(async () => {
     if (spec) {
       await removeQuietly({ containers: [spec.containerName, httpSpec().containerName], networks: [spec.networkName],
-        volumes: [spec.dataVolumeName, httpSpec().dataVolumeName] });
+        volumes: [spec.dataVolumeName, httpSpec().dataVolumeName, spec.secretFile!.volume] });
     }
   });
 
@@ -114,7 +115,7 @@ describe("hardened image and service on the real Docker engine", () => {
   it("backup, upload and restore create files owned by 1000 in the data volume", async () => {
     const published = httpSpec();
     await engine.createVolume({ Name: published.dataVolumeName, Labels: published.labels });
-    const app = await engine.createContainer(toEngineCreateOptions(published, { APP_SECRET_KEY: "k".repeat(48) }));
+    const app = await engine.createContainer(toEngineCreateOptions(published, {}));
     await app.start();
     assert.equal(await waitHealthy(app), "healthy");
     const url = `http://127.0.0.1:${HTTP_PORT}`;
@@ -159,7 +160,8 @@ describe("hardened image and service on the real Docker engine", () => {
     assert.equal(hc.NetworkMode, spec.networkName);
     assert.ok(!["host"].includes(String(hc.PidMode)) && !["host"].includes(String(hc.IpcMode)));
     assert.ok(!String(hc.UsernsMode).startsWith("host"));
-    assert.deepEqual(info.Mounts.map((m) => [m.Type, m.Name, m.Destination]), [["volume", spec.dataVolumeName, "/data"]]);
+    assert.deepEqual(info.Mounts.map((m) => [m.Type, m.Name, m.Destination, m.RW]),
+      [["volume", spec.dataVolumeName, "/data", true], ["volume", spec.secretFile!.volume, "/run/secrets", false]]);
     assert.ok(!JSON.stringify(info.Mounts).includes("docker.sock"));
     assert.deepEqual(hc.Devices ?? [], []);
     assert.ok(info.Config.Healthcheck?.Test?.length);

@@ -73,7 +73,7 @@ describe("fleet operations on the real engines", () => {
 
   it("provisioning the same customer again changes nothing", async () => {
     const again = await provision(ctx, { customer: "op-a", environment: "staging" }, quiet);
-    assert.deepEqual(again.changes, { same: 9 });
+    assert.deepEqual(again.changes, { same: 10 });
     assert.equal(again.outputs.plan, "starter");
   });
 
@@ -88,7 +88,7 @@ describe("fleet operations on the real engines", () => {
     assert.equal(failed.length, 1);
     assert.match(String(failed[0]!.reason), /another fleet operation holds 'stack.staging-op-c'/);
     const again = await provision(ctx, { customer: "op-c", environment: "staging" }, quiet);
-    assert.deepEqual(again.changes, { same: 9 });
+    assert.deepEqual(again.changes, { same: 10 });
   });
 
   it("list shows plan, image, health, URL and last update per customer", async () => {
@@ -154,6 +154,6 @@ describe("fleet operations on the real engines", () => {
     const second = await migrate(ctx, { customer: "op-old", environment: "staging" }, quiet);
     assert.equal(second.adopted, false);
     assert.equal(second.archive, undefined);
-    assert.deepEqual(second.up.changes, { same: 9 });
+    assert.deepEqual(second.up.changes, { same: 10 });
   });
 });

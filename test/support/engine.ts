@@ -1,6 +1,8 @@
 /** Real Docker engine helpers for tests: wait for health, clean up by name. */
 import Dockerode from "dockerode";
 import { customerNames, edgeNames, legacyCustomerNetwork } from "../../src/hardening/names";
+import type { ServiceSpec } from "../../src/hardening/serviceSpec";
+import { writeSecretFile } from "../../src/engine/secretFile";
 
 export const engine = new Dockerode();
 
@@ -21,6 +23,11 @@ export async function removeQuietly(names: { containers?: string[]; networks?: s
   for (const n of names.networks ?? []) await engine.getNetwork(n).remove().catch(() => {});
   for (const v of names.volumes ?? []) await engine.getVolume(v).remove({ force: true }).catch(() => {});
   for (const i of names.images ?? []) await engine.getImage(i).remove({ force: true }).catch(() => {});
+}
+
+/** Writes the key file a container of `spec` reads at start (what the SecretFile resource does on deploy). */
+export async function writeKeyFile(spec: ServiceSpec, key: string): Promise<void> {
+  await writeSecretFile(engine, spec.secretFile!, key, { image: spec.image, labels: spec.identityLabels });
 }
 
 /**
@@ -48,7 +55,7 @@ export async function removeCustomers(list: [string, string][], edges: [string, 
     await removeQuietly({
       containers: await customerContainers(environment, customer),
       networks: [n.network, legacyCustomerNetwork(environment, customer)],
-      volumes: [n.dataVolume],
+      volumes: [n.dataVolume, n.secretsVolume],
     });
   }
   for (const [environment, name] of edges) {

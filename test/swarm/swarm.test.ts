@@ -8,7 +8,10 @@
  *  - `fleet audit` audits every node (the customers' tasks and the proxy);
  *  - an update whose new task fails its healthcheck is rolled back by Swarm: the old task never stopped;
  *  - a worker's engine stopped: the other nodes' customers keep answering; its own come back with it;
- *  - `fleet move` takes a customer to another node with every file it wrote.
+ *  - `fleet move` takes a customer to another node with every file it wrote;
+ *  - overlays: `fleet audit` fails an unencrypted one unless waived; an existing customer moves to an encrypted one;
+ *  - a customer deprovisioned and provisioned again goes back to the node with its data; --purge-data deletes every copy, on its node;
+ *  - a `fleet move` killed after it scaled the service to 0: the next `fleet up` of the customer brings it back.
  *
  * The cluster is removed at the end (and the project copy with its state).
  */
@@ -22,6 +25,7 @@ import { fleet, killLeftovers, orphanedPlugins, show } from "../support/cli";
 import { copyProject, customerUrlIn, editEnvironment } from "../support/projectCopy";
 import { readCluster, requestInNamespace, type Cluster } from "../../src/swarm/cluster";
 import { findService, runningTask } from "../../src/swarm/deploy";
+import { overlayNetworkName } from "../../src/swarm/serviceSpec";
 import { dockerodeOptions } from "../../src/engine/connection";
 
 const CLUSTER = "hfswt";
@@ -65,6 +69,10 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
   };
   const get = (id: string, pathname: string, method = "GET", body?: string, environment = ENV, ca = caFile) =>
     requestInNamespace(cluster.nodes[0]!.namespace, `${customerUrlIn(root, environment, id)}${pathname}`, ca, method, body);
+  /** the customers that exist (one is purged on the way) */
+  const live = [...CUSTOMERS];
+  /** the customer deprovisioned and provisioned again */
+  let returned = "";
   /** files each customer wrote through the app, to be found again after every fault */
   const written = new Map<string, string[]>();
   async function write(id: string, tag: string): Promise<void> {
@@ -149,6 +157,50 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     }
     const nnp = audit.containers.find((c) => c.customer === "sw-a")!.checks.find((x) => x.id === "no-new-privileges")!;
     assert.equal(nnp.detail, "set daemon-wide, NoNewPrivs 1");
+    // this kernel has no IPsec (cluster.json "ipsec"), so the cluster's environment waives encrypted overlays, and the audit says so
+    const overlay = audit.containers.find((c) => c.customer === "sw-a")!.checks.find((x) => x.id === "overlay-encrypted")!;
+    assert.match(overlay.detail, cluster.ipsec?.ok ? /^encrypted: hf-swarm-sw-a-edge-ipsec$/ : /^NOT encrypted \(hf-swarm-sw-a-edge\), waived by swarm\.unencryptedOverlays: this machine's kernel cannot do IPsec ESP/);
+  });
+
+  it("overlays: without the waiver, the audit fails every unencrypted overlay; an existing customer moves to an encrypted one beside it, and back", async () => {
+    if (cluster.ipsec?.ok) return; // overlays are encrypted from the start here: nothing to move
+    let waiver: unknown;
+    editEnvironment(root, ENV, (e) => { waiver = e.swarm.unencryptedOverlays; });
+    assert.ok(waiver, "the cluster's environment waives encryption on this kernel");
+    // the customer on the manager, where the proxy is: its traffic never crosses nodes, so it works without ESP
+    const id = (await Promise.all(CUSTOMERS.map(async (c) => [c, await nodeOf(c)] as const))).find(([c, n]) => n === cluster.nodes[0]!.name && c !== "sw-a")?.[0]
+      ?? (await nodeOf("sw-a") === cluster.nodes[0]!.name ? "sw-a" : assert.fail("no customer on the manager"));
+    const network = `hf-${ENV}-${id}-edge`;
+    await write(id, `${id}-before-ipsec`);
+    editEnvironment(root, ENV, (e) => { delete e.swarm.unencryptedOverlays; });
+    try {
+      const failed = await run(["audit", "--env", ENV, "--json"]);
+      assert.equal(failed.code, 1, show(failed));
+      const rows = (JSON.parse(failed.stdout) as { containers: { customer: string; checks: { id: string; ok: boolean; detail: string }[] }[] }).containers;
+      const mine = rows.find((c) => c.customer === id)!.checks.find((x) => x.id === "overlay-encrypted")!;
+      assert.equal(mine.ok, false);
+      assert.match(mine.detail, new RegExp(`^${network} carries customer traffic between nodes unencrypted`));
+
+      // a redeploy moves it: the encrypted overlay beside the old one, the service and the proxy onto it, the old one removed
+      await ok(["up", `${ENV}-${id}`]);
+      const encrypted = await manager().getNetwork(overlayNetworkName(network, true)).inspect();
+      assert.ok("encrypted" in (encrypted.Options ?? {}), JSON.stringify(encrypted.Options));
+      await assert.rejects(manager().getNetwork(network).inspect(), /no such network|not found/i, "the old overlay is removed at the end");
+      const spec = (await findService(manager(), serviceOf(id)))!.Spec as any;
+      assert.deepEqual(spec.TaskTemplate.Networks.map((n: { Target: string }) => n.Target), [encrypted.Id]);
+      await answersWithin(id, 60);
+      await assertFilesKept(id);
+      const audited = await run(["audit", "--env", ENV, "--customer", id, "--json"]);
+      assert.equal(audited.code, 0, show(audited));
+      assert.match(audited.stdout, new RegExp(`"detail": "encrypted: ${network}-ipsec"`));
+    } finally {
+      editEnvironment(root, ENV, (e) => { e.swarm.unencryptedOverlays = waiver; });
+    }
+    // and back, with the waiver: the rest of the suite crosses nodes, which needs ESP when encrypted
+    await ok(["up", `${ENV}-${id}`]);
+    await manager().getNetwork(network).inspect();
+    await answersWithin(id, 60);
+    await assertFilesKept(id);
   });
 
   it("an update whose new task fails its healthcheck is rolled back by Swarm; the old task kept serving and the files are there", async () => {
@@ -221,6 +273,67 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     await assertFilesKept(id);
   });
 
+  it("deprovisioned and provisioned again, a customer goes back to the node with its data, even when another node is less loaded", async () => {
+    // one whose node is not where a new customer would go once it is gone (the move above loaded one node)
+    const on = new Map<string, string>();
+    for (const id of live) on.set(id, (await nodeOf(id))!);
+    const wouldGo = (without: string) => {
+      const load = new Map(cluster.nodes.map((n) => [n.name, 0]));
+      for (const [c, n] of on) if (c !== without) load.set(n, load.get(n)! + 1);
+      return cluster.nodes.map((n) => n.name).reduce((best, n) => (load.get(n)! < load.get(best)! ? n : best));
+    };
+    const id = live.filter((c) => !["sw-b", "sw-c"].includes(c)).find((c) => wouldGo(c) !== on.get(c));
+    assert.ok(id, `no customer whose node a new customer would not take: ${JSON.stringify([...on])}`);
+    returned = id;
+    const home = on.get(id)!;
+    await write(id, `${id}-before-deprovision`);
+    await ok(["deprovision", id, "--env", ENV]);
+    const again = await ok(["provision", id, "--env", ENV, "--plan", "starter"]);
+    assert.match(again.stderr, new RegExp(`its data volume is on ${home}: it goes there`), show(again));
+    assert.equal(await nodeOf(id), home, `${id} went to ${await nodeOf(id)}, not ${home} (where its data is; ${wouldGo(id)} is less loaded)`);
+    await answersWithin(id, 60);
+    await assertFilesKept(id);
+  });
+
+  it("a fleet move killed (-9) right after it stopped the service: the next fleet up of the customer brings it back, with its files", async () => {
+    const id = live.find((c) => !["sw-b", "sw-c", returned].includes(c))!;
+    const from = (await nodeOf(id))!;
+    const to = cluster.nodes.map((n) => n.name).find((n) => n !== from)!;
+    await write(id, `${id}-before-killed-move`);
+    const stopped = async () => {
+      const service = await findService(manager(), serviceOf(id));
+      return (service?.Spec as any)?.Mode?.Replicated?.Replicas === 0 && !(await runningTask(manager(), serviceOf(id)));
+    };
+    const killed = await fleet(root, ["move", id, "--env", ENV, "--to", to],
+      { env, timeoutMs: 300_000, killWhen: /stopping its service so nothing writes/, killOnceTrue: stopped, killGroup: true });
+    assert.ok(killed.killed, `the move was not killed: ${show(killed)}`);
+    assert.equal(await stopped(), true, "the service is left at 0 replicas");
+
+    await ok(["up", `${ENV}-${id}`]);
+    const service = (await findService(manager(), serviceOf(id)))!;
+    assert.equal((service.Spec as any).Mode.Replicated.Replicas, 1);
+    assert.equal(await nodeOf(id), from);
+    await answersWithin(id, 60);
+    await assertFilesKept(id);
+  });
+
+  it("--purge-data deletes the volume on every node that has one (a move leaves a copy), checked with each node's engine", async () => {
+    const id = "sw-c";
+    const volume = `hf-${ENV}-${id}-data`;
+    const engines = cluster.nodes.map((n) => ({ name: n.name, engine: new Dockerode(dockerodeOptions(n.host)) }));
+    const holders = [];
+    for (const e of engines) if (await e.engine.getVolume(volume).inspect().then(() => true, () => false)) holders.push(e.name);
+    assert.equal(holders.length, 2, `the moved customer's volume is on its old and new node: ${holders.join(", ")}`);
+    const r = await ok(["deprovision", id, "--env", ENV, "--purge-data", "--yes"]);
+    assert.match(r.stdout, new RegExp(`data volume ${volume} deleted on ${holders.join(", ")}, final backup: `), show(r));
+    for (const e of engines) {
+      await assert.rejects(e.engine.getVolume(volume).inspect(), /no such volume|not found/i, `${volume} is still on ${e.name}`);
+    }
+    live.splice(live.indexOf(id), 1);
+    const none = await ok(["deprovision", id, "--env", ENV, "--purge-data", "--yes"]);
+    assert.match(none.stdout, /no data volume hf-swarm-sw-c-data found: nothing to delete/);
+  });
+
   it("prod promotes staging's image by repository digest, checking its base first, and refuses an image built from another base", async () => {
     const PROD = "swarmprod";
     await ok(["swarm", "env-file", "--cluster", `/run/hf-swarm/${CLUSTER}/cluster.json`, "--env", PROD, "--promote-from", ENV]);
@@ -251,10 +364,10 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     assert.match(rolled.stderr + rolled.stdout, /healthy, audit clean/);
     const sbImage = ((await findService(manager(), serviceOf("sw-b")))!.Spec as any).TaskTemplate.ContainerSpec.Image as string;
     assert.equal(sbImage, prodImage);
-    for (const id of CUSTOMERS) await assertFilesKept(id);
+    for (const id of live) await assertFilesKept(id);
   });
 
   it("every customer still has every file it wrote", async () => {
-    for (const id of CUSTOMERS) await assertFilesKept(id);
+    for (const id of live) await assertFilesKept(id);
   });
 });

@@ -1,8 +1,9 @@
-/** The audit's checks as a pure function of inspect data: here the "ports" check since the edge proxy. */
+/** The audit's rules as pure functions of inspect data and probes: "ports" since the edge proxy, and one test per rule added since. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type Dockerode from "dockerode";
-import { CHECKS, runChecks, type Probes } from "../../src/audit/checks";
+import { auditFleet } from "../../src/audit/audit";
+import { capMask, CHECKS, RULES, runChecks, type Probes } from "../../src/audit/checks";
 import { parseEnvironmentConfig } from "../../src/config/load";
 import { edgeProxySpec } from "../../src/edge/edgeSpec";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
@@ -39,6 +40,7 @@ const probes: Probes = {
   procStatus: "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n",
   foreignFiles: "",
   buildLeftovers: "",
+  setuidFiles: "",
 };
 
 function checked(info: Dockerode.ContainerInspectInfo) {
@@ -97,5 +99,101 @@ describe("audit checks", () => {
     const { ports } = checked(inspectOf(pretender));
     assert.equal(ports.ok, false);
     assert.match(ports.detail, /only the edge proxy publishes ports/);
+  });
+});
+
+/** The customer's inspect, changed in one way. */
+function weakened(change: (info: any) => void): Dockerode.ContainerInspectInfo {
+  const info = inspectOf(customer) as any;
+  change(info);
+  return info as Dockerode.ContainerInspectInfo;
+}
+const failedOf = (info: Dockerode.ContainerInspectInfo, p: Probes = probes) => runChecks(info, image, p).filter((r) => !r.ok);
+
+describe("audit rules", () => {
+  it("are values with an id and a description; CHECKS is made from them, in order, ids unique", () => {
+    assert.deepEqual(Object.keys(CHECKS), RULES.map((r) => r.id));
+    assert.equal(new Set(RULES.map((r) => r.id)).size, RULES.length);
+    for (const r of RULES) assert.ok(r.description.length > 10, r.id);
+    for (const id of ["seccomp", "apparmor", "namespaces", "no-setuid"]) assert.ok(id in CHECKS, id);
+  });
+
+  it("seccomp=unconfined (either spelling) fails 'seccomp' only; so does a process without a filter", () => {
+    for (const opt of ["seccomp=unconfined", "seccomp:unconfined"]) {
+      const failed = failedOf(weakened((i) => { i.HostConfig.SecurityOpt = ["no-new-privileges:true", opt]; }));
+      assert.deepEqual(failed.map((r) => r.id), ["seccomp"], opt);
+      assert.match(failed[0]!.detail, /may make every system call/);
+    }
+    const unfiltered = failedOf(weakened(() => {}), { ...probes, procStatus: `${probes.procStatus}Seccomp:\t0\n` });
+    assert.deepEqual(unfiltered.map((r) => `${r.id}: ${r.detail}`), ["seccomp: the process has Seccomp 0 (no filter)"]);
+    const filtered = runChecks(weakened(() => {}), image, { ...probes, procStatus: `${probes.procStatus}Seccomp:\t2\n` });
+    assert.equal(filtered.find((r) => r.id === "seccomp")!.detail, "filtered (Seccomp 2)");
+  });
+
+  it("apparmor=unconfined fails 'apparmor' only, read from the security options even where the kernel has no AppArmor", () => {
+    for (const opt of ["apparmor=unconfined", "apparmor:unconfined"]) {
+      assert.deepEqual(failedOf(weakened((i) => { i.HostConfig.SecurityOpt = ["no-new-privileges:true", opt]; i.AppArmorProfile = ""; })).map((r) => r.id), ["apparmor"], opt);
+    }
+    assert.deepEqual(failedOf(weakened((i) => { i.AppArmorProfile = "unconfined"; })).map((r) => r.id), ["apparmor"]);
+    assert.deepEqual(failedOf(weakened((i) => { i.AppArmorProfile = "docker-default"; })), []);
+  });
+
+  it("a namespace of the host or of another container fails 'namespaces', naming it", () => {
+    const cases: [string, (i: any) => void, string[]][] = [
+      ["pid=host", (i) => { i.HostConfig.PidMode = "host"; }, ["namespaces"]],
+      ["pid=container:abc", (i) => { i.HostConfig.PidMode = "container:abc"; }, ["namespaces"]],
+      ["ipc=host", (i) => { i.HostConfig.IpcMode = "host"; }, ["namespaces"]],
+      ["ipc=container:abc", (i) => { i.HostConfig.IpcMode = "container:abc"; }, ["namespaces"]],
+      ["uts=host", (i) => { i.HostConfig.UTSMode = "host"; }, ["namespaces"]],
+      ["userns=host", (i) => { i.HostConfig.UsernsMode = "host"; }, ["namespaces"]],
+      ["cgroupns=host", (i) => { i.HostConfig.CgroupnsMode = "host"; }, ["namespaces"]],
+      // another container's network: it is on no network of its own either
+      ["network=container:abc", (i) => { i.HostConfig.NetworkMode = "container:abc"; i.NetworkSettings.Networks = {}; }, ["network", "namespaces"]],
+    ];
+    for (const [what, change, ids] of cases) {
+      const failed = failedOf(weakened(change));
+      assert.deepEqual(failed.map((r) => r.id), ids, what);
+      assert.ok(failed.find((r) => r.id === "namespaces")!.detail.startsWith(what), `${what}: ${failed.find((r) => r.id === "namespaces")!.detail}`);
+    }
+    // 'private' and 'shareable' are the container's own
+    assert.deepEqual(failedOf(weakened((i) => { i.HostConfig.IpcMode = "shareable"; })), []);
+  });
+
+  it("setuid and setgid files found inside fail 'no-setuid', listing them (ten, then how many more)", () => {
+    const two = failedOf(weakened(() => {}), { ...probes, setuidFiles: "/usr/bin/passwd\n/usr/bin/su\n" });
+    assert.deepEqual(two.map((r) => r.id), ["no-setuid"]);
+    assert.match(two[0]!.detail, /^setuid\/setgid: \/usr\/bin\/passwd, \/usr\/bin\/su \(remove the bits: chmod a-s/);
+    const many = failedOf(weakened(() => {}), { ...probes, setuidFiles: Array.from({ length: 13 }, (_, k) => `/bin/s${k}`).join("\n") });
+    assert.match(many[0]!.detail, /\/bin\/s9, and 3 more/);
+    // not running: it could not be looked at, which is not a pass
+    const stopped = runChecks(weakened(() => {}), image, undefined).find((r) => r.id === "no-setuid")!;
+    assert.equal(stopped.ok, false);
+  });
+
+  it("'limits': a PIDs limit must be set and positive; an nproc ulimit fails (it counts per host UID)", () => {
+    for (const pids of [0, -1, undefined]) {
+      assert.deepEqual(failedOf(weakened((i) => { i.HostConfig.PidsLimit = pids; })).map((r) => `${r.id}: ${r.detail}`), ["limits: no PIDs limit"], String(pids));
+    }
+    const nproc = failedOf(weakened((i) => { i.HostConfig.Ulimits.push({ Name: "nproc", Soft: 256, Hard: 256 }); }));
+    assert.deepEqual(nproc.map((r) => r.id), ["limits"]);
+    assert.match(nproc[0]!.detail, /ulimit nproc 256: counted per host UID.*the PIDs limit bounds each container/);
+  });
+
+  it("capability names are looked up as own keys: a label naming 'constructor' counts as nothing", () => {
+    assert.equal(capMask(["constructor", "toString", "NET_RAW"]), 1n << 13n);
+  });
+});
+
+describe("fleet audit over a changing fleet", () => {
+  it("a container removed between the listing and its inspect (a deployment replaced it) is skipped, not a crash", async () => {
+    const gone = Object.assign(new Error("(HTTP code 404) no such container"), { statusCode: 404 });
+    const engine = {
+      listContainers: async () => [{ Id: "gone", Names: ["/hf-staging-old-1"] }],
+      getContainer: () => ({ inspect: async () => { throw gone; } }),
+    } as unknown as Dockerode;
+    assert.deepEqual(await auditFleet(engine), []);
+    // any other error still fails the audit
+    const broken = { ...engine, getContainer: () => ({ inspect: async () => { throw new Error("engine down"); } }) } as unknown as Dockerode;
+    await assert.rejects(auditFleet(broken), /engine down/);
   });
 });

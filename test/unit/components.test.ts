@@ -36,6 +36,7 @@ async function settle(): Promise<void> {
 const CONTAINER = "docker:index/container:Container";
 const GATE = "pulumi-nodejs:dynamic/hardened-fleet:PidsLimit";
 const ROUTE = "pulumi-nodejs:dynamic/hardened-fleet:EdgeRoute";
+const SECRET_FILE = "pulumi-nodejs:dynamic/hardened-fleet:SecretFile";
 
 /** The slot a container's Docker name ends in. */
 function slotOf(containerName: string): string {
@@ -62,7 +63,7 @@ describe("HardenedService on mocks", () => {
     const types = recorded.map((r) => r.type).sort();
     assert.deepEqual(types, [
       "docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume",
-      "hardened-fleet:service:HardenedService", ROUTE, GATE, "pulumi:providers:pulumi-nodejs",
+      "hardened-fleet:service:HardenedService", ROUTE, GATE, SECRET_FILE, "pulumi:providers:pulumi-nodejs",
       "random:index/randomPassword:RandomPassword",
     ]);
   });
@@ -75,7 +76,7 @@ describe("HardenedService on mocks", () => {
     assert.equal(slotOf(container.inputs.name), slotOf(container.name));
     assert.equal(await valueOf(service.containerName), spec.containerName);
     assert.deepEqual(recorded.map((r) => r.name).sort(), [
-      "acme", "acme-container-" + slot, "acme-data", "acme-dynamic", "acme-gate-" + slot, "acme-network", "acme-route", "acme-secret-key",
+      "acme", "acme-container-" + slot, "acme-data", "acme-dynamic", "acme-gate-" + slot, "acme-network", "acme-route", "acme-secret-file", "acme-secret-key",
     ].sort());
   });
 
@@ -135,7 +136,7 @@ describe("HardenedService on mocks", () => {
     assert.equal(c.memory, 256);
     assert.equal(c.memorySwap, 256);
     assert.equal(c.cpus, "0.5");
-    assert.deepEqual(c.ulimits, [{ name: "nofile", soft: 2048, hard: 2048 }, { name: "nproc", soft: 256, hard: 256 }]);
+    assert.deepEqual(c.ulimits, [{ name: "nofile", soft: 2048, hard: 2048 }]);
     assert.equal(c.restart, "on-failure");
     assert.equal(c.maxRetryCount, 5);
   });
@@ -158,7 +159,10 @@ describe("HardenedService on mocks", () => {
     assert.deepEqual(c.ports ?? [], []);
     assert.equal(c.networkMode, "hf-staging-acme-edge");
     assert.deepEqual(c.networksAdvanced, [{ name: "hf-staging-acme-edge" }]);
-    assert.deepEqual(c.volumes, [{ volumeName: "hf-staging-acme-data", containerPath: "/data" }]);
+    assert.deepEqual(c.volumes, [
+      { volumeName: "hf-staging-acme-data", containerPath: "/data" },
+      { volumeName: "hf-staging-acme-secrets", containerPath: "/run/secrets", readOnly: true },
+    ]);
     assert.equal(c.removeVolumes, false);
     const [net] = byType("docker:index/network:Network");
     assert.equal(net!.inputs.name, spec.networkName);
@@ -167,15 +171,22 @@ describe("HardenedService on mocks", () => {
     assert.equal(vol!.inputs.name, spec.dataVolumeName);
   });
 
-  it("the secret key comes from random and reaches the container env as a Pulumi secret", async () => {
+  it("the secret key comes from random and reaches the app as a file, never through the container's env", async () => {
     const { c } = await deployed();
     const [pw] = byType("random:index/randomPassword:RandomPassword");
     assert.equal(pw!.inputs.length, 48);
-    // a secret crosses the mock boundary wrapped with Pulumi's secret signature
-    assert.equal(c.envs[SECRET_SIG], SECRET_MARK, "envs must be a secret");
-    const envs = c.envs.value as string[];
-    assert.ok(envs.includes(`APP_SECRET_KEY=${"x".repeat(48)}`));
+    const envs = c.envs as string[];
+    assert.ok(Array.isArray(envs), "envs holds no secret: a plain list");
+    assert.deepEqual(envs.filter((e) => e.startsWith("APP_SECRET_KEY=") || e.includes("x".repeat(48))), []);
+    assert.ok(envs.includes("APP_SECRET_KEY_FILE=/run/secrets/app_secret_key"));
     assert.ok(envs.includes("DATA_DIR=/data"));
+    // the file's writer gets the key as a Pulumi secret (a secret crosses the mock boundary wrapped)
+    const [file] = byType(SECRET_FILE);
+    assert.ok(file, "no SecretFile registered");
+    assert.equal(file.inputs.content[SECRET_SIG], SECRET_MARK, "the key must be a secret");
+    assert.equal(file.inputs.content.value, "x".repeat(48));
+    assert.deepEqual(file.inputs.file, { volume: "hf-staging-acme-secrets", dir: "/run/secrets", fileName: "app_secret_key", envVar: "APP_SECRET_KEY_FILE" });
+    assert.equal(file.inputs.labels["io.hardened-fleet.role"], "customer-secrets");
   });
 
   it("the PIDs limit is applied to the container by the dynamic resource", async () => {
@@ -217,7 +228,9 @@ describe("HardenedImage on mocks", () => {
     const [img] = byType("docker:index/image:Image");
     assert.equal(img!.inputs.skipPush, true);
     assert.match(img!.inputs.imageName, /^hardened-fleet\/customer-app:1\.0\.0-[a-f0-9]{12}$/);
-    assert.equal(img!.inputs.build.context, workDir);
+    // relative to the program's directory (where the provider runs too): no checkout path in the state
+    assert.equal(path.resolve(img!.inputs.build.context), workDir);
+    assert.ok(!path.isAbsolute(img!.inputs.build.context) && !path.isAbsolute(img!.inputs.build.dockerfile));
     const dockerfile = fs.readFileSync(img!.inputs.build.dockerfile, "utf8");
     assert.equal(dockerfile, image.dockerfileText);
     assert.match(dockerfile, /^USER 1000:1000$/m);

@@ -184,6 +184,22 @@ describe("environment config", () => {
     assert.doesNotMatch(err.message, /Unrecognized key/);
   });
 
+  it("nproc in a plan is refused with the key path, why and the fix (it counts per host UID, shared by every customer)", () => {
+    const raw = rawEnvironment("staging");
+    raw.plans.starter.nproc = 128;
+    raw.plans.standard.nproc = 256;
+    const err = problemsOf(() => parseEnvironmentConfig(raw));
+    assert.deepEqual(err.problems.map((p) => p.path).sort(),
+      ["hardened-fleet:environment.plans.standard.nproc", "hardened-fleet:environment.plans.starter.nproc"]);
+    assert.match(err.message, /processes of a UID on the whole host, and every customer runs as UID 1000/);
+    assert.match(err.message, /Delete nproc: pids bounds each customer/);
+    assert.doesNotMatch(err.message, /Unrecognized key/);
+    // the committed environments set none
+    for (const stack of ["staging", "prod"] as const) {
+      for (const [name, plan] of Object.entries(rawEnvironment(stack).plans as Record<string, object>)) assert.ok(!("nproc" in plan), `${stack} ${name}`);
+    }
+  });
+
   it("a missing config says what is required", () => {
     const err = problemsOf(() => parseEnvironmentConfig(undefined));
     assert.match(err.message, /hardened-fleet:environment/);
@@ -238,6 +254,24 @@ describe("customer config and ids", () => {
     const paths = err.problems.map((p) => p.path).sort();
     assert.deepEqual(paths, ["hardened-fleet:customer.environment", "hardened-fleet:customer.id", "hardened-fleet:customer.plan"]);
     assert.match(err.message, /one of the plans of environment 'staging': starter, standard/);
+  });
+
+  for (const plan of ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"]) {
+    it(`a plan named '${plan}' (a key of every object, not of the plans) is an unknown plan`, () => {
+      const err = problemsOf(() => checkCustomerInEnvironment({ ...good, plan }, env));
+      assert.deepEqual(err.problems.map((p) => p.path), ["hardened-fleet:customer.plan"]);
+      assert.match(err.message, /must be one of the plans of environment 'staging': starter, standard/);
+      assert.throws(() => parseCustomerConfig({ ...good, plan }, env), /customer\.plan/);
+    });
+  }
+
+  it("plans are an own-key map: a configured plan named 'constructor' is found, and only it", () => {
+    const raw = rawEnvironment("staging");
+    raw.plans = { constructor: raw.plans.starter };
+    const own = parseEnvironmentConfig(raw);
+    assert.deepEqual(Object.keys(own.plans), ["constructor"]);
+    assert.equal(checkCustomerInEnvironment({ ...good, plan: "constructor" }, own).plan, "constructor");
+    assert.throws(() => checkCustomerInEnvironment({ ...good, plan: "toString" }, own), /customer\.plan.*constructor/s);
   });
 
   it("rejects a bad id inside customer config with the key path", () => {

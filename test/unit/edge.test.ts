@@ -155,7 +155,7 @@ describe("edge proxy spec", () => {
     raw.edge.resources = { memoryMb: 300, cpus: 2, pids: 1000 };
     const big = edgeProxySpec(parseEnvironmentConfig(raw), IMAGE);
     assert.deepEqual([big.memoryBytes, big.memorySwapBytes, big.cpus, big.pidsLimit], [300 * 1024 * 1024, 300 * 1024 * 1024, 2, 1000]);
-    assert.deepEqual(spec.ulimits.map((u) => u.name), ["nofile", "nproc"]);
+    assert.deepEqual(spec.ulimits.map((u) => u.name), ["nofile"]);
     assert.deepEqual(spec.log, { driver: "json-file", opts: { "max-size": "20m", "max-file": "5" } });
   });
 

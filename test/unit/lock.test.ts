@@ -55,4 +55,31 @@ describe("fleet locks", () => {
     await Promise.all([job("a"), job("b"), job("c")]);
     for (let i = 0; i < order.length; i += 2) assert.equal(order[i]!.slice(0, 1), order[i + 1]!.slice(0, 1), order.join(" "));
   });
+  it("the lock's flock and its shell get none of fleet's environment (no secret of fleet's reaches them)", async () => {
+    process.env.HF_LOCK_TEST_SECRET = "lock-canary-secret";
+    try {
+      const environs = await withLock(dir, "stack.staging-env", async () => {
+        // this process's descendants while it holds the lock: flock, and the shell (cat) under it
+        const parent = new Map<number, number>();
+        for (const pid of fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+          try {
+            const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+            parent.set(Number(pid), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+          } catch { /* gone */ }
+        }
+        const mine = (pid: number): boolean => pid === process.pid || (pid > 1 && mine(parent.get(pid) ?? 0));
+        return [...parent.keys()].filter((pid) => pid !== process.pid && mine(pid)).map((pid) => {
+          try {
+            return fs.readFileSync(`/proc/${pid}/environ`, "utf8");
+          } catch {
+            return "";
+          }
+        });
+      });
+      assert.ok(environs.length >= 2, "the lock's flock and shell processes were not found");
+      for (const environ of environs) assert.doesNotMatch(environ, /lock-canary-secret|HF_LOCK_TEST_SECRET/);
+    } finally {
+      delete process.env.HF_LOCK_TEST_SECRET;
+    }
+  });
 });

@@ -1,8 +1,10 @@
 /** The pure ServiceSpec and its two mappings (Pulumi inputs, Engine API options) agree. */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { parseEnvironmentConfig } from "../../src/config/load";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
+import { secretFileTar } from "../../src/engine/secretFile";
 import { REPLACE_ON_CHANGES, toContainerArgs } from "../../components/containerArgs";
 import { edgeProxySpec } from "../../src/edge/edgeSpec";
 import { customerNames, customerStackName, edgeNames, legacyCustomerNetwork } from "../../src/hardening/names";
@@ -23,7 +25,7 @@ function mapped(s: ContainerSpec) {
 describe("service spec", () => {
   it("names every Docker object after environment and customer", () => {
     assert.deepEqual(customerNames("staging", "acme"), {
-      container: "hf-staging-acme", network: "hf-staging-acme-edge", dataVolume: "hf-staging-acme-data", hostname: "acme" });
+      container: "hf-staging-acme", network: "hf-staging-acme-edge", dataVolume: "hf-staging-acme-data", secretsVolume: "hf-staging-acme-secrets", hostname: "acme" });
     assert.equal(legacyCustomerNetwork("staging", "acme"), "hf-staging-acme-net");
     assert.deepEqual(edgeNames("staging", "edge"), { container: "hf-staging-edge", network: "hf-staging-edge-net", dataVolume: "hf-staging-edge-data" });
     assert.equal(customerStackName("prod", "acme"), "prod-acme");
@@ -89,9 +91,50 @@ describe("service spec", () => {
     assert.ok(e.Env!.includes("PORT=8000"));
   });
 
+  it("the secret key is a file on its own read-only volume in both mappings, its path (never the key) in the env", () => {
+    const { p, e, hc } = mapped(spec);
+    assert.deepEqual(spec.secretFile, { volume: "hf-staging-acme-secrets", dir: "/run/secrets", fileName: "app_secret_key", envVar: "APP_SECRET_KEY_FILE" });
+    assert.ok(p.envs.includes("APP_SECRET_KEY_FILE=/run/secrets/app_secret_key"));
+    assert.ok(e.Env!.includes("APP_SECRET_KEY_FILE=/run/secrets/app_secret_key"));
+    assert.deepEqual([...p.envs, ...e.Env!].filter((v) => v.startsWith("APP_SECRET_KEY=")), []);
+    assert.deepEqual(p.volumes, [
+      { volumeName: "hf-staging-acme-data", containerPath: "/data" },
+      { volumeName: "hf-staging-acme-secrets", containerPath: "/run/secrets", readOnly: true },
+    ]);
+    assert.deepEqual(hc.Mounts, [
+      { Type: "volume", Source: "hf-staging-acme-data", Target: "/data" },
+      { Type: "volume", Source: "hf-staging-acme-secrets", Target: "/run/secrets", ReadOnly: true },
+    ]);
+  });
+
+  it("the key file's archive makes the directory 1000:1000 0500 and the file 1000:1000 0400", () => {
+    const listing = execFileSync("tar", ["-tvf", "-", "--numeric-owner"], { input: secretFileTar(spec.secretFile!, "k".repeat(48)), encoding: "utf8" });
+    const rows = listing.trim().split("\n").map((l) => l.split(/\s+/));
+    assert.deepEqual(rows.map((r) => [r[0], r[1], r[2], r.at(-1)]), [
+      ["dr-x------", "1000/1000", "0", "secrets/"],
+      ["-r--------", "1000/1000", "48", "secrets/app_secret_key"],
+    ]);
+  });
+
   it("an unknown plan is an error, not a default", () => {
     assert.throws(() => serviceSpec(env, { id: "a", environment: "staging", plan: "gold" }, "x:1"), /plan 'gold'/);
+    // keys every object has are not plans: no spec with undefined limits
+    for (const plan of ["constructor", "toString", "__proto__"]) {
+      assert.throws(() => serviceSpec(env, { id: "a", environment: "staging", plan }, "x:1"), new RegExp(`plan '${plan}' is not defined`));
+    }
   });
+
+  for (const [what, s] of [["a customer", spec], ["the edge proxy", edgeProxySpec(env, IMAGE)]] as const) {
+    it(`${what}: no nproc ulimit (it counts per host UID, shared by every customer); the PIDs limit bounds it; its own cgroup namespace`, () => {
+      assert.deepEqual(s.ulimits.map((u) => u.name), ["nofile"]);
+      assert.ok(s.pidsLimit > 0);
+      const { p, hc } = mapped(s);
+      assert.deepEqual(hc.Ulimits!.map((u) => u.Name), ["nofile"]);
+      assert.deepEqual((p.ulimits as { name: string }[]).map((u) => u.name), ["nofile"]);
+      assert.equal((hc as { CgroupnsMode?: string }).CgroupnsMode, "private");
+      assert.equal(p.cgroupnsMode, "private");
+    });
+  }
 
   for (const [what, s] of [["a customer", spec], ["the edge proxy", edgeProxySpec(env, IMAGE)]] as const) {
     it(`Pulumi inputs and Engine API options carry the same settings (${what})`, () => {

@@ -9,7 +9,9 @@ import { chooseNode } from "../../src/fleet/swarm";
 import { serviceSpec } from "../../src/hardening/serviceSpec";
 import { baseMismatch, isRepoDigest } from "../../src/program/imageCheck";
 import { clusterEnvironment, type Cluster } from "../../src/swarm/cluster";
-import { placementConstraint, SECRET_KEY_FILE, toSwarmServiceSpec } from "../../src/swarm/serviceSpec";
+import { overlayNetworkName, placementConstraint, SECRET_KEY_FILE, toSwarmServiceSpec } from "../../src/swarm/serviceSpec";
+import { isEncrypted, overlayCheck, OVERLAY_CHECK_ID } from "../../src/audit/overlay";
+import { labelledSpec, liveDrift, liveView, SPEC_HASH_LABEL, specHash } from "../../src/swarm/deploy";
 import { rawEnvironment } from "../support/fixtures";
 
 const DIGEST = `sha256:${"a".repeat(64)}`;
@@ -162,7 +164,7 @@ describe("the audit of a Swarm task", () => {
   } as unknown as Dockerode.ContainerInspectInfo;
   const probes = (nnp: string, tmpOpts: string, swapTotalKb = 0): Probes => ({
     procStatus: `Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\nNoNewPrivs:\t${nnp}\n`,
-    foreignFiles: "", buildLeftovers: "",
+    foreignFiles: "", buildLeftovers: "", setuidFiles: "",
     mounts: `overlay / overlay ro,relatime 0 0\ntmpfs /tmp tmpfs ${tmpOpts} 0 0\n`,
     swapTotalKb,
   });
@@ -190,5 +192,113 @@ describe("the audit of a Swarm task", () => {
     const [ro] = failed(probes("1", "rw,nosuid,nodev,size=32768k"));
     assert.equal(ro!.id, "read-only-root");
     assert.match(ro!.detail, /tmpfs \/tmp is not noexec/);
+  });
+});
+
+describe("encrypted overlays (issue 20 item 3)", () => {
+  const enc = { Name: "hf-swarm-a-edge-ipsec", Driver: "overlay", Options: { encrypted: "", "com.docker.network.driver.overlay.vxlanid_list": "4097" } };
+  const clear = { Name: "hf-swarm-b-edge", Driver: "overlay", Options: { "com.docker.network.driver.overlay.vxlanid_list": "4098" } };
+  const bridge = { Name: "hf-swarm-edge-net", Driver: "bridge", Options: {} };
+
+  it("an encrypted overlay passes; a bridge is not an overlay", () => {
+    assert.equal(isEncrypted(enc), true);
+    assert.equal(isEncrypted({ ...enc, Options: { encrypted: "true" } }), true);
+    assert.deepEqual(overlayCheck([enc, bridge]), { id: OVERLAY_CHECK_ID, ok: true, detail: "encrypted: hf-swarm-a-edge-ipsec" });
+    assert.equal(overlayCheck([bridge]).ok, true);
+  });
+
+  it("an unencrypted overlay fails, naming it and both fixes", () => {
+    const r = overlayCheck([enc, clear, bridge]);
+    assert.equal(r.ok, false);
+    assert.match(r.detail, /^hf-swarm-b-edge carries customer traffic between nodes unencrypted: .*fleet up.*swarm.unencryptedOverlays/);
+    assert.equal(overlayCheck([{ ...clear, Options: null }]).ok, false);
+  });
+
+  it("a waiver with a reason passes it, and the detail still says it is unencrypted and why", () => {
+    const r = overlayCheck([clear], { reason: "the kernel has no ESP" });
+    assert.equal(r.ok, true);
+    assert.equal(r.detail, "NOT encrypted (hf-swarm-b-edge), waived by swarm.unencryptedOverlays: the kernel has no ESP");
+  });
+
+  it("swarm.unencryptedOverlays needs a reason: an empty or missing one is refused, naming the field", () => {
+    const withReason = (reason: unknown) => {
+      const raw = clusterEnvironment(cluster, "swarm") as any;
+      raw.swarm.unencryptedOverlays = reason === undefined ? {} : { reason };
+      return raw;
+    };
+    assert.equal(parseEnvironmentConfig(withReason("the nodes' kernel has no ESP")).swarm!.unencryptedOverlays!.reason, "the nodes' kernel has no ESP");
+    assert.match(problemOf(() => parseEnvironmentConfig(withReason(""))), /swarm\.unencryptedOverlays\.reason.*must say why customer traffic may cross between nodes unencrypted/s);
+    assert.match(problemOf(() => parseEnvironmentConfig(withReason("   "))), /swarm\.unencryptedOverlays\.reason/);
+    assert.match(problemOf(() => parseEnvironmentConfig(withReason(undefined))), /swarm\.unencryptedOverlays\.reason.*must say why/s);
+    assert.equal(env.swarm!.unencryptedOverlays, undefined, "encrypted unless waived");
+  });
+
+  it("the test cluster's environment waives encryption only when its kernel probe found no IPsec", () => {
+    const without = parseEnvironmentConfig(clusterEnvironment({ ...cluster, ipsec: { ok: false, detail: "Requested AEAD algorithm not found." } }, "swarm"));
+    assert.match(without.swarm!.unencryptedOverlays!.reason, /kernel cannot do IPsec ESP \(Requested AEAD algorithm not found\.\)/);
+    const withIpsec = parseEnvironmentConfig(clusterEnvironment({ ...cluster, ipsec: { ok: true, detail: "works" } }, "swarm"));
+    assert.equal(withIpsec.swarm!.unencryptedOverlays, undefined);
+  });
+
+  it("an encrypted overlay has a name of its own (a network's options cannot change), and the service joins it", () => {
+    assert.equal(overlayNetworkName("hf-swarm-acme-edge", true), "hf-swarm-acme-edge-ipsec");
+    assert.equal(overlayNetworkName("hf-swarm-acme-edge", false), "hf-swarm-acme-edge");
+    const spec = serviceSpec(env, { id: "acme", environment: "swarm", plan: "starter", node: "hfsw-1" }, `reg/app@${DIGEST}`);
+    const placed = (network?: string) => toSwarmServiceSpec(spec, { node: "hfsw-1", secret: { id: "s", name: "n" }, monitorSeconds: 5, network }) as any;
+    assert.deepEqual(placed("hf-swarm-acme-edge-ipsec").TaskTemplate.Networks, [{ Target: "hf-swarm-acme-edge-ipsec" }]);
+    assert.deepEqual(placed().TaskTemplate.Networks, [{ Target: "hf-swarm-acme-edge" }]);
+  });
+});
+
+describe("the live service against fleet's spec (issue 20 item 12)", () => {
+  const spec = serviceSpec(env, { id: "acme", environment: "swarm", plan: "starter", node: "hfsw-1" }, `reg/app@${DIGEST}`);
+  const desired = toSwarmServiceSpec(spec, { node: "hfsw-1", secret: { id: "s", name: "n" }, monitorSeconds: 5 }) as Record<string, any>;
+  // what the manager reports: fleet's labelled spec with Swarm's own additions (defaults, network IDs)
+  const deployed = () => {
+    const live = structuredClone(labelledSpec(desired)) as Record<string, any>;
+    live.TaskTemplate.ForceUpdate = 0;
+    live.TaskTemplate.Runtime = "container";
+    live.TaskTemplate.Networks = [{ Target: "x8kq2network1d" }];
+    delete live.UpdateConfig.Delay;
+    return live;
+  };
+
+  it("the spec fleet deployed, as Swarm reports it, shows no drift; the hash ignores key order", () => {
+    assert.deepEqual(liveDrift(deployed(), desired), []);
+    const reordered = Object.fromEntries(Object.entries(desired).reverse());
+    assert.equal(specHash(reordered), specHash(desired));
+    assert.equal(labelledSpec(desired).Labels[SPEC_HASH_LABEL], specHash(desired));
+  });
+
+  it("a service scaled to 0 (a fleet move killed midway), moved, re-imaged, changed by hand or gone is drift", () => {
+    const scaled = deployed();
+    scaled.Mode = { Replicated: { Replicas: 0 } };
+    assert.deepEqual(liveDrift(scaled, desired), ["replicas 0, wanted 1"]);
+    const moved = deployed();
+    moved.TaskTemplate.Placement.Constraints = [placementConstraint("hfsw-2")];
+    assert.match(liveDrift(moved, desired).join(), /placement .*hfsw-2.*wanted .*hfsw-1/);
+    const imaged = deployed();
+    imaged.TaskTemplate.ContainerSpec.Image = "reg/other@sha256:" + "b".repeat(64);
+    assert.match(liveDrift(imaged, desired).join(), /^image reg\/other/);
+    const byHand = deployed();
+    byHand.TaskTemplate.ContainerSpec.Env = ["X=1"];
+    byHand.Labels = { ...byHand.Labels, [SPEC_HASH_LABEL]: "0".repeat(32) };
+    assert.deepEqual(liveDrift(byHand, desired), ["a spec other than fleet's (changed outside fleet)"]);
+    const unlabelled = deployed();
+    delete unlabelled.Labels[SPEC_HASH_LABEL];
+    assert.deepEqual(liveDrift(unlabelled, desired), ["a spec fleet has not labelled yet"]);
+    assert.deepEqual(liveDrift(undefined, desired), ["the service does not exist"]);
+  });
+
+  it("read (refresh) stores what runs: the stored spec with the live replicas, so the next diff sees the change", () => {
+    assert.equal(JSON.stringify(liveView(desired, deployed())), JSON.stringify(desired));
+    const scaled = deployed();
+    scaled.Mode = { Replicated: { Replicas: 0 } };
+    const view = liveView(desired, scaled) as any;
+    assert.deepEqual(view.Mode, { Replicated: { Replicas: 0 } });
+    assert.notEqual(JSON.stringify(view), JSON.stringify(desired));
+    const unlabelled = deployed();
+    delete unlabelled.Labels[SPEC_HASH_LABEL];
+    assert.equal((liveView(desired, unlabelled) as any).Labels[SPEC_HASH_LABEL], "none");
   });
 });

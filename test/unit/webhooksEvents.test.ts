@@ -9,10 +9,11 @@ import { checkoutCompleted, invoiceEvent, subscriptionDeleted, subscriptionUpdat
 
 const envelope = (e: TestEvent): StripeEventEnvelope => parseEnvelope(JSON.parse(JSON.stringify(e)));
 const decide = (e: TestEvent) => decideEvent(envelope(e), "prod");
+const ACME = { customer: "cus_acme", subscription: "sub_acme" };
 
 describe("Stripe events to jobs", () => {
   it("checkout.session.completed provisions client_reference_id on metadata.plan", () => {
-    assert.deepEqual(decide(checkoutCompleted("evt_1", 10, "acme", "starter")), { kind: "run", action: "provision", customer: "acme", plan: "starter" });
+    assert.deepEqual(decide(checkoutCompleted("evt_1", 10, "acme", "starter")), { kind: "run", action: "provision", customer: "acme", plan: "starter", payer: ACME });
     // a free trial needs no payment: provisioned too
     assert.equal(decide(checkoutCompleted("evt_2", 10, "acme", "starter", "no_payment_required")).kind, "run");
   });
@@ -22,7 +23,7 @@ describe("Stripe events to jobs", () => {
     assert.equal(unpaid.kind, "ignore");
     assert.match(unpaid.kind === "ignore" ? unpaid.reason : "", /async_payment_succeeded/);
     const paid = { ...checkoutCompleted("evt_2", 11, "acme", "starter", "paid"), type: "checkout.session.async_payment_succeeded" };
-    assert.deepEqual(decide(paid), { kind: "run", action: "provision", customer: "acme", plan: "starter" });
+    assert.deepEqual(decide(paid), { kind: "run", action: "provision", customer: "acme", plan: "starter", payer: ACME });
   });
 
   it("an invalid or missing customer id is rejected with the field, the rule and the fix", () => {
@@ -47,7 +48,7 @@ describe("Stripe events to jobs", () => {
 
   it("customer.subscription.updated is a plan change only when metadata.plan changed", () => {
     assert.deepEqual(decide(subscriptionUpdated("evt_1", 10, "acme", "standard", "starter")),
-      { kind: "run", action: "plan-change", customer: "acme", plan: "standard" });
+      { kind: "run", action: "plan-change", customer: "acme", plan: "standard", payer: ACME });
     const other = { ...subscriptionUpdated("evt_2", 10, "acme", "standard", "starter") };
     other.data = { ...other.data, previous_attributes: { default_payment_method: "pm_old" } };
     const d = decide(other);
@@ -59,7 +60,7 @@ describe("Stripe events to jobs", () => {
   });
 
   it("customer.subscription.deleted deprovisions metadata.customer_id", () => {
-    assert.deepEqual(decide(subscriptionDeleted("evt_1", 10, "acme")), { kind: "run", action: "deprovision", customer: "acme", plan: null });
+    assert.deepEqual(decide(subscriptionDeleted("evt_1", 10, "acme")), { kind: "run", action: "deprovision", customer: "acme", plan: null, payer: ACME });
     assert.equal(decide(subscriptionDeleted("evt_2", 10, undefined)).kind, "reject");
   });
 

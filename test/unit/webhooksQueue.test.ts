@@ -82,7 +82,7 @@ describe("webhook job queue", () => {
     assert.equal(again.duplicate, true);
     assert.equal(again.job.id, first.job.id);
     assert.equal(queue.eventCount(), 1);
-    assert.deepEqual(queue.counts(), { queued: 1, running: 0, done: 0, failed: 0, ignored: 0 });
+    assert.deepEqual(queue.counts(), { queued: 1, running: 0, done: 0, failed: 0, ignored: 0, refused: 0 });
     queue.close();
   });
 
@@ -221,13 +221,32 @@ describe("webhook job queue", () => {
     const requeued = second.job(claimed.id)!;
     assert.equal(requeued.status, "queued");
     assert.equal(requeued.interrupted, 1);
-    assert.equal(requeued.attempts, 0);
+    assert.equal(requeued.attempts, 1, "the interrupted run stays counted");
     const ops = new FakeOps();
     await runAll(second, ops);
     assert.deepEqual(ops.calls.map((c) => c.eventId).sort(), ["evt_1", "evt_2"]);
-    assert.deepEqual(second.counts(), { queued: 0, running: 0, done: 2, failed: 0, ignored: 0 });
+    assert.deepEqual(second.counts(), { queued: 0, running: 0, done: 2, failed: 0, ignored: 0, refused: 0 });
     assert.equal(second.requeueInterrupted(new Date()), 0);
     second.close();
+  });
+
+  it("a job interrupted on its last attempt stops as failed at the next start instead of running again", () => {
+    const file = path.join(dir, "crashloop", "queue.db");
+    let queue = JobQueue.open(file);
+    const { job } = accept(queue, checkoutCompleted("evt_crash", 100, "acme", "starter"));
+    for (let run = 1; run <= 2; run++) {
+      assert.equal(queue.claim(new Date())!.attempts, run); // counted durably before the run
+      queue.close(); // the process dies during the run
+      queue = JobQueue.open(file);
+      assert.equal(queue.requeueInterrupted(new Date(), 2), run < 2 ? 1 : 0);
+    }
+    const failed = queue.job(job.id)!;
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.attempts, 2);
+    assert.equal(failed.interrupted, 2);
+    assert.match(failed.lastError!, /^the process ended \(crash, kill -9, power loss\) while attempt 2 ran\n {2}\(gave up after 2 attempts, 2 of them interrupted: fix the cause, then 'fleet jobs --retry \d+'\)$/);
+    assert.equal(queue.claim(new Date()), undefined);
+    queue.close();
   });
 
   it("fleet jobs opens the file read-only and says when there is no queue", () => {

@@ -41,7 +41,7 @@ describe("webhook server", () => {
   before(async () => {
     queue = JobQueue.open(path.join(dir, "queue.db"));
     worker = new Worker(queue, ops, { log: () => {}, pollMs: 20 });
-    server = createWebhookServer({ queue, environment: "prod", secret: SECRET, jobsToken: JOBS_TOKEN, log: () => {}, onQueued: () => worker.wake() });
+    server = createWebhookServer({ queue, environment: "prod", tier: "staging", secret: SECRET, jobsToken: JOBS_TOKEN, log: () => {}, onQueued: () => worker.wake() });
     const address = await listen(server, "127.0.0.1", 0);
     base = `http://127.0.0.1:${address.port}`;
     worker.start();
@@ -116,7 +116,7 @@ describe("webhook server", () => {
   it("GET /healthz shows the queue; GET /jobs needs the bearer token", async () => {
     const health = await getJson(`${base}/healthz`);
     assert.equal(health.status, 200);
-    assert.deepEqual(health.json.queue, { queued: 0, running: 0, done: 1, failed: 1, ignored: 1 });
+    assert.deepEqual(health.json.queue, { queued: 0, running: 0, done: 1, failed: 1, ignored: 1, refused: 0 });
     const attempts: Record<string, string>[] = [{}, { authorization: "Bearer wrong" }, { authorization: JOBS_TOKEN }, { authorization: `Basic ${JOBS_TOKEN}` }];
     for (const headers of attempts) {
       const denied = await getJson(`${base}/jobs`, headers);

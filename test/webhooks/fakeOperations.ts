@@ -2,6 +2,7 @@
  * Test-only fleet operations for `fleet serve` as a real process (FLEET_SERVE_TEST_OPERATIONS names
  * this file): each call appends `start <event> <op> <customer> <plan>` to FAKE_OPS_LOG, waits
  * FAKE_OPS_DELAY_MS (a stand-in for `pulumi up`), then appends `done ...`. Nothing is deployed.
+ * `exists` answers from the same file (and FAKE_OPS_EXISTING) for the payment bindings.
  */
 import * as fs from "node:fs";
 import type { JobRun } from "../../src/webhooks/worker";
@@ -24,4 +25,14 @@ export async function deprovision(req: { customer: string; environment: string }
   line(`start ${run.eventId} deprovision ${req.customer} -`);
   await pause();
   line(`done ${run.eventId} deprovision ${req.customer} -`);
+}
+
+/**
+ * Whether the customer exists: it was ever provisioned here (a deprovision keeps its data volume), or
+ * FAKE_OPS_EXISTING (comma-separated) names it, standing for a customer the CLI made.
+ */
+export async function exists(req: { customer: string; environment: string }): Promise<boolean> {
+  if ((process.env.FAKE_OPS_EXISTING ?? "").split(",").includes(req.customer)) return true;
+  const file = process.env.FAKE_OPS_LOG;
+  return !!file && fs.existsSync(file) && fs.readFileSync(file, "utf8").split("\n").some((l) => / provision (\S+) /.exec(l)?.[1] === req.customer && l.startsWith("done "));
 }

@@ -9,6 +9,12 @@
  * a late stale event. At the end: no accepted event lost, every job done or superseded, each event's
  * operation completed once (twice only for a run the kill cut short after it finished, which its
  * idempotence makes harmless), and every customer in the state its newest event asks for.
+ *
+ * Then the attacks on payments: a stranger's checkout naming a paying customer, a stranger's plan
+ * change, the deletion of a customer's old subscription, a stranger's checkout after a cancel, a
+ * checkout for a customer the CLI made, and a test-mode event on the production-tier environment.
+ * Each ends `refused` and runs nothing; the owner's own events (a second subscription, a resubscribe)
+ * go through; `fleet bind` re-binds on purpose and `fleet jobs --retry` then runs the refused job.
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -16,9 +22,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
+import { BindingStore, defaultBindingsPath } from "../../src/webhooks/bindings";
 import { JobQueue, type Job } from "../../src/webhooks/queue";
 import {
-  checkoutCompleted, deliver, getJson, JOBS_TOKEN, SECRET, sign, subscriptionDeleted, subscriptionUpdated, type TestEvent,
+  checkoutCompleted as testModeCheckout, deliver, getJson, JOBS_TOKEN, live, SECRET, sign, subscriptionDeleted as testModeDeleted,
+  subscriptionUpdated as testModeUpdated, type TestEvent,
 } from "./support";
 
 const root = path.resolve(__dirname, "..", "..");
@@ -26,6 +34,13 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), "hf-serve-"));
 const db = path.join(work, "queue.db");
 const opsLog = path.join(work, "ops.log");
 const groups = new Set<number>();
+// the environment's stack file: `fleet serve` needs its tier (prod is production: live events only)
+fs.copyFileSync(path.join(root, "Pulumi.prod.yaml"), path.join(work, "Pulumi.prod.yaml"));
+
+// live-mode events, as Stripe sends them to a production endpoint
+const checkoutCompleted = (...a: Parameters<typeof testModeCheckout>) => live(testModeCheckout(...a));
+const subscriptionUpdated = (...a: Parameters<typeof testModeUpdated>) => live(testModeUpdated(...a));
+const subscriptionDeleted = (...a: Parameters<typeof testModeDeleted>) => live(testModeDeleted(...a));
 
 interface Served {
   child: ChildProcess;
@@ -38,7 +53,7 @@ function env(): NodeJS.ProcessEnv {
   return {
     ...process.env, FLEET_PROJECT_DIR: work, STRIPE_WEBHOOK_SECRET: SECRET, FLEET_JOBS_TOKEN: JOBS_TOKEN,
     FLEET_SERVE_TEST_OPERATIONS: path.join(root, "test", "webhooks", "fakeOperations.ts"),
-    FAKE_OPS_LOG: opsLog, FAKE_OPS_DELAY_MS: "300",
+    FAKE_OPS_LOG: opsLog, FAKE_OPS_DELAY_MS: "300", FAKE_OPS_EXISTING: "legacy",
   };
 }
 
@@ -50,8 +65,8 @@ function fleet(args: string[]): ChildProcess {
 }
 
 /** Starts `fleet serve` on a free port and resolves once it listens. */
-async function serve(): Promise<Served> {
-  const child = fleet(["serve", "--listen", "127.0.0.1:0", "--db", db, "--concurrency", "2"]);
+async function serve(queueFile = db): Promise<Served> {
+  const child = fleet(["serve", "--listen", "127.0.0.1:0", "--db", queueFile, "--concurrency", "2"]);
   let stdout = "";
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => { stderr += c.toString(); });
@@ -96,8 +111,8 @@ function aJobRuns(): boolean {
   return [...open.values()].some((n) => n > 0);
 }
 
-function readQueue<T>(fn: (q: JobQueue) => T): T {
-  const q = JobQueue.open(db, { readOnly: true });
+function readQueue<T>(fn: (q: JobQueue) => T, file = db): T {
+  const q = JobQueue.open(file, { readOnly: true });
   try {
     return fn(q);
   } finally {
@@ -144,7 +159,7 @@ const expected = new Map<string, string | undefined>([
   ...[0, 1, 2, 3, 4, 5].map((i) => [c(i), "standard"] as const), [c(6), undefined], [c(7), "standard"], [c(8), "starter"], [c(9), "starter"],
 ]);
 
-describe("fleet serve as a process: burst, kill -9, restart", { timeout: 60_000 }, () => {
+describe("fleet serve as a process: burst, kill -9, restart; payments acting only on their own customer", { timeout: 120_000 }, () => {
   after(() => {
     for (const pgid of groups) {
       try { process.kill(-pgid, "SIGKILL"); } catch { /* gone */ }
@@ -283,5 +298,85 @@ describe("fleet serve as a process: burst, kill -9, restart", { timeout: 60_000 
     second.child.kill("SIGTERM");
     assert.deepEqual(await second.exited, { code: 0, signal: null });
     assert.match(second.stderr(), /fleet serve: stopped/);
+  });
+  it("refuses a stranger's payment, an old subscription's cancel and a test-mode event in production: nothing runs", async () => {
+    const authDb = path.join(work, "auth.db");
+    const server = await serve(authDb);
+    const T1 = T0 + 100_000;
+    const acme = (sub: string) => ({ stripeCustomer: "cus_acme", subscription: sub });
+    const mallory = { stripeCustomer: "cus_mallory", subscription: "sub_mallory" };
+    const events: [TestEvent, string][] = [
+      [checkoutCompleted("evt_a1", T1 + 1, "acme", "starter", "paid", acme("sub_a1")), "done"],
+      // a payment link opened with ?client_reference_id=acme by somebody else
+      [checkoutCompleted("evt_a2", T1 + 2, "acme", "standard", "paid", mallory), "refused"],
+      // the owner takes a second subscription: it becomes the current one
+      [checkoutCompleted("evt_a3", T1 + 3, "acme", "standard", "paid", acme("sub_a2")), "done"],
+      // cancelling the old subscription does not deprovision the customer who has a newer one
+      [subscriptionDeleted("evt_a4", T1 + 4, "acme", acme("sub_a1")), "refused"],
+      [subscriptionUpdated("evt_a5", T1 + 5, "acme", "starter", "standard", mallory), "refused"],
+      [subscriptionDeleted("evt_a6", T1 + 6, "acme", acme("sub_a2")), "done"],
+      // after the cancel the data volume is kept, and so is the binding: a stranger cannot take it
+      [checkoutCompleted("evt_a7", T1 + 7, "acme", "starter", "paid", mallory), "refused"],
+      // the same Stripe customer comes back: re-bound to the new subscription
+      [checkoutCompleted("evt_a8", T1 + 8, "acme", "standard", "paid", acme("sub_a3")), "done"],
+      // made by the CLI, bound to nobody: a checkout does not take it over
+      [checkoutCompleted("evt_l1", T1 + 9, "legacy", "starter", "paid", { stripeCustomer: "cus_legacy", subscription: "sub_legacy" }), "refused"],
+      // test mode never acts on a production-tier environment
+      [testModeCheckout("evt_g1", T1 + 10, "globex", "starter"), "refused"],
+    ];
+    for (const [event] of events) {
+      const d = sign(event);
+      const answer = await deliver(server.base, d.body, d.signature);
+      assert.equal(answer.status, 200, JSON.stringify(answer.json));
+      if (event.id === "evt_g1") assert.equal(answer.json.status, "refused", "refused when accepted, never queued");
+    }
+    await settle(server.base);
+
+    const jobs = readQueue((q) => q.list({ limit: 100 }), authDb);
+    const status = (id: string) => jobs.find((j) => j.eventId === id)!;
+    for (const [event, expected] of events) {
+      assert.equal(status(event.id).status, expected, `${event.id}: ${status(event.id).lastError ?? status(event.id).note}`);
+    }
+    assert.match(status("evt_a2").lastError!, /prod\/acme is bound to Stripe customer cus_acme .*this event comes from cus_mallory/);
+    assert.match(status("evt_a4").lastError!, /current subscription is sub_a2; this event is about sub_a1/);
+    assert.match(status("evt_a7").lastError!, /bound to Stripe customer cus_acme/);
+    assert.match(status("evt_l1").lastError!, /prod\/legacy exists but is bound to no Stripe customer[^]*fleet bind legacy --env prod --stripe-customer cus_legacy --subscription sub_legacy/);
+    assert.match(status("evt_g1").lastError!, /test-mode event \(livemode false\) never acts on prod, a production-tier environment/);
+    // what ran: only the owner's events; nothing for a refused one
+    const ran = opsLines().filter((l) => l.kind === "done" && /^evt_[alg]\d$/.test(l.eventId)).map((l) => `${l.eventId} ${l.op} ${l.customer} ${l.plan}`);
+    assert.deepEqual(ran, ["evt_a1 provision acme starter", "evt_a3 provision acme standard", "evt_a6 deprovision acme -", "evt_a8 provision acme standard"]);
+    const binding = () => BindingStore.readAll(defaultBindingsPath(work)).find((b) => b.customer === "acme");
+    assert.deepEqual([binding()?.stripeCustomer, binding()?.subscription, binding()?.boundBy], ["cus_acme", "sub_a3", "event evt_a8"]);
+
+    // the operator's views show the new state
+    const health = await getJson(`${server.base}/healthz`);
+    assert.equal((health.json.queue as Record<string, number>).refused, 6);
+    const table = await run(["jobs", "--db", authDb, "--status", "refused"]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /refused +prod\/acme +provision +standard +checkout\.session\.completed evt_a2 .*refused, nothing changed: prod\/acme is bound/);
+    assert.match(server.stderr(), /job \d+ provision prod\/acme \(plan standard\) from checkout\.session\.completed evt_a2: refused: /);
+
+    // fleet bind: bad ids are refused naming the field; then the operator binds legacy on purpose and retries its job
+    const bad = await run(["bind", "legacy", "--env", "prod", "--stripe-customer", "legacy", "--subscription", "cus_legacy"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--stripe-customer: must be a Stripe customer id/);
+    assert.match(bad.stderr, /--subscription: must be a Stripe subscription id/);
+    assert.equal(BindingStore.readAll(defaultBindingsPath(work)).some((b) => b.customer === "legacy"), false, "nothing written");
+    const bound = await run(["bind", "legacy", "--env", "prod", "--stripe-customer", "cus_legacy", "--subscription", "sub_legacy"]);
+    assert.equal(bound.code, 0, bound.stderr);
+    assert.match((await run(["bind", "legacy", "--env", "prod", "--show"])).stdout, /prod\/legacy: Stripe customer cus_legacy, subscription sub_legacy \(bound .* by operator\)/);
+    const retried = await run(["jobs", "--db", authDb, "--retry", String(status("evt_l1").id)]);
+    assert.equal(retried.code, 0, retried.stderr);
+    const deadline = Date.now() + 10_000;
+    while (readQueue((q) => q.jobForEvent("evt_l1")!.status, authDb) !== "done") {
+      assert.ok(Date.now() < deadline, `the retried job did not run: ${JSON.stringify(readQueue((q) => q.jobForEvent("evt_l1"), authDb))}`);
+      await sleep(100);
+    }
+    assert.ok(opsLines().some((l) => l.kind === "done" && l.eventId === "evt_l1"));
+    const cleared = await run(["bind", "legacy", "--env", "prod", "--clear"]);
+    assert.match(cleared.stdout, /binding cleared \(was cus_legacy\)/);
+
+    server.child.kill("SIGTERM");
+    assert.equal((await server.exited).code, 0);
   });
 });

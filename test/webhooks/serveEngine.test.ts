@@ -8,16 +8,25 @@
  * the rest of the burst. A forged delivery changes nothing. At the end exactly those 10 customers run,
  * healthy, audit-clean, each on the plan its newest event asks for, and every job is done or
  * superseded, none failed.
+ *
+ * Secrets reach no child: `fleet up` and `fleet serve` run with canary values in STRIPE_WEBHOOK_SECRET,
+ * FLEET_JOBS_TOKEN and HF_REGISTRY_PASSWORD, and every process but fleet's own (pulumi, the language
+ * host, the program, the plugins, the dynamic providers) is watched every 50 ms: no canary may appear.
+ * Payments act only on their own customer: a stranger's checkout naming a paying customer is refused,
+ * and that customer's container and plan are unchanged; `fleet list --json` shows each binding.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { randomBytes } from "node:crypto";
 import { JobQueue } from "../../src/webhooks/queue";
-import { fleet, killLeftovers, orphanedPlugins, show, startFleet, type LongRun } from "../support/cli";
-import { removeCustomers } from "../support/engine";
+import { fleet, killLeftovers, orphanedPlugins, show, startedGroups, startFleet, type LongRun } from "../support/cli";
+import { customerNames } from "../../src/hardening/names";
+import { customerContainer, engine, removeCustomers } from "../support/engine";
 import { copyProject, useEdge } from "../support/projectCopy";
-import { checkoutCompleted, deliver, getJson, JOBS_TOKEN, SECRET, sign, subscriptionUpdated, type TestEvent } from "./support";
+import { watchEnvirons, type EnvironWatch } from "./environPoller";
+import { checkoutCompleted, deliver, getJson, sign, subscriptionUpdated, type TestEvent } from "./support";
 
 const IDS = Array.from({ length: 10 }, (_, i) => `wh${i}`);
 const T0 = 1_790_000_000;
@@ -33,16 +42,42 @@ const secondHalf: TestEvent[] = [upgrade(9), checkout(7), upgrade(6), checkout(8
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// canaries: unique to this run, so no other process on this host can hold them by chance
+const tag = randomBytes(8).toString("hex");
+const SECRETS = {
+  STRIPE_WEBHOOK_SECRET: `whsec_canary${tag}`, FLEET_JOBS_TOKEN: `jobs-canary-${tag}`,
+  HF_REGISTRY_PASSWORD: `registry-canary-${tag}`, HF_REGISTRY_USERNAME: "registry-user",
+};
+const CANARIES = [SECRETS.STRIPE_WEBHOOK_SECRET, SECRETS.FLEET_JOBS_TOKEN, SECRETS.HF_REGISTRY_PASSWORD];
+
+/** Stops the watch and asserts that no canary reached a process and that it saw pulumi's. */
+const watches: EnvironWatch[] = [];
+function watch(): EnvironWatch {
+  const w = watchEnvirons(CANARIES);
+  watches.push(w);
+  return w;
+}
+
+async function noSecretsLeaked(watch: EnvironWatch, what: string): Promise<string> {
+  const { leaks, pulumiProcesses, polls } = await watch.stop();
+  assert.deepEqual(leaks.slice(0, 5), [], `${what}: fleet's secrets reached child processes`);
+  assert.ok(pulumiProcesses.size >= 1, `${what}: the watch saw no pulumi process in ${polls} polls`);
+  return `${what}: ${polls} polls, ${pulumiProcesses.size} pulumi processes seen, none holding a secret: ` +
+    [...pulumiProcesses].map((p) => p.split(" ")[1]?.split("/").pop()).filter((v, i, a) => a.indexOf(v) === i).join(", ");
+}
+
 describe("fleet serve on the real engines: a burst of payments, a kill -9, a restart", { timeout: 20 * 60_000 }, () => {
   const ctx = copyProject();
   const db = path.join(ctx.root, ".fleet", "webhooks", "queue.db");
-  const env = { STRIPE_WEBHOOK_SECRET: SECRET, FLEET_JOBS_TOKEN: JOBS_TOKEN };
+  const env = SECRETS;
+  let upWatched = "";
   const pluginsBefore = orphanedPlugins();
-  const cleanDocker = () => removeCustomers(IDS.map((id): [string, string] => ["staging", id]), [["staging", "edge-wh"]]);
+  const cleanDocker = () => removeCustomers([...IDS, "whkept"].map((id): [string, string] => ["staging", id]), [["staging", "edge-wh"]]);
 
   const serve = async (): Promise<{ run: LongRun; base: string }> => {
     const run = startFleet(ctx.root, ["serve", "--env", "staging", "--listen", "127.0.0.1:0", "--db", db, "--concurrency", "2",
       "--retry-delay", "2"], env);
+    for (const w of watches) w.addRoot(run.child.pid!); // before it can be polled: its own environ holds the secrets
     const m = await run.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)\/webhooks\/stripe/);
     return { run, base: m[1]! };
   };
@@ -50,21 +85,30 @@ describe("fleet serve on the real engines: a burst of payments, a kill -9, a res
 
   before(async () => {
     await cleanDocker();
-    useEdge(ctx.root, "staging", "edge-wh", 18800, 18801);
-    const up = await fleet(ctx.root, ["up", "staging"]);
+    useEdge(ctx.root, "staging", "edge-wh", 19300, 19301);
+    // `fleet up` from a shell that holds the secrets: none reaches pulumi or anything it starts
+    const upWatch = watch();
+    const known = new Set(startedGroups);
+    const running = fleet(ctx.root, ["up", "staging"], { env: SECRETS });
+    upWatch.addRoot([...startedGroups].find((pid) => !known.has(pid))!);
+    const up = await running;
     assert.equal(up.code, 0, show(up));
+    upWatched = await noSecretsLeaked(upWatch, "fleet up staging");
   });
 
   after(async () => {
+    for (const w of watches) await w.stop();
     killLeftovers(pluginsBefore);
     await cleanDocker();
     fs.rmSync(ctx.root, { recursive: true, force: true });
   });
 
-  it("ends with exactly the 10 paying customers healthy on their plans; a forged event changes nothing", async (t) => {
+  it("ends with exactly the 10 paying customers healthy on their plans; a forged event and a stranger's checkout change nothing; no secret reaches a child", async (t) => {
     const accepted = new Set<string>();
+    t.diagnostic(upWatched);
+    const serveWatch = watch();
     const post = async (base: string, event: TestEvent) => {
-      const d = sign(event);
+      const d = sign(event, { secret: SECRETS.STRIPE_WEBHOOK_SECRET });
       const answer = await deliver(base, d.body, d.signature);
       assert.equal(answer.status, 200, JSON.stringify(answer.json));
       accepted.add(event.id);
@@ -77,7 +121,7 @@ describe("fleet serve on the real engines: a burst of payments, a kill -9, a res
     for (const event of firstHalf) latencies.push((await post(first.base, event)).ms);
     const forged = sign(checkoutCompleted("evt_wh_forged", T0 + 999, "intruder", "standard"), { secret: "whsec_not_ours" });
     assert.equal((await deliver(first.base, forged.body, forged.signature)).status, 400);
-    const stale = sign(checkout(1), { timestamp: Math.floor(Date.now() / 1000) - 3600 });
+    const stale = sign(checkout(1), { secret: SECRETS.STRIPE_WEBHOOK_SECRET, timestamp: Math.floor(Date.now() / 1000) - 3600 });
     assert.equal((await deliver(first.base, stale.body, stale.signature)).status, 400);
     // a deployment is under way: its pulumi up has begun creating resources
     const started = Date.now();
@@ -117,12 +161,38 @@ describe("fleet serve on the real engines: a burst of payments, a kill -9, a res
     }
     assert.ok(jobs.some((j) => j.interrupted > 0), "the job cut short by the kill ran again");
 
-    // the fleet: exactly the 10 customers, healthy, on the right plans, audit clean
+    t.diagnostic(await noSecretsLeaked(serveWatch, "fleet serve's deployments"));
+
+    // a stranger's payment link naming wh1 (a paying customer) on a bigger plan: refused, wh1 untouched
+    const before = await customerContainer("staging", "wh1");
+    assert.ok(before, "wh1 runs");
+    const stranger = checkoutCompleted("evt_wh_stranger", T0 + 900, "wh1", "standard", "paid", { stripeCustomer: "cus_mallory", subscription: "sub_mallory" });
+    const answer = await post(second.base, stranger);
+    // a data volume kept by a CLI deprovision, bound to nobody: a checkout naming it does not take it over
+    await engine.createVolume({ Name: customerNames("staging", "whkept").dataVolume });
+    const kept = await post(second.base, checkoutCompleted("evt_wh_kept", T0 + 901, "whkept", "starter"));
+    for (;;) {
+      const q = await counts(second.base);
+      if (q.queued === 0 && q.running === 0) break;
+      await sleep(200);
+    }
+    const refusedJob = await getJson(`${second.base}/jobs?status=refused`, { authorization: `Bearer ${SECRETS.FLEET_JOBS_TOKEN}` });
+    const refused = refusedJob.json.jobs as { id: number; eventId: string; lastError: string }[];
+    assert.deepEqual(refused.map((j) => [j.id, j.eventId]), [[answer.json.job, "evt_wh_stranger"], [kept.json.job, "evt_wh_kept"]]);
+    assert.match(refused[0]!.lastError, /staging\/wh1 is bound to Stripe customer cus_wh1 .*this event comes from cus_mallory/);
+    assert.match(refused[1]!.lastError, /staging\/whkept exists but is bound to no Stripe customer/);
+    assert.equal(await customerContainer("staging", "whkept"), undefined);
+    const afterRefusal = await customerContainer("staging", "wh1");
+    assert.equal(afterRefusal?.Id, before.Id, "wh1's container was replaced");
+    assert.equal(afterRefusal?.HostConfig.Memory, before.HostConfig.Memory, "wh1's limits changed");
+
+    // the fleet: exactly the 10 customers, healthy, on the right plans (wh1 still starter), audit clean, each bound to its payer
     const listed = await fleet(ctx.root, ["list", "--env", "staging", "--json"]);
     assert.equal(listed.code, 0, show(listed));
-    const rows = JSON.parse(listed.stdout) as { customer: string; plan: string; health: string }[];
+    const rows = JSON.parse(listed.stdout) as { customer: string; plan: string; health: string; binding: { stripeCustomer: string; subscription: string } | null }[];
     assert.deepEqual(rows.map((r) => r.customer).sort(), [...IDS].sort());
     for (const r of rows) {
+      assert.deepEqual([r.binding?.stripeCustomer, r.binding?.subscription], [`cus_${r.customer}`, `sub_${r.customer}`], r.customer);
       assert.equal(r.health, "healthy", `${r.customer}: ${r.health}`);
       assert.equal(r.plan, UPGRADED.has(IDS.indexOf(r.customer)) ? "standard" : "starter", r.customer);
     }

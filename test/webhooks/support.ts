@@ -12,7 +12,7 @@ export interface TestEvent {
   object: "event";
   type: string;
   created: number;
-  livemode: false;
+  livemode: boolean;
   api_version: string;
   data: { object: Record<string, unknown>; previous_attributes?: Record<string, unknown> };
 }
@@ -22,23 +22,44 @@ function event(id: string, type: string, created: number, object: Record<string,
     data: { object, ...(previous ? { previous_attributes: previous } : {}) } };
 }
 
+/**
+ * Who pays: the Stripe customer and subscription of an event. By default each fleet customer `x`
+ * has its own Stripe customer `cus_x` and subscription `sub_x`; null leaves the field out.
+ */
+export interface Payer {
+  stripeCustomer?: string | null;
+  subscription?: string | null;
+}
+
+const token = (customer: unknown) => String(customer).replace(/[^A-Za-z0-9]/g, "") || "none";
+const stripeCustomerOf = (customer: unknown, payer: Payer) => payer.stripeCustomer === undefined ? `cus_${token(customer)}` : payer.stripeCustomer;
+const subscriptionOf = (customer: unknown, payer: Payer) => payer.subscription === undefined ? `sub_${token(customer)}` : payer.subscription;
+
 export function checkoutCompleted(id: string, created: number, customer: unknown, plan: unknown,
-  paymentStatus = "paid"): TestEvent {
+  paymentStatus = "paid", payer: Payer = {}): TestEvent {
   return event(id, "checkout.session.completed", created, {
     id: `cs_${id}`, object: "checkout.session", mode: "subscription", payment_status: paymentStatus, status: "complete",
     client_reference_id: customer, metadata: plan === undefined ? {} : { plan },
+    customer: stripeCustomerOf(customer, payer), subscription: subscriptionOf(customer, payer),
   });
 }
 
-export function subscriptionUpdated(id: string, created: number, customer: unknown, plan: string, previousPlan: string): TestEvent {
+export function subscriptionUpdated(id: string, created: number, customer: unknown, plan: string, previousPlan: string, payer: Payer = {}): TestEvent {
   return event(id, "customer.subscription.updated", created,
-    { id: `sub_${String(customer)}`, object: "subscription", status: "active", metadata: { customer_id: customer, plan } },
+    { id: subscriptionOf(customer, payer), object: "subscription", status: "active", customer: stripeCustomerOf(customer, payer),
+      metadata: { customer_id: customer, plan } },
     { metadata: { plan: previousPlan } });
 }
 
-export function subscriptionDeleted(id: string, created: number, customer: unknown): TestEvent {
+export function subscriptionDeleted(id: string, created: number, customer: unknown, payer: Payer = {}): TestEvent {
   return event(id, "customer.subscription.deleted", created,
-    { id: `sub_${String(customer)}`, object: "subscription", status: "canceled", metadata: { customer_id: customer } });
+    { id: subscriptionOf(customer, payer), object: "subscription", status: "canceled", customer: stripeCustomerOf(customer, payer),
+      metadata: { customer_id: customer } });
+}
+
+/** The same event from live mode (a production-tier environment acts only on those). */
+export function live(e: TestEvent): TestEvent {
+  return { ...e, livemode: true };
 }
 
 export function invoiceEvent(id: string, created: number, type: "invoice.paid" | "invoice.payment_failed"): TestEvent {
