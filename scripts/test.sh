@@ -6,9 +6,15 @@
 #   3. the Pulumi toolchain: official CLI, language host and plugins (toolchain/build.sh; built once,
 #      then cached; with progress lines), verified by toolchain/check.sh (go version -m module paths)
 #   4. type check (tsc, strict) and build
-#   5. unit tests (pure functions and Pulumi mocks), real Docker engine tests, then the lifecycle
-#      tests on the real Pulumi engine, the swarm cluster (three engines in network namespaces), and
-#      the reliability tests (they restart the engine)
+#   5. the tests, in two lanes side by side (most of their time is spent waiting on health checks
+#      and engines, not on the 2 cores), then the one suite that restarts the Docker engine alone:
+#        host lane:  unit tests (pure functions, Pulumi mocks), real Docker engine tests, then the
+#                    lifecycle tests on the real Pulumi engine
+#        swarm lane: the swarm cluster (three engines of its own in network namespaces), then the
+#                    webhook server on the real engines
+#        then:       the reliability tests (they stop and start the host's engine)
+#      The suites of the two lanes share no names, ports or state: each works in its own project
+#      copy with its own environment names, customers and edge ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\n[test] %s\n' "$*"; }
@@ -24,5 +30,22 @@ bash toolchain/build.sh >/dev/null
 bash toolchain/check.sh
 log "type check and build"
 npx tsc -p .
-log "tests"
-node --import tsx --test --test-concurrency=1 test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/webhooks/*.test.ts test/swarm/*.test.ts test/reliability/*.test.ts
+log "tests (two lanes side by side, then the engine restart; each line says its lane)"
+lane() {
+  local name=$1; shift
+  node --import tsx --test --test-concurrency=1 "$@" 2>&1 | sed -u "s/^/[$name] /"
+  return "${PIPESTATUS[0]}"
+}
+lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts &
+host=$!
+lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts &
+swarm=$!
+failed=()
+wait "$host" || failed+=(host)
+wait "$swarm" || failed+=(swarm)
+lane reliability test/reliability/*.test.ts || failed+=(reliability)
+if [ ${#failed[@]} -gt 0 ]; then
+  log "FAILED in: ${failed[*]} (search the output for 'not ok' or '✖' with that lane's prefix)"
+  exit 1
+fi
+log "all tests passed"

@@ -31,10 +31,18 @@ export interface FleetRunOptions {
 /** Process groups of every run, so a test can make sure nothing it started outlives it. */
 export const startedGroups = new Set<number>();
 
+/**
+ * Marks every process this test file starts (fleet passes HARDENED_FLEET_* on to pulumi, and pulumi
+ * to its plugins), so that the plugin checks below see only this file's processes, not those of a
+ * suite running beside it (scripts/test.sh runs two lanes at once).
+ */
+const OWNER_VAR = "HARDENED_FLEET_TEST_OWNER";
+const OWNER = `${OWNER_VAR}=${process.pid}`;
+
 /** The toolchain this checkout found, handed to runs in a project copy (which has no toolchain/ of its own). */
 export function toolchainEnv(): Record<string, string> {
   const tc = findToolchain();
-  return { HARDENED_FLEET_PULUMI_BIN: tc.bin, ...(tc.home ? { PULUMI_HOME: tc.home } : {}) };
+  return { HARDENED_FLEET_PULUMI_BIN: tc.bin, ...(tc.home ? { PULUMI_HOME: tc.home } : {}), [OWNER_VAR]: String(process.pid) };
 }
 
 export function fleet(root: string, args: string[], opts: FleetRunOptions = {}): Promise<FleetRun> {
@@ -112,7 +120,8 @@ export function startFleet(root: string, args: string[], env: Record<string, str
 
 /**
  * Pulumi plugin processes (providers, language host, dynamic providers) that have lost their parent:
- * what a killed `pulumi` leaves behind, since plugins run in process groups of their own.
+ * what a killed `pulumi` leaves behind, since plugins run in process groups of their own. Only those
+ * started by this test file (their environment holds its mark).
  */
 export function orphanedPlugins(): number[] {
   const out: number[] = [];
@@ -122,7 +131,8 @@ export function orphanedPlugins(): number[] {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (ppid === 1 && /pulumi-resource-|pulumi-language-|dynamic-provider/.test(cmdline)) out.push(Number(entry));
+      if (ppid !== 1 || !/pulumi-resource-|pulumi-language-|dynamic-provider/.test(cmdline)) continue;
+      if (fs.readFileSync(`/proc/${entry}/environ`, "utf8").split("\0").includes(OWNER)) out.push(Number(entry));
     } catch { /* gone */ }
   }
   return out;
