@@ -123,9 +123,11 @@ export async function volumeManifest(engine: Dockerode, image: string, volume: s
  * failure is an ArchiveError: a partial archive is removed, a complete one that does not match is
  * kept for inspection. Reads only (DAC_READ_SEARCH). The volume must not change meanwhile.
  */
-export async function archiveVolume(engine: Dockerode, image: string, volume: string, dir: string): Promise<string> {
+export async function archiveVolume(engine: Dockerode, image: string, volume: string, dir: string, label?: string): Promise<string> {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
-  const file = path.join(dir, `${volume}-${stamp}.tar.gz`);
+  // the node's name, when the same volume is archived on several nodes; never an existing file
+  const base = `${volume}${label ? `-${label}` : ""}-${stamp}`;
+  let file = path.join(dir, `${base}.tar.gz`);
   const failed = (what: string, err: unknown): ArchiveError => {
     fs.rmSync(file, { force: true });
     return new ArchiveError(`${what} ${file} failed (${ioReason(err)}); the partial archive was removed`, file, false);
@@ -135,11 +137,20 @@ export async function archiveVolume(engine: Dockerode, image: string, volume: st
   } catch (err) {
     throw new ArchiveError(`the backup directory ${dir} cannot hold archives: ${(err as Error).message}`, file, false);
   }
-  let fd: number;
+  let fd: number | undefined;
+  for (let n = 2; fd === undefined; n++) {
+    try {
+      fd = fs.openSync(file, "wx", 0o600);
+    } catch (err) {
+      // another archive of this volume in the same second: the next free name (the other file is left alone)
+      if ((err as NodeJS.ErrnoException).code === "EEXIST" && n < 100) { file = path.join(dir, `${base}-${n}.tar.gz`); continue; }
+      throw new ArchiveError(`creating the archive ${file} failed (${ioReason(err)})`, file, false);
+    }
+  }
   try {
-    fd = fs.openSync(file, "wx", 0o600);
     fs.fchmodSync(fd, 0o600); // whatever the umask
   } catch (err) {
+    fs.closeSync(fd);
     throw failed("creating the archive", err);
   }
   let r: OneShotResult;

@@ -216,7 +216,7 @@ export async function deprovision(ctx: FleetContext, req: { customer: string; en
       if (node) await ensureImage(engine, runImage);
       // the volume goes only once its archive is on the disk (fsynced) and read back equal to it
       try {
-        archive = await archiveVolume(engine, runImage, volume, backupDir(ctx));
+        archive = await archiveVolume(engine, runImage, volume, backupDir(ctx), node);
       } catch (err) {
         const where = err instanceof ArchiveError ? (err.kept ? ` (the archive stays at ${err.archive} for inspection)` : ` (archive ${err.archive})`) : "";
         throw new Error(`${target.stack}: removed, but the data volume ${volume}${node ? ` on ${node}` : ""} is KEPT: its final backup could not be written and checked${where}: ` +

@@ -113,6 +113,11 @@ describe("customer data archives on the real engines", { timeout: 20 * 60_000 },
     // with room (a 0755 directory from before, and umask 000 for the command): 0600 in 0700, checked, then deleted
     fs.mkdirSync(backups, { mode: 0o755 });
     fs.chmodSync(backups, 0o755);
+    // archives of this volume already there under every name this run could pick (as a second node's
+    // archive of the same second would be): the new one takes the next free name and leaves them alone
+    const stampOf = (t: number) => new Date(t).toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
+    const decoys = Array.from({ length: 300 }, (_, i) => `${volume}-${stampOf(Date.now() + (i - 2) * 1000)}.tar.gz`);
+    for (const d of decoys) fs.writeFileSync(path.join(backups, d), "an older archive");
     const umask = process.umask(0);
     let purged: Awaited<ReturnType<typeof fleet>>;
     try {
@@ -121,8 +126,9 @@ describe("customer data archives on the real engines", { timeout: 20 * 60_000 },
       process.umask(umask);
     }
     assert.equal(purged.code, 0, show(purged));
-    const archive = new RegExp(`final backup: (${backups}/${volume}-\\d{8}T\\d{6}\\.tar\\.gz)`).exec(purged.stdout)?.[1];
+    const archive = new RegExp(`final backup: (${backups}/${volume}-\\d{8}T\\d{6}-2\\.tar\\.gz)`).exec(purged.stdout)?.[1];
     assert.ok(archive, show(purged));
+    for (const d of decoys) assert.equal(fs.readFileSync(path.join(backups, d), "utf8"), "an older archive", `${d} was touched`);
     assert.match(purged.stderr, /read back and checked against the volume/);
     assert.equal(fs.statSync(archive).mode & 0o777, 0o600, "archive mode");
     assert.equal(fs.statSync(backups).mode & 0o777, 0o700, "backup directory mode");
