@@ -21,12 +21,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import Dockerode from "dockerode";
-import { readEnvironmentConfig } from "../src/config/stackFiles";
-import { readStacks } from "../src/fleet/backendState";
-import { environmentImage, provision } from "../src/fleet/operations";
+import { readStacks } from "../src/pulumi/stackState";
+import { parseCustomerTarget } from "../src/config/targets";
+import { environmentImage, loadEnvironment, provisionCustomer, type Environment } from "../src/fleet/operations";
 import { mapBounded } from "../src/fleet/rollout";
-import { findToolchain } from "../src/fleet/toolchain";
-import { pulumiEnv } from "../src/fleet/workspace";
+import { findToolchain } from "../src/pulumi/toolchain";
+import { pulumiEnv } from "../src/pulumi/workspace";
 import { writeSecretFile } from "../src/engine/secretFile";
 import { serviceSpec } from "../src/hardening/serviceSpec";
 import { formatTable } from "../src/table";
@@ -91,6 +91,16 @@ function prepareCopy(): void {
   useEdge(ctx.root, "prod", "edge-bench", 18602, 18603);
 }
 
+/** staging and prod, each loaded once (after prepareCopy has set their ports) and passed to what needs them */
+const loaded = new Map<string, Environment>();
+function environment(name: "staging" | "prod"): Environment {
+  if (!loaded.has(name)) loaded.set(name, loadEnvironment(ctx, name));
+  return loaded.get(name)!;
+}
+
+/** A customer provisioned in-process, as the exported API does it. */
+const provisionIn = (env: "staging" | "prod", id: string) => provisionCustomer(environment(env), parseCustomerTarget(id, env), undefined, quiet);
+
 const created: { env: string; id: string }[] = [];
 
 const removeCustomer = (env: string, id: string) => removeCustomers([[env, id]]);
@@ -106,7 +116,7 @@ async function waitHealthy(name: string): Promise<void> {
 
 /** 1. The same hardened container by hand: network, volume, docker run, poll until healthy. */
 async function floorProvision(id: string, image: string, keep = false, publishPort?: number): Promise<Sample> {
-  const env = readEnvironmentConfig(ctx.root, "staging");
+  const env = environment("staging").config;
   const base = serviceSpec(env, { id, environment: "staging", plan: Object.keys(env.plans)[0]! }, image);
   // published only to measure direct access next to the proxy (section 6); a customer publishes nothing
   const spec = publishPort ? { ...base, publish: [{ hostIp: "127.0.0.1", hostPort: publishPort, containerPort: base.port }] } : base;
@@ -149,7 +159,7 @@ async function benchProvision(): Promise<string[][]> {
 /** 2. A no-op `fleet up` next to a direct `pulumi up --skip-preview` of the same stack, alternating. */
 async function benchNoop(): Promise<string[][]> {
   created.push({ env: "staging", id: "bnoop" });
-  await provision(ctx, { customer: "bnoop", environment: "staging" }, quiet);
+  await provisionIn("staging", "bnoop");
   const stack = "staging-bnoop";
   const direct = { ...process.env, ...pulumiEnv(ctx, PASSPHRASE) };
   const floor: Sample[] = [];
@@ -177,7 +187,7 @@ async function growProd(n: number): Promise<void> {
   const ids = Array.from({ length: Math.max(0, n - have) }, (_, i) => `brol${String(have + i + 1).padStart(2, "0")}`);
   if (ids.length) say(`provisioning ${ids.length} prod customer(s) for ${n}`);
   for (const id of ids) created.push({ env: "prod", id });
-  await mapBounded(ids, 2, (id) => provision(ctx, { customer: id, environment: "prod" }, quiet));
+  await mapBounded(ids, 2, (id) => provisionIn("prod", id));
 }
 
 /** 3. fleet list and stack discovery. */

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import Dockerode from "dockerode";
-import { readEnvironmentConfig } from "../src/config/stackFiles";
+import { readEnvironmentConfig } from "../src/project/stackFiles";
 import { buildImage } from "../src/engine/build";
 import { execIn } from "../src/engine/exec";
 import { prepareBuild } from "../src/image/buildContext";

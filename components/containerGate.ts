@@ -16,25 +16,10 @@
  *    was to replace keeps serving. A later deployment of the same spec starts it again and retries.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { projectModule, providerEngine } from "./providerRuntime";
 
-/**
- * The compiled project module `relative` (e.g. "src/audit/audit.js"), found when the provider runs:
- * Pulumi starts provider processes in the program's directory (dist/, Pulumi.yaml's `main`) wherever
- * the checkout lives, so no path is stored in the state and a moved or re-cloned checkout carries on.
- * Self-contained (the providers that call it are serialized with it).
- */
-export function projectModule(relative: string): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const fs = require("node:fs"), path = require("node:path");
-  for (let dir: string = process.cwd(); ; dir = path.dirname(dir)) {
-    for (const candidate of [path.join(dir, relative), path.join(dir, "dist", relative)]) {
-      if (fs.existsSync(candidate)) return candidate;
-    }
-    if (fs.existsSync(path.join(dir, "Pulumi.yaml")) || path.dirname(dir) === dir) {
-      throw new Error(`${relative} is not compiled in the project of ${process.cwd()}: run 'npm run build'`);
-    }
-  }
-}
+// kept for the modules that import it from here (components/swarmService.ts)
+export { projectModule };
 
 /** The compiled audit, which the provider process loads to audit a new container. */
 export const AUDIT_MODULE = "src/audit/audit.js";
@@ -57,20 +42,8 @@ interface GateState {
   auditModule?: string;
 }
 
-/**
- * A client for the engine the container runs on. Self-contained: the provider is serialized into the
- * Pulumi state and runs in its own process, so it cannot import project modules. docker-modem reads
- * DOCKER_HOST (unix://, tcp://, ssh://) the way the docker provider and fleet's connection.ts do.
- */
-function engineAt(host: string | undefined) {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const Dockerode = require("dockerode");
-  if (host) process.env.DOCKER_HOST = host;
-  return new Dockerode();
-}
-
 async function applyLimit(state: GateState): Promise<GateState> {
-  const container = engineAt(state.dockerHost || undefined).getContainer(state.containerId);
+  const container = providerEngine(state.dockerHost).getContainer(state.containerId);
   await container.update({ PidsLimit: state.pidsLimit });
   const info = await container.inspect();
   const live = info.HostConfig.PidsLimit;
@@ -82,7 +55,7 @@ async function applyLimit(state: GateState): Promise<GateState> {
 
 /** Waits until the container is healthy; fails when it turns unhealthy, stops or runs out of time. */
 async function waitHealthy(state: GateState): Promise<void> {
-  const container = engineAt(state.dockerHost || undefined).getContainer(state.containerId);
+  const container = providerEngine(state.dockerHost).getContainer(state.containerId);
   const timeout = state.healthTimeoutSeconds ?? 120;
   const deadline = Date.now() + timeout * 1000;
   for (;;) {
@@ -107,24 +80,23 @@ async function waitHealthy(state: GateState): Promise<void> {
 /** The hardening audit of the running container; fails with every failing check. */
 async function audit(state: GateState): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { auditContainer } = require(projectModule(AUDIT_MODULE));
-  const result = await auditContainer(engineAt(state.dockerHost || undefined), state.containerId);
+  const { auditContainer, failedChecks } = require(projectModule(AUDIT_MODULE));
+  const result = await auditContainer(providerEngine(state.dockerHost), state.containerId);
   if (!result.ok) {
-    const failed = result.checks.filter((c: { ok: boolean }) => !c.ok).map((c: { id: string; detail: string }) => `${c.id}: ${c.detail}`);
-    throw new Error(`container ${result.container} failed the hardening audit, so it gets no traffic: ${failed.join("; ")}`);
+    throw new Error(`container ${result.container} failed the hardening audit, so it gets no traffic: ${failedChecks(result.checks).join("; ")}`);
   }
 }
 
 /** A retried deployment starts the container a failed one stopped. */
 async function ensureRunning(state: GateState): Promise<void> {
-  const container = engineAt(state.dockerHost || undefined).getContainer(state.containerId);
+  const container = providerEngine(state.dockerHost).getContainer(state.containerId);
   const info = await container.inspect();
   if (!info.State.Running) await container.start();
 }
 
 async function stopQuietly(state: GateState): Promise<void> {
   try {
-    await engineAt(state.dockerHost || undefined).getContainer(state.containerId).stop({ t: 5 });
+    await providerEngine(state.dockerHost).getContainer(state.containerId).stop({ t: 5 });
   } catch { /* gone or stopped already: the error that matters is the one being reported */ }
 }
 
@@ -155,7 +127,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
   async read(id: string, props: GateState) {
     try {
-      const info = await engineAt(props.dockerHost || undefined).getContainer(props.containerId).inspect();
+      const info = await providerEngine(props.dockerHost).getContainer(props.containerId).inspect();
       return { id, props: { ...props, pidsLimit: info.HostConfig.PidsLimit ?? 0 } };
     } catch {
       return { id: "", props: {} }; // the container is gone

@@ -10,10 +10,12 @@
  *    proxy image), connects it to every customer network of the environment, whose routes it finds
  *    in its volume.
  *
- * Self-contained, like the container gate: the providers are serialized into the Pulumi state and
- * run in their own process, so the text and commands come in as inputs (src/edge/routes.ts).
+ * The providers are serialized into the Pulumi state and run in their own process: the text and
+ * commands come in as inputs (src/edge/routes.ts); the engine client and exec are loaded from the
+ * compiled project at run time (components/providerRuntime.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { providerEngine, runIn } from "./providerRuntime";
 
 export interface EdgeRouteInputs {
   /** the proxy container's name (hf-<environment>-<edge.name>) */
@@ -40,31 +42,6 @@ interface RouteState {
   dockerHost?: string;
 }
 
-function engineAt(host: string | undefined) {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const Dockerode = require("dockerode");
-  if (host) process.env.DOCKER_HOST = host;
-  return new Dockerode();
-}
-
-/** Runs a command in the proxy as its own user; the exit code and what it printed. */
-async function runIn(container: { exec: Function; modem: { demuxStream: Function } }, cmd: string[]): Promise<{ code: number; output: string }> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { PassThrough } = require("node:stream");
-  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({ hijack: true, stdin: false });
-  const chunks: Buffer[] = [];
-  const sink = new PassThrough();
-  sink.on("data", (c: Buffer) => chunks.push(c));
-  await new Promise<void>((resolve, reject) => {
-    container.modem.demuxStream(stream, sink, sink);
-    stream.on("end", resolve);
-    stream.on("error", reject);
-  });
-  const { ExitCode } = await exec.inspect();
-  return { code: ExitCode ?? -1, output: Buffer.concat(chunks).toString("utf8").trim() };
-}
-
 /** A tar archive of one file owned by 1000:1000, for the Engine API's archive upload. */
 function tarOf(name: string, text: string): Buffer {
   const body = Buffer.from(text, "utf8");
@@ -87,7 +64,7 @@ function tarOf(name: string, text: string): Buffer {
 }
 
 async function runningProxy(state: RouteState) {
-  const engine = engineAt(state.dockerHost || undefined);
+  const engine = providerEngine(state.dockerHost);
   const proxy = engine.getContainer(state.proxy);
   let info;
   try {
@@ -112,6 +89,39 @@ async function disconnect(engine: any, container: string, network: string): Prom
   try {
     await engine.getNetwork(network).disconnect({ Container: container, Force: true });
   } catch { /* not connected, or either is gone: nothing to undo */ }
+}
+
+/**
+ * A customer's swarm overlay the route no longer uses (it moved to an encrypted one, or back),
+ * removed once no service uses it. The proxy's attachment to an overlay is a task of the manager's,
+ * released a moment after the disconnect, and the old task of a start-first update lingers too:
+ * until then the engine refuses the removal ("in use by task"), which the docker provider does not
+ * retry, so the deployment would fail at its very end. Retried here for up to a minute; whatever is
+ * left is the network resource's own delete, right after this update (a removed network is "already
+ * removed" there).
+ */
+async function removeLeftOverlay(engine: any, network: string): Promise<void> {
+  let id: string;
+  try {
+    const info = await engine.getNetwork(network).inspect();
+    if (info.Scope !== "swarm") return;
+    id = info.Id;
+  } catch {
+    return; // gone already
+  }
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
+    try {
+      const services: any[] = await engine.listServices();
+      if (services.some((s) => (s.Spec?.TaskTemplate?.Networks ?? []).some((n: any) => n.Target === id || n.Target === network))) return;
+      await engine.getNetwork(id).remove();
+      return;
+    } catch (err) {
+      const message = String((err as Error).message);
+      if (/no such network|not found/i.test(message)) return;
+      if (!/in use by task|active endpoints/i.test(message)) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }
 
 /** Writes the route file (a temporary name, then a rename: a concurrent reload never reads half of it) and reloads. */
@@ -152,11 +162,15 @@ const routeProvider: pulumi.dynamic.ResourceProvider = {
   },
   async update(_id: string, olds: RouteState, news: RouteState) {
     await applyRoute(news, olds);
-    if (olds.network !== news.network) await disconnect(engineAt(news.dockerHost || undefined), news.proxy, olds.network);
+    if (olds.network !== news.network) {
+      const engine = providerEngine(news.dockerHost);
+      await disconnect(engine, news.proxy, olds.network);
+      await removeLeftOverlay(engine, olds.network);
+    }
     return { outs: news };
   },
   async delete(_id: string, props: RouteState) {
-    const engine = engineAt(props.dockerHost || undefined);
+    const engine = providerEngine(props.dockerHost);
     const proxy = engine.getContainer(props.proxy);
     try {
       await proxy.inspect();
@@ -205,7 +219,7 @@ interface NetworksState {
  * customers of an environment of the same name on this engine are not this proxy's to reach.
  */
 async function connectAll(state: NetworksState): Promise<NetworksState> {
-  const engine = engineAt(state.dockerHost || undefined);
+  const engine = providerEngine(state.dockerHost);
   const proxy = engine.getContainer(state.containerId);
   const info = await proxy.inspect();
   const listed = await runIn(proxy, ["ls", "-1", state.routesDir]);

@@ -19,7 +19,6 @@ import type { EnvironmentConfig } from "../src/config/schema";
 import { edgeLabels, edgeProxySpec } from "../src/edge/edgeSpec";
 import { EDGE_ROUTES_DIR } from "../src/edge/routes";
 import { NAME_PREFIX, customerNames, edgeNames } from "../src/hardening/names";
-import { ENCRYPTED_OVERLAY_SUFFIX } from "../src/swarm/serviceSpec";
 import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
 import { ContainerGate, DynamicProvider } from "./containerGate";
 import { EdgeNetworks } from "./edgeLinks";
@@ -30,6 +29,16 @@ export interface EdgeProxyArgs {
   /** the Pulumi project directory, which holds src/edge/assets */
   projectDir: string;
   dockerHost?: string;
+  /**
+   * Other endings of a customer network's name (after hf-<environment>-<customer>) the proxy joins
+   * besides customerNetworkSuffix: the target's (src/targets/<target>/program.ts, edgeAlsoSuffixes)
+   */
+  alsoNetworkSuffixes?: string[];
+}
+
+/** The ending of every customer network's name in `environment`, after hf-<environment>-<customer>. Pure. */
+export function customerNetworkSuffix(environment: string): string {
+  return customerNames(environment, "x").network.slice(`${NAME_PREFIX}-${environment}-x`.length);
 }
 
 /** A short hash of the image's inputs (the asset files and the base), for its tag. */
@@ -104,9 +113,8 @@ export class EdgeProxy extends pulumi.ComponentResource {
       containerId: gate.containerId,
       routesDir: EDGE_ROUTES_DIR,
       networkPrefix: `${NAME_PREFIX}-${env.name}-`,
-      networkSuffix: customerNames(env.name, "x").network.slice(`${NAME_PREFIX}-${env.name}-x`.length),
-      // on a swarm, a customer's overlay is encrypted (its name has this suffix too) unless waived
-      alsoSuffixes: env.target === "swarm" ? [`${customerNames(env.name, "x").network.slice(`${NAME_PREFIX}-${env.name}-x`.length)}${ENCRYPTED_OVERLAY_SUFFIX}`] : [],
+      networkSuffix: customerNetworkSuffix(env.name),
+      alsoSuffixes: args.alsoNetworkSuffixes ?? [],
       dockerHost,
     }, { parent: this, provider: dynamicProvider });
 

@@ -13,7 +13,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { SecretFileSpec } from "../src/hardening/serviceSpec";
-import { projectModule } from "./containerGate";
+import { projectModule, providerEngine } from "./providerRuntime";
 
 /** The compiled writer, which the provider process loads (found at run time: no path in the state). */
 export const SECRET_FILE_MODULE = "src/engine/secretFile.js";
@@ -38,17 +38,10 @@ interface State {
   dockerHost?: string;
 }
 
-function engineAt(host: string | undefined) {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const Dockerode = require("dockerode");
-  if (host) process.env.DOCKER_HOST = host;
-  return new Dockerode();
-}
-
 async function write(state: State): Promise<State> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { writeSecretFile } = require(projectModule(SECRET_FILE_MODULE));
-  await writeSecretFile(engineAt(state.dockerHost || undefined), state.file, state.content, { image: state.image, labels: state.labels });
+  await writeSecretFile(providerEngine(state.dockerHost), state.file, state.content, { image: state.image, labels: state.labels });
   return state;
 }
 
@@ -68,7 +61,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
   async read(id: string, props: State) {
     try {
-      await engineAt(props.dockerHost || undefined).getVolume(props.file.volume).inspect();
+      await providerEngine(props.dockerHost).getVolume(props.file.volume).inspect();
       return { id, props };
     } catch {
       return { id: "", props: {} }; // the volume is gone: the next deployment writes it again
@@ -76,7 +69,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
   async delete(_id: string, props: State) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    await require(projectModule(SECRET_FILE_MODULE)).removeSecretFile(engineAt(props.dockerHost || undefined), props.file.volume);
+    await require(projectModule(SECRET_FILE_MODULE)).removeSecretFile(providerEngine(props.dockerHost), props.file.volume);
   },
 };
 

@@ -21,4 +21,4 @@ if [ -f "$seen" ] && [ "$(cat "$seen")" != "$cluster_id" ]; then
   rm -f Pulumi.swarm.yaml Pulumi.swarm-*.yaml
 fi
 mkdir -p .fleet && echo "$cluster_id" >"$seen"
-node dist/src/cli/main.js swarm demo --cluster "$cluster_json"
+node dist/demo/swarm.js demo --cluster "$cluster_json"

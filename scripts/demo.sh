@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=prepare.sh
 . scripts/prepare.sh
-node dist/src/cli/main.js demo
+node dist/demo/docker.js

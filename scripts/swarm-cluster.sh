@@ -8,6 +8,9 @@
 #   scripts/swarm-cluster.sh status        the nodes and the cluster.json path; non-zero if not up
 #   scripts/swarm-cluster.sh env           the cluster.json path; non-zero if not up
 #
+# Its environment stack file: node dist/demo/swarm.js env-file --cluster <cluster.json> [--env E]
+# [--promote-from E]; a demo on it: npm run demo:swarm (node dist/demo/swarm.js demo --cluster ...).
+#
 # Environment:
 #   HF_SWARM_CLUSTER  cluster name (default hfsw): 1-12 of [a-z0-9-], starting with a letter
 #   HF_SWARM_SUBNET   second octet of the cluster's private 10.X.0.0/16 (default 231)
@@ -771,7 +774,7 @@ cmd_env() {
 }
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 

@@ -80,12 +80,20 @@ export async function auditFleet(engine: Dockerode, filter: AuditFilter = {}): P
   return audits;
 }
 
+/**
+ * The checks an audit failed, one `<id>: <detail>` each: what a gate, a rollout or a table reports.
+ * Pure; the container gate's provider loads it from the compiled module.
+ */
+export function failedChecks(checks: readonly CheckResult[]): string[] {
+  return checks.filter((c) => !c.ok).map((c) => `${c.id}: ${c.detail}`);
+}
+
 /** A table for people: one row per container, one column per check. */
 export function formatAuditTable(audits: ContainerAudit[]): string {
   if (audits.length === 0) return "no hardened-fleet containers matched";
   const ids = audits[0]!.checks.map((c) => c.id);
   const head = ["container", ...ids, "result"];
   const rows = audits.map((a) => [a.container, ...a.checks.map((c) => (c.ok ? "ok" : "FAIL")), a.ok ? "PASS" : "FAIL"]);
-  const failures = audits.flatMap((a) => a.checks.filter((c) => !c.ok).map((c) => `  ${a.container} ${c.id}: ${c.detail}`));
+  const failures = audits.flatMap((a) => failedChecks(a.checks).map((f) => `  ${a.container} ${f}`));
   return [formatTable(head, rows), ...(failures.length ? ["", "failures:", ...failures] : [])].join("\n");
 }

@@ -1,6 +1,8 @@
 /**
- * The hardening checks of `fleet audit`: a list of rules, each a pure function of what the engine
- * reports (container and image inspect) and what was probed inside the running container.
+ * The hardening checks of `fleet audit`: RULES, a list of values `{ id, describes, appliesTo, run }`.
+ * `run` is a pure function of what the engine reports (container and image inspect) and what was
+ * probed inside the running container; `appliesTo` says whether a rule judges fleet's own containers,
+ * Swarm tasks' containers, or both, so no rule asks which one it has.
  */
 import type Dockerode from "dockerode";
 import { APP_GID, APP_UID, LABEL_CAP_REASONS, LABEL_ROLE, ROLE_EDGE } from "../hardening/names";
@@ -23,10 +25,22 @@ export interface Probes {
 /** A Swarm task's container (target: swarm): Swarm restarts it, and the daemon sets no-new-privileges. */
 export const SWARM_TASK_LABEL = "com.docker.swarm.task.id";
 
-export interface CheckResult {
-  id: string;
+/** What a rule judges: a container fleet runs itself (target: docker, the edge proxy), or a Swarm task's container. */
+export type Subject = "container" | "swarm-task";
+export const SUBJECTS: readonly Subject[] = ["container", "swarm-task"];
+
+/** A Swarm task's container carries the task label; every other container is fleet's own. Pure. */
+export function subjectOf(c: Dockerode.ContainerInspectInfo): Subject {
+  return c.Config.Labels?.[SWARM_TASK_LABEL] !== undefined ? "swarm-task" : "container";
+}
+
+export interface Verdict {
   ok: boolean;
   detail: string;
+}
+
+export interface CheckResult extends Verdict {
+  id: string;
 }
 
 /** What every rule reads: the container's and its image's inspect data, and the probes from inside (when it runs). */
@@ -35,16 +49,23 @@ export interface AuditContext {
   image: Dockerode.ImageInspectInfo;
   /** undefined when the container is not running */
   probes: Probes | undefined;
-  /** a Swarm task's container (target: swarm) */
-  swarmTask: boolean;
 }
 
-/** One audit check: its id (a column of `fleet audit`), what it verifies, and the check itself. Pure. */
+/**
+ * One audit rule, a value: the check's id (a column of `fleet audit`), what it verifies, the subjects
+ * it judges, and the judgement itself. A check judged differently on a Swarm task has one rule per
+ * subject, with the same id and description, side by side in RULES. Pure.
+ */
 export interface Rule {
   id: string;
-  description: string;
-  check(ctx: AuditContext): { ok: boolean; detail: string };
+  describes: string;
+  appliesTo: readonly Subject[];
+  run(ctx: AuditContext): Verdict;
 }
+
+const ANY: readonly Subject[] = SUBJECTS;
+const CONTAINERS: readonly Subject[] = ["container"];
+const SWARM_TASKS: readonly Subject[] = ["swarm-task"];
 
 const SENSITIVE_HOST_PATHS = ["/", "/etc", "/proc", "/sys", "/dev", "/root", "/home", "/boot", "/var/run", "/run", "/var/lib/docker", "/usr"];
 
@@ -87,17 +108,84 @@ const unconfined = (c: Dockerode.ContainerInspectInfo, name: string) =>
 /** Namespace modes that share a namespace with the host, or with another container (`container:<id>`). */
 const sharedNamespace = (mode: string | undefined) => mode === "host" || (mode ?? "").startsWith("container:");
 
-/** Every check the audit runs, in order. */
+/** The checks judged differently on a Swarm task: id and description, each written once. */
+const NO_NEW_PRIVILEGES = {
+  id: "no-new-privileges",
+  describes: "no-new-privileges: the container's security option (on a swarm, the node's daemon-wide setting), and NoNewPrivs 1 in its process",
+};
+const LIMITS = {
+  id: "limits",
+  describes: "memory (swap equal), CPU and PIDs limits set; no nproc ulimit (it counts per host UID, shared by every customer)",
+};
+const NETWORK = { id: "network", describes: "on its own network, not the default bridge (docker0) or the host's" };
+const NAMESPACES = {
+  id: "namespaces",
+  describes: "its own network, PID, IPC, UTS and cgroup namespaces: none is the host's or another container's (container:<id>), user namespace not host",
+};
+const RESTART = {
+  id: "restart",
+  describes: "restart policy on-failure with at most 5 retries (on a swarm: Swarm restarts the task, with a delay)",
+};
+
+const optionNoNewPrivileges = (c: Dockerode.ContainerInspectInfo) =>
+  (c.HostConfig.SecurityOpt ?? []).some((o: string) => /^no-new-privileges(:true|=true)?$/.test(o));
+
+/** The limits every subject must have; `swap` words the problem when swap differs from memory (undefined: none). */
+function limitsVerdict(c: Dockerode.ContainerInspectInfo, swap: () => string | undefined): Verdict {
+  const hc = c.HostConfig;
+  const problems: string[] = [];
+  if (!hc.Memory) problems.push("no memory limit");
+  else if (hc.MemorySwap !== hc.Memory) {
+    const problem = swap();
+    if (problem) problems.push(problem);
+  }
+  if (!hc.NanoCpus && !hc.CpuQuota) problems.push("no CPU limit");
+  // the per-container PIDs cgroup is the per-tenant bound on processes and threads
+  if (!hc.PidsLimit || hc.PidsLimit <= 0) problems.push("no PIDs limit");
+  // RLIMIT_NPROC counts every process of the UID on the host: one customer's threads would stop the others' fork
+  const nproc = (hc.Ulimits ?? []).find((u: { Name?: string }) => u.Name === "nproc") as { Soft?: number } | undefined;
+  if (nproc) problems.push(`ulimit nproc ${nproc.Soft}: counted per host UID, so other customers' processes use it up; remove it (the PIDs limit bounds each container)`);
+  return verdict(problems, `mem ${Math.round((hc.Memory ?? 0) / 1048576)}MiB, cpu ${(hc.NanoCpus ?? 0) / 1e9}, pids ${hc.PidsLimit}`);
+}
+
+/** On its own network; `badModes` are the network modes that fail. */
+function networkVerdict(c: Dockerode.ContainerInspectInfo, badModes: readonly string[]): Verdict {
+  const problems: string[] = [];
+  const mode = c.HostConfig.NetworkMode ?? "";
+  const nets = Object.keys(c.NetworkSettings?.Networks ?? {});
+  if (badModes.includes(mode)) problems.push(`network mode is ${mode}`);
+  if (nets.length === 0) problems.push("on no network");
+  if (nets.includes("bridge")) problems.push("attached to the default bridge (docker0)");
+  if (nets.includes("host")) problems.push("attached to the host network");
+  return verdict(problems, nets.join(","));
+}
+
+/** The namespaces no subject may share: network, PID, IPC, UTS with the host or another container, the host's user namespace. */
+function sharedNamespaces(c: Dockerode.ContainerInspectInfo): string[] {
+  const hc = c.HostConfig;
+  const problems: string[] = [];
+  for (const [name, mode] of [["network", hc.NetworkMode], ["pid", hc.PidMode], ["ipc", hc.IpcMode], ["uts", hc.UTSMode]] as const) {
+    if (sharedNamespace(mode)) problems.push(`${name}=${mode}`);
+  }
+  if (hc.UsernsMode === "host") problems.push("userns=host");
+  return problems;
+}
+
+const cgroupnsMode = (c: Dockerode.ContainerInspectInfo) => (c.HostConfig as { CgroupnsMode?: string }).CgroupnsMode;
+
+/** Every rule the audit runs, in order: the rules of a subject give each check id once, in the same order. */
 export const RULES: readonly Rule[] = [
   {
     id: "image-user",
-    description: "the image's USER is 1000:1000",
-    check: ({ image }) => verdict(image.Config.User === EXPECTED_USER ? [] : [`image USER is '${image.Config.User || "root"}'`], EXPECTED_USER),
+    describes: "the image's USER is 1000:1000",
+    appliesTo: ANY,
+    run: ({ image }) => verdict(image.Config.User === EXPECTED_USER ? [] : [`image USER is '${image.Config.User || "root"}'`], EXPECTED_USER),
   },
   {
     id: "runtime-user",
-    description: "the container runs as 1000:1000 and so does its main process",
-    check: ({ container: c, probes }) => {
+    describes: "the container runs as 1000:1000 and so does its main process",
+    appliesTo: ANY,
+    run: ({ container: c, probes }) => {
       const problems: string[] = [];
       if (c.Config.User !== EXPECTED_USER) problems.push(`container user is '${c.Config.User || "image default"}'`);
       if (probes) {
@@ -111,8 +199,9 @@ export const RULES: readonly Rule[] = [
   },
   {
     id: "capabilities",
-    description: "CapDrop ALL, CapAdd only what config states a reason for, CapEff of the process no more than that",
-    check: ({ container: c, probes }) => {
+    describes: "CapDrop ALL, CapAdd only what config states a reason for, CapEff of the process no more than that",
+    appliesTo: ANY,
+    run: ({ container: c, probes }) => {
       const hc = c.HostConfig;
       const problems: string[] = [];
       const allowed = reasonedCaps(c.Config.Labels);
@@ -128,23 +217,33 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    id: "no-new-privileges",
-    description: "no-new-privileges: the container's security option (on a swarm, the node's daemon-wide setting), and NoNewPrivs 1 in its process",
-    check: ({ container: c, probes, swarmTask }) => {
+    ...NO_NEW_PRIVILEGES,
+    appliesTo: CONTAINERS,
+    run: ({ container: c, probes }) => {
       const problems: string[] = [];
-      const optionSet = (c.HostConfig.SecurityOpt ?? []).some((o: string) => /^no-new-privileges(:true|=true)?$/.test(o));
-      // a Swarm service cannot ask for it: the node's daemon sets it for every container, seen in the process
-      if (!optionSet && !swarmTask) problems.push("no-new-privileges is not set");
+      if (!optionNoNewPrivileges(c)) problems.push("no-new-privileges is not set");
       const nnp = probes ? procField(probes.procStatus, "NoNewPrivs") : undefined;
-      if (probes && nnp !== "1") problems.push(`the process has NoNewPrivs ${nnp ?? "unknown"}${swarmTask ? ": set no-new-privileges in this node's daemon config" : ""}`);
-      if (!probes && swarmTask) problems.push("container is not running, so its process could not be checked");
-      return verdict(problems, optionSet ? "set" : "set daemon-wide, NoNewPrivs 1");
+      if (probes && nnp !== "1") problems.push(`the process has NoNewPrivs ${nnp ?? "unknown"}`);
+      return verdict(problems, "set");
+    },
+  },
+  {
+    ...NO_NEW_PRIVILEGES,
+    appliesTo: SWARM_TASKS,
+    // a Swarm service cannot ask for it: the node's daemon sets it for every container, seen in the process
+    run: ({ container: c, probes }) => {
+      const problems: string[] = [];
+      const nnp = probes ? procField(probes.procStatus, "NoNewPrivs") : undefined;
+      if (probes && nnp !== "1") problems.push(`the process has NoNewPrivs ${nnp ?? "unknown"}: set no-new-privileges in this node's daemon config`);
+      if (!probes) problems.push("container is not running, so its process could not be checked");
+      return verdict(problems, optionNoNewPrivileges(c) ? "set" : "set daemon-wide, NoNewPrivs 1");
     },
   },
   {
     id: "seccomp",
-    description: "the engine's seccomp filter applies: no seccomp=unconfined, and the process runs filtered (Seccomp 2)",
-    check: ({ container: c, probes }) => {
+    describes: "the engine's seccomp filter applies: no seccomp=unconfined, and the process runs filtered (Seccomp 2)",
+    appliesTo: ANY,
+    run: ({ container: c, probes }) => {
       const problems: string[] = [];
       if (unconfined(c, "seccomp")) problems.push("seccomp=unconfined: the container may make every system call");
       const mode = probes ? procField(probes.procStatus, "Seccomp") : undefined;
@@ -155,8 +254,9 @@ export const RULES: readonly Rule[] = [
   },
   {
     id: "apparmor",
-    description: "no apparmor=unconfined (the engine's profile applies where the kernel has AppArmor)",
-    check: ({ container: c }) => {
+    describes: "no apparmor=unconfined (the engine's profile applies where the kernel has AppArmor)",
+    appliesTo: ANY,
+    run: ({ container: c }) => {
       const problems: string[] = [];
       if (unconfined(c, "apparmor")) problems.push("apparmor=unconfined");
       else if (c.AppArmorProfile === "unconfined") problems.push("AppArmor profile is unconfined");
@@ -165,8 +265,9 @@ export const RULES: readonly Rule[] = [
   },
   {
     id: "read-only-root",
-    description: "read-only root filesystem, writable paths only on noexec tmpfs",
-    check: ({ container: c, probes }) => {
+    describes: "read-only root filesystem, writable paths only on noexec tmpfs",
+    appliesTo: ANY,
+    run: ({ container: c, probes }) => {
       const hc = c.HostConfig;
       const problems: string[] = [];
       if (!hc.ReadonlyRootfs) problems.push("root filesystem is writable");
@@ -186,33 +287,26 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    id: "limits",
-    description: "memory (swap equal), CPU and PIDs limits set; no nproc ulimit (it counts per host UID, shared by every customer)",
-    check: ({ container: c, probes, swarmTask }) => {
-      const hc = c.HostConfig;
-      const problems: string[] = [];
+    ...LIMITS,
+    appliesTo: CONTAINERS,
+    run: ({ container: c }) => limitsVerdict(c, () => `swap (${c.HostConfig.MemorySwap}) differs from memory (${c.HostConfig.Memory})`),
+  },
+  {
+    ...LIMITS,
+    appliesTo: SWARM_TASKS,
+    // a Swarm service cannot limit swap (the engine gives a task twice its memory): its node must have none
+    run: ({ container: c, probes }) => limitsVerdict(c, () => {
       const swapTotal = probes?.swapTotalKb;
-      if (!hc.Memory) problems.push("no memory limit");
-      else if (hc.MemorySwap !== hc.Memory) {
-        // a Swarm service cannot limit swap (the engine gives a task twice its memory): its node must have none
-        if (!swarmTask) problems.push(`swap (${hc.MemorySwap}) differs from memory (${hc.Memory})`);
-        else if (swapTotal === undefined || swapTotal > 0) {
-          problems.push(`the node has ${swapTotal === undefined ? "unknown" : `${swapTotal} kB of`} swap, which a Swarm service cannot limit: turn swap off on swarm nodes (swapoff -a, and in /etc/fstab)`);
-        }
-      }
-      if (!hc.NanoCpus && !hc.CpuQuota) problems.push("no CPU limit");
-      // the per-container PIDs cgroup is the per-tenant bound on processes and threads
-      if (!hc.PidsLimit || hc.PidsLimit <= 0) problems.push("no PIDs limit");
-      // RLIMIT_NPROC counts every process of the UID on the host: one customer's threads would stop the others' fork
-      const nproc = (hc.Ulimits ?? []).find((u: { Name?: string }) => u.Name === "nproc") as { Soft?: number } | undefined;
-      if (nproc) problems.push(`ulimit nproc ${nproc.Soft}: counted per host UID, so other customers' processes use it up; remove it (the PIDs limit bounds each container)`);
-      return verdict(problems, `mem ${Math.round((hc.Memory ?? 0) / 1048576)}MiB, cpu ${(hc.NanoCpus ?? 0) / 1e9}, pids ${hc.PidsLimit}`);
-    },
+      return swapTotal === undefined || swapTotal > 0
+        ? `the node has ${swapTotal === undefined ? "unknown" : `${swapTotal} kB of`} swap, which a Swarm service cannot limit: turn swap off on swarm nodes (swapoff -a, and in /etc/fstab)`
+        : undefined;
+    }),
   },
   {
     id: "healthcheck",
-    description: "a healthcheck in the image and at runtime, and the container is healthy",
-    check: ({ container: c, image }) => {
+    describes: "a healthcheck in the image and at runtime, and the container is healthy",
+    appliesTo: ANY,
+    run: ({ container: c, image }) => {
       const problems: string[] = [];
       const imageTest = image.Config.Healthcheck?.Test ?? [];
       if (!imageTest.length || imageTest[0] === "NONE") problems.push("no HEALTHCHECK in the image");
@@ -225,8 +319,9 @@ export const RULES: readonly Rule[] = [
   },
   {
     id: "ports",
-    description: "a customer's container publishes no port (its traffic comes through the edge proxy); the proxy's are bound to a specific address",
-    check: ({ container: c }) => {
+    describes: "a customer's container publishes no port (its traffic comes through the edge proxy); the proxy's are bound to a specific address",
+    appliesTo: ANY,
+    run: ({ container: c }) => {
       const hc = c.HostConfig;
       const problems: string[] = [];
       const shown = Object.values(hc.PortBindings ?? {}).flat().map((b) => `${(b as { HostIp: string }).HostIp}:${(b as { HostPort: string }).HostPort}`);
@@ -241,41 +336,30 @@ export const RULES: readonly Rule[] = [
       return verdict(problems, shown.join(",") || "none published");
     },
   },
+  { ...NETWORK, appliesTo: CONTAINERS, run: ({ container: c }) => networkVerdict(c, ["bridge", "host", "default"]) },
+  // a Swarm task's mode says "default" whatever it joins: what counts is the networks it is on
+  { ...NETWORK, appliesTo: SWARM_TASKS, run: ({ container: c }) => networkVerdict(c, ["bridge", "host"]) },
   {
-    id: "network",
-    description: "on its own network, not the default bridge (docker0) or the host's",
-    check: ({ container: c, swarmTask }) => {
-      const problems: string[] = [];
-      const mode = c.HostConfig.NetworkMode ?? "";
-      const nets = Object.keys(c.NetworkSettings?.Networks ?? {});
-      // a Swarm task's mode says "default" whatever it joins: what counts is the networks it is on
-      if (["bridge", "host"].includes(mode) || (mode === "default" && !swarmTask)) problems.push(`network mode is ${mode}`);
-      if (nets.length === 0) problems.push("on no network");
-      if (nets.includes("bridge")) problems.push("attached to the default bridge (docker0)");
-      if (nets.includes("host")) problems.push("attached to the host network");
-      return verdict(problems, nets.join(","));
+    ...NAMESPACES,
+    appliesTo: CONTAINERS,
+    run: ({ container: c }) => {
+      const problems = sharedNamespaces(c);
+      // the engine's default on cgroup v1 is the host's
+      if (cgroupnsMode(c) === "host") problems.push("cgroupns=host: the container sees the host's cgroup hierarchy");
+      return verdict(problems, "private");
     },
   },
   {
-    id: "namespaces",
-    description: "its own network, PID, IPC, UTS and cgroup namespaces: none is the host's or another container's (container:<id>), user namespace not host",
-    check: ({ container: c, swarmTask }) => {
-      const hc = c.HostConfig;
-      const problems: string[] = [];
-      for (const [name, mode] of [["network", hc.NetworkMode], ["pid", hc.PidMode], ["ipc", hc.IpcMode], ["uts", hc.UTSMode]] as const) {
-        if (sharedNamespace(mode)) problems.push(`${name}=${mode}`);
-      }
-      if (hc.UsernsMode === "host") problems.push("userns=host");
-      // the engine's default on cgroup v1 is the host's; a Swarm service cannot choose (the node's default-cgroupns-mode does)
-      const cgroupns = (hc as { CgroupnsMode?: string }).CgroupnsMode;
-      if (cgroupns === "host" && !swarmTask) problems.push("cgroupns=host: the container sees the host's cgroup hierarchy");
-      return verdict(problems, swarmTask && cgroupns === "host" ? "private (cgroupns: the node's default)" : "private");
-    },
+    ...NAMESPACES,
+    appliesTo: SWARM_TASKS,
+    // a Swarm service cannot choose its cgroup namespace: the node's default-cgroupns-mode does
+    run: ({ container: c }) => verdict(sharedNamespaces(c), cgroupnsMode(c) === "host" ? "private (cgroupns: the node's default)" : "private"),
   },
   {
     id: "host-isolation",
-    description: "not privileged; no host devices, docker.sock or sensitive host paths",
-    check: ({ container: c }) => {
+    describes: "not privileged; no host devices, docker.sock or sensitive host paths",
+    appliesTo: ANY,
+    run: ({ container: c }) => {
       const hc = c.HostConfig;
       const problems: string[] = [];
       if (hc.Privileged) problems.push("privileged");
@@ -290,10 +374,9 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    id: "restart",
-    description: "restart policy on-failure with at most 5 retries (on a swarm: Swarm restarts the task, with a delay)",
-    check: ({ container: c, swarmTask }) => {
-      if (swarmTask) return verdict([], "Swarm restarts the task (service restart policy, with a delay)");
+    ...RESTART,
+    appliesTo: CONTAINERS,
+    run: ({ container: c }) => {
       const policy = c.HostConfig.RestartPolicy ?? { Name: "" };
       const problems: string[] = [];
       if (policy.Name !== "on-failure") problems.push(`restart policy is '${policy.Name || "no"}'`);
@@ -301,23 +384,27 @@ export const RULES: readonly Rule[] = [
       return verdict(problems, `on-failure:${policy.MaximumRetryCount}`);
     },
   },
+  { ...RESTART, appliesTo: SWARM_TASKS, run: () => verdict([], "Swarm restarts the task (service restart policy, with a delay)") },
   {
     id: "data-ownership",
-    description: "files and directories in the data volumes are owned by 1000:1000",
-    check: ({ probes }) => !probes ? notRunning : verdict(
+    describes: "files and directories in the data volumes are owned by 1000:1000",
+    appliesTo: ANY,
+    run: ({ probes }) => !probes ? notRunning : verdict(
       probes.foreignFiles.trim() ? [`not owned by 1000:1000: ${probes.foreignFiles.trim().split("\n").slice(0, 5).join(", ")}`] : [],
       "all owned by 1000:1000"),
   },
   {
     id: "no-build-tools",
-    description: "no compiler, package-manager cache or package lists in the image",
-    check: ({ probes }) => !probes ? notRunning : verdict(
+    describes: "no compiler, package-manager cache or package lists in the image",
+    appliesTo: ANY,
+    run: ({ probes }) => !probes ? notRunning : verdict(
       probes.buildLeftovers.trim() ? [`found ${probes.buildLeftovers.trim().split("\n").slice(0, 5).join(", ")}`] : [], "none"),
   },
   {
     id: "no-setuid",
-    description: "no setuid or setgid file on the root filesystem (CIS 4.8)",
-    check: ({ probes }) => {
+    describes: "no setuid or setgid file on the root filesystem (CIS 4.8)",
+    appliesTo: ANY,
+    run: ({ probes }) => {
       if (!probes) return notRunning;
       const files = probes.setuidFiles.split("\n").map((f) => f.trim()).filter(Boolean);
       const shown = files.length > 10 ? [...files.slice(0, 10), `and ${files.length - 10} more`] : files;
@@ -326,10 +413,16 @@ export const RULES: readonly Rule[] = [
   },
 ];
 
-/** Every check's id and what it verifies, in order (for --help and the README). */
-export const CHECKS: Readonly<Record<string, string>> = Object.fromEntries(RULES.map((r) => [r.id, r.description]));
+/** The rules that judge `subject`, in order. */
+export function rulesFor(subject: Subject): Rule[] {
+  return RULES.filter((r) => r.appliesTo.includes(subject));
+}
 
+/** Every check's id and what it verifies, in order (for --help and the README). */
+export const CHECKS: Readonly<Record<string, string>> = Object.fromEntries(RULES.map((r) => [r.id, r.describes]));
+
+/** The audit of one container: the rules of its subject, each a result with the rule's id. Pure. */
 export function runChecks(c: Dockerode.ContainerInspectInfo, image: Dockerode.ImageInspectInfo, probes: Probes | undefined): CheckResult[] {
-  const ctx: AuditContext = { container: c, image, probes, swarmTask: c.Config.Labels?.[SWARM_TASK_LABEL] !== undefined };
-  return RULES.map((rule) => ({ id: rule.id, ...rule.check(ctx) }));
+  const ctx: AuditContext = { container: c, image, probes };
+  return rulesFor(subjectOf(c)).map((rule) => ({ id: rule.id, ...rule.run(ctx) }));
 }

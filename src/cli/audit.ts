@@ -1,15 +1,12 @@
 /** `fleet audit`: checks every hardening property of running customer containers. */
 import type { Command } from "commander";
-import { environmentNames } from "../fleet/stackFiles";
-import { auditFleet, formatAuditTable, type ContainerAudit } from "../audit/audit";
+import { formatAuditTable, type ContainerAudit } from "../audit/audit";
 import { CHECKS } from "../audit/checks";
 import { OVERLAY_CHECK_DESCRIPTION, OVERLAY_CHECK_ID } from "../audit/overlay";
 import { parseCustomerId } from "../config/load";
 import { parseEnvironmentName, parseStackTarget } from "../config/targets";
-import { engineFor } from "../engine/connection";
+import { auditEnvironments, environmentNames } from "../fleet/operations";
 import { projectContext } from "./stacks";
-import { readEnvironmentConfig } from "../config/stackFiles";
-import { auditSwarm } from "../fleet/swarm";
 
 export function registerAudit(program: Command): void {
   program
@@ -32,19 +29,8 @@ export function registerAudit(program: Command): void {
       // each environment on the engine it deploys to
       const ctx = projectContext();
       const environments = environment ? [parseEnvironmentName(environment).environment] : environmentNames(ctx.projectDir);
-      const audits: ContainerAudit[] = [];
-      const seen = new Set<string>();
-      for (const env of environments) {
-        // on a swarm, every node's engine: customers' tasks wherever they run, and the edge proxy
-        const config = readEnvironmentConfig(ctx.projectDir, env);
-        const found = config.target === "swarm"
-          ? await auditSwarm(config, { environment: env, customer })
-          : await auditFleet(engineFor(ctx.projectDir, env), { environment: env, customer });
-        for (const a of found) {
-          if (!seen.has(a.container)) audits.push(a);
-          seen.add(a.container);
-        }
-      }
+      // each environment's target audits every engine it uses (on a swarm: every node's, tasks and the edge proxy)
+      const audits = await auditEnvironments(ctx, environments, { customer });
       if (opts.json) console.log(JSON.stringify({ ok: audits.length > 0 && audits.every((a) => a.ok), containers: audits }, null, 2));
       else {
         // a swarm's rows have the overlay check too: one table per set of checks keeps the columns aligned

@@ -1,14 +1,14 @@
 /**
  * `fleet bind`: which Stripe customer (and subscription) owns a fleet customer, set, shown or
- * cleared by the operator on purpose (src/webhooks/bindings.ts). `fleet serve` binds new customers
+ * cleared by the operator on purpose (src/project/bindings.ts). `fleet serve` binds new customers
  * itself; this is for customers made by the CLI, a customer that moves to another Stripe customer,
  * and after upgrading from a fleet that did not bind.
  */
 import type { Command } from "commander";
 import { ConfigError, type ConfigProblem } from "../config/errors";
 import { parseCustomerTarget } from "../config/targets";
-import { environmentNames } from "../fleet/stackFiles";
-import { BindingStore, defaultBindingsPath, parseStripeId, type Binding } from "../webhooks/bindings";
+import { environmentNames } from "../fleet/operations";
+import { BindingStore, defaultBindingsPath, parseStripeId, type Binding } from "../project/bindings";
 import { projectContext } from "./stacks";
 
 export interface BindOptions {

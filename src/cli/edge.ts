@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import type { Command } from "commander";
 import { parseEnvironmentName } from "../config/targets";
-import { edgeCaCertificate } from "../fleet/edge";
+import { edgeCaCertificate } from "../fleet/operations";
 import { projectContext } from "./stacks";
 
 export function registerEdge(program: Command): void {

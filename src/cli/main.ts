@@ -3,11 +3,10 @@
 import { Command } from "commander";
 import { registerAudit } from "./audit";
 import { registerBind } from "./bind";
-import { registerDemo } from "./demo";
 import { registerEdge } from "./edge";
+import { registerMove } from "./move";
 import { registerServe } from "./serve";
 import { registerStacks } from "./stacks";
-import { registerSwarm } from "./swarm";
 
 export function buildCli(): Command {
   const program = new Command("fleet")
@@ -15,11 +14,10 @@ export function buildCli(): Command {
     .showHelpAfterError();
   registerStacks(program);
   registerAudit(program);
-  registerDemo(program);
   registerEdge(program);
   registerServe(program);
   registerBind(program);
-  registerSwarm(program);
+  registerMove(program);
   return program;
 }
 

@@ -4,12 +4,12 @@
  */
 import { createHash } from "node:crypto";
 import type { Command } from "commander";
-import { FLEET_SECRETS } from "../fleet/childEnv";
-import { withWaitingLock } from "../fleet/lock";
+import { FLEET_SECRETS } from "../pulumi/childEnv";
+import { withWaitingLock } from "../project/lock";
 import { formatTable } from "../table";
 import { parseIntegerOption, queuePath, serveSettings, type ServeOptions } from "../webhooks/config";
 import { bindingAuthorizer } from "../webhooks/authorize";
-import { BindingStore, defaultBindingsPath } from "../webhooks/bindings";
+import { BindingStore, defaultBindingsPath } from "../project/bindings";
 import { checkReady, environmentTier, loadOperations } from "../webhooks/operations";
 import { JOB_STATUSES, JobQueue, type Job, type JobStatus } from "../webhooks/queue";
 import { Worker } from "../webhooks/worker";
@@ -56,9 +56,12 @@ async function serve(opts: ServeOptions): Promise<void> {
   // its commands' environment; workspace.ts unsets what is not on the allowlist as well)
   for (const name of FLEET_SECRETS) delete process.env[name];
   const { ops, source } = loadOperations(ctx);
-  if (source === "fleet") checkReady(ctx, settings.environment);
-  else console.error(`fleet serve: TEST MODE: jobs run with the ${source}; nothing is deployed`);
-  const tier = environmentTier(ctx, settings.environment);
+  let tier;
+  if (source === "fleet") tier = checkReady(ctx, settings.environment).config.tier;
+  else {
+    console.error(`fleet serve: TEST MODE: jobs run with the ${source}; nothing is deployed`);
+    tier = environmentTier(ctx, settings.environment);
+  }
   await withWaitingLock(ctx.projectDir, serveLock(settings.dbPath), async () => {
     const queue = JobQueue.open(settings.dbPath);
     const bindings = BindingStore.open(defaultBindingsPath(ctx.projectDir));

@@ -1,14 +1,12 @@
 /** `fleet up|preview|destroy <stack>` and `fleet provision|deprovision|list`: stacks on the Automation API. */
 import * as path from "node:path";
 import type { Command } from "commander";
-import { environmentNames } from "../fleet/stackFiles";
 import {
-  changeCount, deprovision, destroyEnvironment, listCustomers, migrate, previewStack, provision, upStack, type UpResult,
+  changeCount, deprovision, destroyEnvironment, environmentNames, fleetContext, formatRolloutReport, listCustomers, migrate, previewStack,
+  provision, rollout, upStack, type FleetContext, type UpResult,
 } from "../fleet/operations";
-import { formatRolloutReport, rollout } from "../fleet/rollout";
 import { parseStackTarget } from "../config/targets";
 import { formatTable } from "../table";
-import { fleetContext, type FleetContext } from "../fleet/workspace";
 
 export function projectContext(): FleetContext {
   const here = path.resolve(__dirname, "..", "..", __dirname.includes(`${path.sep}dist${path.sep}`) ? ".." : "");

@@ -35,15 +35,26 @@ function joinPath(prefix: string, path: readonly PropertyKey[]): string {
   return path.reduce<string>((acc, key) => (typeof key === "number" ? `${acc}[${key}]` : `${acc}.${String(key)}`), prefix);
 }
 
+/** What an issue found: for an unknown discriminator (target: k8s), its value rather than the whole object. */
+function foundValue(issue: z.core.$ZodIssue): unknown {
+  if (issue.code === "invalid_union" && "discriminator" in issue && typeof issue.discriminator === "string" &&
+    issue.input !== null && typeof issue.input === "object") {
+    return (issue.input as Record<string, unknown>)[issue.discriminator];
+  }
+  return issue.input;
+}
+
 /** Turns zod issues into problems under a key prefix such as `hardened-fleet:environment`. */
 export function problemsFromZod(prefix: string, error: z.ZodError): ConfigProblem[] {
   return error.issues.map((issue) => {
     const missing = issue.code === "invalid_type" && issue.input === undefined;
+    const said = issue.message.replace(/^Invalid input: /, "");
     const problem: ConfigProblem = {
       path: joinPath(prefix, issue.path),
-      message: missing ? `is required (${issue.message.replace(/^Invalid input: /, "")})` : issue.message.replace(/^Invalid input: /, ""),
+      // a message that says "is required ..." itself is not wrapped again
+      message: missing && !said.startsWith("is required") ? `is required (${said})` : said,
     };
-    if (!missing && "input" in issue) problem.found = renderValue(issue.input);
+    if (!missing && "input" in issue) problem.found = renderValue(foundValue(issue));
     return problem;
   });
 }

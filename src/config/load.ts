@@ -13,6 +13,8 @@ export const CONFIG_NAMESPACE = "hardened-fleet";
 export const ENVIRONMENT_KEY = `${CONFIG_NAMESPACE}:environment`;
 export const CUSTOMER_KEY = `${CONFIG_NAMESPACE}:customer`;
 export const ROLE_KEY = `${CONFIG_NAMESPACE}:role`;
+/** The docker provider's engine address in a stack's config (the environment's, copied into its customers'). */
+export const DOCKER_HOST_KEY = "docker:host";
 
 function parseOrThrow<S extends z.ZodType>(schema: S, key: string, raw: unknown): z.output<S> {
   const result = schema.safeParse(raw, { reportInput: true });
@@ -34,7 +36,12 @@ export function parseCustomerConfig(raw: unknown, env: EnvironmentConfig): Custo
   return checkCustomerInEnvironment(parseCustomerShape(raw), env);
 }
 
-export function checkCustomerInEnvironment(customer: CustomerConfig, env: EnvironmentConfig): CustomerConfig {
+/**
+ * `placementPending`: the customer has no node yet and fleet chooses one for it when it writes its
+ * stack file (a new customer on a swarm), so a missing node is no problem yet.
+ */
+export function checkCustomerInEnvironment(customer: CustomerConfig, env: EnvironmentConfig,
+  opts: { placementPending?: boolean } = {}): CustomerConfig {
   const problems: ConfigProblem[] = [];
   if (customer.environment !== env.name) {
     problems.push({ path: `${CUSTOMER_KEY}.environment`, found: JSON.stringify(customer.environment),
@@ -49,21 +56,31 @@ export function checkCustomerInEnvironment(customer: CustomerConfig, env: Enviro
     problems.push({ path: `${CUSTOMER_KEY}.id`, found: JSON.stringify(customer.id),
       message: `names the edge proxy of environment '${env.name}' (edge.name): choose another customer id` });
   }
-  if (env.target === "swarm") {
-    const nodes = (env.swarm?.nodes ?? []).map((n) => n.name);
-    if (customer.node === undefined) {
-      problems.push({ path: `${CUSTOMER_KEY}.node`, found: undefined,
-        message: `is required with target: swarm (environment '${env.name}'): 'fleet provision' chooses the least loaded node; or set one of ${nodes.join(", ")}` });
-    } else if (!nodes.includes(customer.node)) {
-      problems.push({ path: `${CUSTOMER_KEY}.node`, found: JSON.stringify(customer.node),
-        message: `must be one of the nodes of environment '${env.name}' (swarm.nodes): ${nodes.join(", ")}` });
-    }
-  } else if (customer.node !== undefined) {
-    problems.push({ path: `${CUSTOMER_KEY}.node`, found: JSON.stringify(customer.node),
-      message: `is only for target: swarm; environment '${env.name}' runs on one host: remove node` });
-  }
+  problems.push(...nodeProblems(customer, env, opts.placementPending ?? false));
   if (problems.length > 0) throw new ConfigError(`config ${CUSTOMER_KEY}`, problems);
   return customer;
+}
+
+/**
+ * The customer's node against its environment's target: required and one of swarm.nodes on a swarm,
+ * absent on one host. Pure; the one place config tells the targets apart (the Pulumi program uses it too).
+ */
+function nodeProblems(customer: CustomerConfig, env: EnvironmentConfig, placementPending: boolean): ConfigProblem[] {
+  switch (env.target) {
+    case "swarm": {
+      const nodes = env.swarm.nodes.map((n) => n.name);
+      if (customer.node === undefined) {
+        if (placementPending) return [];
+        return [{ path: `${CUSTOMER_KEY}.node`, found: undefined,
+          message: `is required with target: swarm (environment '${env.name}'): 'fleet provision' chooses the least loaded node; or set one of ${nodes.join(", ")}` }];
+      }
+      return nodes.includes(customer.node) ? [] : [{ path: `${CUSTOMER_KEY}.node`, found: JSON.stringify(customer.node),
+        message: `must be one of the nodes of environment '${env.name}' (swarm.nodes): ${nodes.join(", ")}` }];
+    }
+    case "docker":
+      return customer.node === undefined ? [] : [{ path: `${CUSTOMER_KEY}.node`, found: JSON.stringify(customer.node),
+        message: `is only for target: swarm; environment '${env.name}' runs on one host: remove node` }];
+  }
 }
 
 /** Checks a customer id alone (CLI arguments, webhooks) with the same rule the config uses. */

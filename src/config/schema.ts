@@ -197,13 +197,20 @@ export const edgeSchema = z
  * by repository digest, and prod promotes that digest. The password is the Pulumi secret
  * `hardened-fleet:registryPassword` (never in this file).
  */
-export const registrySchema = z.strictObject({
+const registryShape = {
   /** host[:port] of the registry, e.g. 10.231.0.11:5000 or registry.example.com */
   address: z.string().regex(/^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?$/, {
     error: "must be a registry address host[:port], like registry.example.com or 10.0.0.5:5000 (no scheme, no path)",
   }),
   /** the account for pushes and pulls; its password is the secret hardened-fleet:registryPassword */
   username: z.string().min(1).optional(),
+};
+export const registrySchema = z.strictObject(registryShape);
+/** target: swarm needs one: every node pulls from it */
+const requiredRegistrySchema = z.strictObject(registryShape, {
+  error: (issue) => issue.input === undefined
+    ? "is required with target: swarm: every node pulls the image from it, e.g. registry: {address: 10.0.0.5:5000}"
+    : undefined,
 });
 
 /** Docker addresses fleet accepts for an engine (the docker provider's own). */
@@ -234,75 +241,85 @@ export const swarmSchema = z.strictObject({
       .trim()
       .min(10, { error: "must say why customer traffic may cross between nodes unencrypted (at least 10 characters), e.g. 'the nodes' kernel has no IPsec ESP'" }),
   }).optional(),
+}, {
+  error: (issue) => issue.input === undefined
+    ? "is required with target: swarm: list the nodes, e.g. swarm: {nodes: [{name: node1, host: ssh://ops@node1}]} (README 'Swarm')"
+    : undefined,
+}).superRefine((swarm, ctx) => {
+  const names = swarm.nodes.map((n) => n.name);
+  const twice = names.filter((n, i) => names.indexOf(n) !== i);
+  if (twice.length > 0) {
+    ctx.addIssue({ code: "custom", path: ["nodes"], input: twice, message: `names ${twice.join(", ")} more than once: each node needs its own name` });
+  }
+});
+
+/** The settings every environment has, whatever its target. */
+const environmentFields = {
+  name: environmentNameSchema,
+  /**
+   * This environment is the local demo: its stacks may use the passphrase documented in the README.
+   * Any other environment's stacks need PULUMI_CONFIG_PASSPHRASE; production can never be the demo.
+   */
+  localDemo: z.boolean().default(false),
+  tier: z.enum(["staging", "production"], { error: "must be 'staging' or 'production'" }),
+  image: z.discriminatedUnion("mode", [buildImageSchema, promoteImageSchema], {
+    error: "mode must be 'build' (staging builds the image) or 'promote' (runs an image that passed another stack)",
+  }),
+  app: appSchema.prefault({}),
+  /** customer containers publish no ports since the edge proxy: a clear error instead of "unrecognized key" */
+  publish: z.unknown().optional().refine((v) => v === undefined, {
+    error: "is no longer used: customer containers publish no ports; each customer answers at https://<customer>.<edge.domain> " +
+      "through the environment's edge proxy. Remove publish and set edge (address, domain, ports): see README 'Edge proxy'",
+  }),
+  edge: edgeSchema,
+  plans: z
+    .record(labelSchema, planSchema)
+    .refine((plans) => Object.keys(plans).length > 0, { error: "must define at least one plan" }),
+  capabilities: z.strictObject({ add: z.array(capabilityAddSchema).default([]) }).prefault({}),
+  logging: z
+    .strictObject({
+      maxSize: z.string().regex(/^[1-9][0-9]*[kmg]$/, { error: "must be a size like 10m" }).default("10m"),
+      maxFile: z.number().int().min(1).max(20).default(3),
+    })
+    .prefault({}),
+  restart: z
+    .strictObject({
+      maxRetries: z.number().int()
+        .min(1, { error: "must be at least 1 (Docker reads 0 as 'retry forever')" })
+        .max(5, { error: "must be at most 5" })
+        .default(5),
+    })
+    .prefault({}),
+  volumes: z.strictObject({ protect: z.boolean().default(false) }).prefault({}),
+  deploy: z.strictObject({ healthTimeoutSeconds: z.number().int().min(10).max(1800).default(120) }).prefault({}),
+  rollout: z.strictObject({
+    waveSize: z.number().int().min(1).default(5),
+    // customers of one wave deployed at the same time; default: one per CPU core of the machine running fleet
+    concurrency: z.number().int().min(1).max(64).optional(),
+  }).prefault({}),
+};
+
+/** target: docker (the default): one host, a container per customer. */
+const dockerEnvironmentSchema = z.strictObject({
+  ...environmentFields,
+  target: z.literal("docker").default("docker"),
+  swarm: z.undefined({ error: "is only for target: swarm: set target: swarm, or remove swarm" }).optional(),
+  registry: registrySchema.optional(),
+});
+
+/** target: swarm: a Swarm service per customer, over swarm.nodes, every image through the registry. */
+const swarmEnvironmentSchema = z.strictObject({
+  ...environmentFields,
+  target: z.literal("swarm"),
+  swarm: swarmSchema,
+  registry: requiredRegistrySchema,
 });
 
 export const environmentSchema = z
-  .strictObject({
-    name: environmentNameSchema,
-    /**
-     * This environment is the local demo: its stacks may use the passphrase documented in the README.
-     * Any other environment's stacks need PULUMI_CONFIG_PASSPHRASE; production can never be the demo.
-     */
-    localDemo: z.boolean().default(false),
-    tier: z.enum(["staging", "production"], { error: "must be 'staging' or 'production'" }),
-    /** docker: one host, a container per customer (the default); swarm: a Swarm service per customer, over swarm.nodes */
-    target: z.enum(["docker", "swarm"], { error: "must be 'docker' (one host) or 'swarm' (a Docker Swarm cluster, with swarm.nodes)" }).default("docker"),
-    swarm: swarmSchema.optional(),
-    registry: registrySchema.optional(),
-    image: z.discriminatedUnion("mode", [buildImageSchema, promoteImageSchema], {
-      error: "mode must be 'build' (staging builds the image) or 'promote' (runs an image that passed another stack)",
-    }),
-    app: appSchema.prefault({}),
-    /** customer containers publish no ports since the edge proxy: a clear error instead of "unrecognized key" */
-    publish: z.unknown().optional().refine((v) => v === undefined, {
-      error: "is no longer used: customer containers publish no ports; each customer answers at https://<customer>.<edge.domain> " +
-        "through the environment's edge proxy. Remove publish and set edge (address, domain, ports): see README 'Edge proxy'",
-    }),
-    edge: edgeSchema,
-    plans: z
-      .record(labelSchema, planSchema)
-      .refine((plans) => Object.keys(plans).length > 0, { error: "must define at least one plan" }),
-    capabilities: z.strictObject({ add: z.array(capabilityAddSchema).default([]) }).prefault({}),
-    logging: z
-      .strictObject({
-        maxSize: z.string().regex(/^[1-9][0-9]*[kmg]$/, { error: "must be a size like 10m" }).default("10m"),
-        maxFile: z.number().int().min(1).max(20).default(3),
-      })
-      .prefault({}),
-    restart: z
-      .strictObject({
-        maxRetries: z.number().int()
-          .min(1, { error: "must be at least 1 (Docker reads 0 as 'retry forever')" })
-          .max(5, { error: "must be at most 5" })
-          .default(5),
-      })
-      .prefault({}),
-    volumes: z.strictObject({ protect: z.boolean().default(false) }).prefault({}),
-    deploy: z.strictObject({ healthTimeoutSeconds: z.number().int().min(10).max(1800).default(120) }).prefault({}),
-    rollout: z.strictObject({
-      waveSize: z.number().int().min(1).default(5),
-      // customers of one wave deployed at the same time; default: one per CPU core of the machine running fleet
-      concurrency: z.number().int().min(1).max(64).optional(),
-    }).prefault({}),
+  .discriminatedUnion("target", [dockerEnvironmentSchema, swarmEnvironmentSchema], {
+    error: "must be 'docker' (one host) or 'swarm' (a Docker Swarm cluster, with swarm.nodes)",
   })
   .superRefine((env, ctx) => {
-    if (env.target === "swarm") {
-      if (!env.swarm) {
-        ctx.addIssue({ code: "custom", path: ["swarm"], input: env.swarm,
-          message: "is required with target: swarm: list the nodes, e.g. swarm: {nodes: [{name: node1, host: ssh://ops@node1}]} (README 'Swarm')" });
-      }
-      if (!env.registry) {
-        ctx.addIssue({ code: "custom", path: ["registry"], input: env.registry,
-          message: "is required with target: swarm: every node pulls the image from it, e.g. registry: {address: 10.0.0.5:5000}" });
-      }
-      const names = (env.swarm?.nodes ?? []).map((n) => n.name);
-      const twice = names.filter((n, i) => names.indexOf(n) !== i);
-      if (twice.length > 0) {
-        ctx.addIssue({ code: "custom", path: ["swarm", "nodes"], input: twice, message: `names ${twice.join(", ")} more than once: each node needs its own name` });
-      }
-    } else if (env.swarm) {
-      ctx.addIssue({ code: "custom", path: ["swarm"], input: "(set)", message: "is only for target: swarm: set target: swarm, or remove swarm" });
-    }
     if (env.tier !== "production") return;
     if (env.image.mode !== "promote") {
       ctx.addIssue({ code: "custom", path: ["image", "mode"], input: env.image.mode,
@@ -337,6 +354,11 @@ export const customerSchema = z.strictObject({
 
 export type EdgeConfig = z.output<typeof edgeSchema>;
 export type EnvironmentConfig = z.output<typeof environmentSchema>;
+/** The config of an environment of one target: `EnvironmentOf<"swarm">` has `swarm` and `registry`. */
+export type EnvironmentOf<K extends EnvironmentConfig["target"]> = Extract<EnvironmentConfig, { target: K }>;
+export type DockerEnvironmentConfig = EnvironmentOf<"docker">;
+export type SwarmEnvironmentConfig = EnvironmentOf<"swarm">;
+export type TargetKind = EnvironmentConfig["target"];
 export type EnvironmentInput = z.input<typeof environmentSchema>;
 export type CustomerConfig = z.output<typeof customerSchema>;
 export type Plan = z.output<typeof planSchema>;

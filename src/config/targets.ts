@@ -8,7 +8,11 @@
  */
 import { ConfigError, problemsFromZod, type ConfigProblem } from "./errors";
 import { customerIdSchema, environmentNameSchema } from "./schema";
-import { customerStackName } from "../hardening/names";
+
+/** Customer stacks are `<environment>-<customer>`; environment stacks are bare names such as `staging`. */
+export function customerStackName(environment: string, customerId: string): string {
+  return `${environment}-${customerId}`;
+}
 
 export interface EnvironmentTarget {
   kind: "environment";

@@ -10,9 +10,15 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type Dockerode from "dockerode";
-import { readStackConfig } from "../config/stackFiles";
+import { readStackConfig } from "../project/stackFiles";
+import { engineAt } from "./client";
 
-export const DOCKER_HOST_KEY = "docker:host";
+// where the options come from: engine/client.ts, shared with the dynamic providers
+export { dockerodeOptions } from "./client";
+
+// the config key is config/load.ts's (the stack files module writes it too)
+import { DOCKER_HOST_KEY } from "../config/load";
+export { DOCKER_HOST_KEY };
 
 /** `docker:host` from the environment stack's config file, if it sets one. */
 export function configuredDockerHost(projectDir: string, environment: string): string | undefined {
@@ -26,41 +32,8 @@ export function dockerHost(projectDir: string, environment: string, env = proces
   return configuredDockerHost(projectDir, environment) ?? (env.DOCKER_HOST || undefined);
 }
 
-/** Dockerode options for an address such as unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host. */
-export function dockerodeOptions(host: string | undefined): Dockerode.DockerOptions {
-  if (!host) return {};
-  const url = new URL(host);
-  switch (url.protocol) {
-    case "unix:":
-      return { socketPath: url.pathname };
-    case "tcp:":
-    case "http:":
-    case "https:": {
-      const tls = url.protocol === "https:" || process.env.DOCKER_TLS_VERIFY === "1";
-      const certs = process.env.DOCKER_CERT_PATH;
-      return {
-        protocol: tls ? "https" : "http", host: url.hostname, port: url.port || (tls ? "2376" : "2375"),
-        ...(tls && certs ? {
-          ca: fs.readFileSync(path.join(certs, "ca.pem")),
-          cert: fs.readFileSync(path.join(certs, "cert.pem")),
-          key: fs.readFileSync(path.join(certs, "key.pem")),
-        } : {}),
-      };
-    }
-    case "ssh:":
-      return { protocol: "ssh", host: url.hostname, port: url.port || "22", username: url.username || undefined };
-    default:
-      throw new Error(`docker host '${host}': use unix://, tcp:// or ssh:// (set ${DOCKER_HOST_KEY} or DOCKER_HOST)`);
-  }
-}
-
-/**
- * A client for the engine an environment deploys to. dockerode (with its ssh2) is loaded on first
- * use, so a fleet command that never talks to the engine itself (an `up`) does not pay for it.
- */
+/** A client for the engine an environment deploys to (engine/client.ts: dockerode is loaded on first use). */
 export function engineFor(projectDir: string, environment: string): Dockerode {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const Client = require("dockerode") as typeof Dockerode;
-  return new Client(dockerodeOptions(dockerHost(projectDir, environment)));
+  return engineAt(dockerHost(projectDir, environment));
 }
 

@@ -8,20 +8,18 @@ import * as fs from "node:fs";
 import type Dockerode from "dockerode";
 import { ConfigError } from "../config/errors";
 import { checkCustomerInEnvironment } from "../config/load";
-import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
-import { readEnvironmentConfig } from "../config/stackFiles";
-import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget } from "../config/targets";
-import { configuredDockerHost, engineFor } from "../engine/connection";
+import type { CustomerConfig } from "../config/schema";
+import { parseEnvironmentName, type CustomerTarget } from "../config/targets";
 import { ArchiveError, archiveVolume } from "../engine/oneShot";
 import { customerNames } from "../hardening/names";
-import { customersLock, stackLock, withLock, withWaitingLock } from "./lock";
-import { stderrLog, type Log } from "./progress";
-import { readStack } from "./backendState";
-import { outputImage, prepareStack, removeStack, runDestroy, runUp, stackImage, unprotectAll, withStack, type FleetStack, type UpResult } from "./stacks";
-import { customerConfigs, readCustomerConfig, stackFile, writeCustomerStackFile } from "./stackFiles";
-import { chooseNode, dataEngine, dataNode, ensureImage, nodesWithVolume } from "./swarm";
-import { adoptVolume, backupDir, stopForeignUsers, type AdoptResult } from "./volumes";
-import type { FleetContext } from "./workspace";
+import { backupDir, type FleetContext } from "../project/context";
+import { customersLock, stackLock, withLock, withWaitingLock } from "../project/lock";
+import { readCustomerConfig, stackFile, writeCustomerStackFile } from "../project/stackFiles";
+import { stderrLog, type Log } from "../pulumi/progress";
+import { outputImage, readStack, stackImage } from "../pulumi/stackState";
+import { prepareStack, removeStack, runDestroy, runUp, unprotectAll, withStack, type FleetStack, type UpResult } from "../pulumi/stacks";
+import type { Environment } from "./environment";
+import { adoptVolume, stopForeignUsers, type AdoptResult } from "./volumes";
 
 export interface ProvisionRequest {
   customer: string;
@@ -32,36 +30,41 @@ export interface ProvisionRequest {
 /** A failed update that was undone: the customer runs what it ran before. */
 export class RolledBackError extends Error {}
 
-/** The environment's config and the customer's plan, checked before anything is created. */
-export function checkRequest(projectDir: string, target: CustomerTarget, plan?: string): { env: EnvironmentConfig; plan: string } {
-  if (!fs.existsSync(stackFile(projectDir, target.environment))) {
-    throw new ConfigError("--env", [{ path: "--env", found: JSON.stringify(target.environment),
-      message: `names no environment stack of this project (no Pulumi.${target.environment}.yaml): use staging or prod, or add that file` }]);
-  }
-  const env = readEnvironmentConfig(projectDir, target.environment);
-  const chosen = plan ?? readCustomerConfig(projectDir, target.stack)?.plan ?? Object.keys(env.plans)[0]!;
+/** What a request was checked to: the customer's plan, and its config as its stack file has it now (undefined: new). */
+export interface CheckedRequest {
+  plan: string;
+  current: CustomerConfig | undefined;
+}
+
+/**
+ * The customer's plan and id checked against its environment, before anything is created. A new
+ * customer's node (on a swarm) is chosen when its stack file is written (recordCustomer), so it is
+ * not checked here.
+ */
+export function checkRequest(environment: Environment, target: CustomerTarget, plan?: string): CheckedRequest {
+  const env = environment.config;
+  const current = readCustomerConfig(environment.ctx.projectDir, target.stack);
+  const chosen = plan ?? current?.plan ?? Object.keys(env.plans)[0]!;
   if (!Object.hasOwn(env.plans, chosen)) { // own keys only: 'constructor' is `in` every object
     throw new ConfigError("--plan", [{ path: "--plan", found: JSON.stringify(chosen), message: `must be one of the plans of '${env.name}': ${Object.keys(env.plans).join(", ")}` }]);
   }
   // a customer id the environment's edge proxy uses for its own names is refused here, before anything exists
-  // (on a swarm its node is its own, or the one provision chooses next)
-  const node = env.target !== "swarm" ? undefined
-    : readCustomerConfig(projectDir, target.stack)?.node ?? chooseNode(env, customerConfigs(projectDir, target.environment));
-  checkCustomerInEnvironment({ id: target.customer, environment: target.environment, plan: chosen, node }, env);
-  return { env, plan: chosen };
+  checkCustomerInEnvironment({ id: target.customer, environment: target.environment, plan: chosen, node: current?.node }, env,
+    { placementPending: current === undefined || current.node === undefined });
+  return { plan: chosen, current };
 }
 
-/** Writes the customer's stack file; the files of one environment are written one at a time. */
-async function recordCustomer(ctx: FleetContext, target: CustomerTarget, plan?: string, dataHome?: string): Promise<CustomerConfig> {
+/**
+ * Writes the customer's stack file; the files of one environment are written one at a time, and a
+ * new customer's node is chosen (DeployTarget.placement) while no other provision writes one.
+ */
+async function recordCustomer(environment: Environment, target: CustomerTarget, plan: string, dataHome?: string): Promise<CustomerConfig> {
+  const { ctx } = environment;
   return withWaitingLock(ctx.projectDir, customersLock(target.environment), async () => {
-    const checked = checkRequest(ctx.projectDir, target, plan);
     const mine = readCustomerConfig(ctx.projectDir, target.stack);
-    // on a swarm a new customer goes to the node its data is on (provisioned again), else to the
-    // least loaded node, and stays there until 'fleet move'
-    const node = checked.env.target !== "swarm" ? undefined
-      : mine?.node ?? dataHome ?? chooseNode(checked.env, customerConfigs(ctx.projectDir, target.environment));
-    const customer: CustomerConfig = { id: target.customer, environment: target.environment, plan: checked.plan, image: mine?.image, node };
-    writeCustomerStackFile(ctx.projectDir, customer, configuredDockerHost(ctx.projectDir, target.environment));
+    const node = environment.target.placement(mine, environment.customers(), dataHome);
+    const customer: CustomerConfig = { id: target.customer, environment: target.environment, plan, image: mine?.image, node };
+    writeCustomerStackFile(ctx.projectDir, customer, environment.dockerHost);
     return customer;
   });
 }
@@ -82,8 +85,9 @@ export async function environmentImage(ctx: FleetContext, environment: string): 
  * and the customer ran before, its previous stack file comes back, pinned to the image it ran, and is
  * deployed again; the error says so. A first deployment has nothing to go back to: it just fails.
  */
-async function deployWithRollback(ctx: FleetContext, target: CustomerTarget, stack: FleetStack, envImage: string, log: Log,
+async function deployWithRollback(environment: Environment, target: CustomerTarget, stack: FleetStack, envImage: string, log: Log,
   change: () => Promise<void>): Promise<UpResult> {
+  const { ctx } = environment;
   const before = readCustomerConfig(ctx.projectDir, target.stack);
   const previousImage = before ? await stackImage(ctx, target) : undefined;
   await change();
@@ -95,7 +99,7 @@ async function deployWithRollback(ctx: FleetContext, target: CustomerTarget, sta
     // pinned only when the image it ran is not the one its config would give it anyway
     const image = (before.image ?? envImage) === previousImage ? before.image : previousImage;
     log(`${target.stack}: the update failed; going back to image ${previousImage.slice(0, 19)} and plan ${before.plan}`);
-    writeCustomerStackFile(ctx.projectDir, { ...before, image }, configuredDockerHost(ctx.projectDir, target.environment));
+    writeCustomerStackFile(ctx.projectDir, { ...before, image }, environment.dockerHost);
     try {
       await runUp(stack, log);
     } catch (again) {
@@ -109,54 +113,53 @@ async function deployWithRollback(ctx: FleetContext, target: CustomerTarget, sta
 }
 
 /** Creates or updates a customer (a plan change included) and deploys it. */
-export async function provision(ctx: FleetContext, req: ProvisionRequest, log: Log = stderrLog): Promise<UpResult> {
-  const target = parseCustomerTarget(req.customer, req.environment);
-  checkRequest(ctx.projectDir, target, req.plan); // every input error surfaces here, before anything exists
+export async function provisionCustomer(environment: Environment, target: CustomerTarget, plan: string | undefined,
+  log: Log = stderrLog): Promise<UpResult> {
+  const { ctx } = environment;
+  const checked = checkRequest(environment, target, plan); // every input error surfaces here, before anything exists
   const envImage = await environmentImage(ctx, target.environment); // and a missing environment too
-  // on a swarm, a customer without a node (new, or deprovisioned) whose data volume is on a node goes back there
-  const env = readEnvironmentConfig(ctx.projectDir, target.environment);
-  const dataHome = env.target === "swarm" && !readCustomerConfig(ctx.projectDir, target.stack)?.node
-    ? await dataNode(env, target.customer, envImage) : undefined;
+  // a customer without a node (new, or deprovisioned) whose data volume is on a node goes back there
+  const dataHome = checked.current?.node === undefined ? await environment.target.findDataHome(target.customer, envImage) : undefined;
   if (dataHome) log(`${target.stack}: its data volume is on ${dataHome}: it goes there`);
   return withStack(ctx, target, log, async (stack) => {
-    return deployWithRollback(ctx, target, stack, envImage, log, async () => {
-      const customer = await recordCustomer(ctx, target, req.plan, dataHome);
-      // the volume is on the customer's node (swarm) or the environment's engine
-      const engine = dataEngine(ctx.projectDir, readEnvironmentConfig(ctx.projectDir, target.environment), customer);
-      await adoptVolume(ctx, engine, customerNames(target.environment, target.customer).dataVolume, envImage, log);
+    return deployWithRollback(environment, target, stack, envImage, log, async () => {
+      const customer = await recordCustomer(environment, target, checked.plan, dataHome);
+      // the volume is where the target keeps the customer's data (its node, or the host)
+      await adoptVolume(ctx, environment.target.dataEngine(customer), customerNames(target.environment, target.customer).dataVolume, envImage, log);
     });
-  });
+  }, true, environment.stackSettings(target));
 }
 
 /** `fleet up <env>-<customer>`: deploys the customer as configured, going back to what it ran on failure. */
-export async function upCustomer(ctx: FleetContext, target: CustomerTarget, log: Log = stderrLog): Promise<UpResult> {
-  checkRequest(ctx.projectDir, target);
-  if (!readCustomerConfig(ctx.projectDir, target.stack)) {
+export async function upCustomer(environment: Environment, target: CustomerTarget, log: Log = stderrLog): Promise<UpResult> {
+  const { current } = checkRequest(environment, target);
+  if (!current) {
     throw new Error(`no customer stack file for ${target.stack}: run 'fleet provision ${target.customer} --env ${target.environment}'`);
   }
-  const envImage = await environmentImage(ctx, target.environment);
-  return withStack(ctx, target, log, async (stack) => deployWithRollback(ctx, target, stack, envImage, log, async () => {}));
+  const envImage = await environmentImage(environment.ctx, target.environment);
+  return withStack(environment.ctx, target, log, async (stack) => deployWithRollback(environment, target, stack, envImage, log, async () => {}),
+    true, environment.stackSettings(target));
 }
 
-export async function migrate(ctx: FleetContext, req: { customer: string; environment: string },
-  log: Log = stderrLog): Promise<AdoptResult & { up: UpResult }> {
-  const target = parseCustomerTarget(req.customer, req.environment);
-  checkRequest(ctx.projectDir, target);
+/** Adopts an old deployment of the customer: its volume archived and owned by 1000:1000, then the hardened service deployed. */
+export async function migrateCustomer(environment: Environment, target: CustomerTarget, log: Log = stderrLog): Promise<AdoptResult & { up: UpResult }> {
+  const { ctx } = environment;
+  const checked = checkRequest(environment, target);
   const image = await environmentImage(ctx, target.environment);
   return withStack(ctx, target, log, async (stack) => {
-    const engine = engineFor(ctx.projectDir, target.environment);
+    const engine = environment.engine();
     const volume = customerNames(target.environment, target.customer).dataVolume;
     let adopted: AdoptResult = { adopted: false, foreign: [] };
-    const up = await deployWithRollback(ctx, target, stack, image, log, async () => {
+    const up = await deployWithRollback(environment, target, stack, image, log, async () => {
       const isNew = readCustomerConfig(ctx.projectDir, target.stack) === undefined;
-      const customer = await recordCustomer(ctx, target);
+      const customer = await recordCustomer(environment, target, checked.plan);
       if (isNew) log(`adopting ${customer.id} into ${customer.environment}`);
       // the old deployment must not write while owners change; hardened-fleet's own container keeps running
       await stopForeignUsers(engine, volume, log);
       adopted = await adoptVolume(ctx, engine, volume, image, log);
     });
     return { ...adopted, up };
-  });
+  }, true, environment.stackSettings(target));
 }
 
 export interface DeprovisionResult {
@@ -184,15 +187,15 @@ async function removeVolume(engine: Dockerode, volume: string, waitSeconds = 60)
 }
 
 /** Destroys a customer's stack and removes it. The data volume stays unless purgeData (archived first). */
-export async function deprovision(ctx: FleetContext, req: { customer: string; environment: string; purgeData?: boolean },
+export async function deprovisionCustomer(environment: Environment, target: CustomerTarget, purgeData: boolean | undefined,
   log: Log = stderrLog): Promise<DeprovisionResult> {
-  const target = parseCustomerTarget(req.customer, req.environment);
+  const { ctx } = environment;
   const volume = customerNames(target.environment, target.customer).dataVolume;
   return withLock(ctx.projectDir, stackLock(target.stack), async () => {
     const config = readCustomerConfig(ctx.projectDir, target.stack);
     let image: string | undefined;
     if (await readStack(ctx, target.stack)) {
-      const stack = await prepareStack(ctx, target, log, false);
+      const stack = await prepareStack(ctx, target, log, false, environment.stackSettings(target));
       image = await stackImage(ctx, target);
       await unprotectAll(stack);
       await runDestroy(stack, log);
@@ -201,19 +204,14 @@ export async function deprovision(ctx: FleetContext, req: { customer: string; en
       log(`stack ${target.stack} does not exist; nothing to destroy`);
     }
     fs.rmSync(stackFile(ctx.projectDir, target.stack), { force: true });
-    if (!req.purgeData) return { stack: target.stack, volume, volumeKept: true };
-    const env = readEnvironmentConfig(ctx.projectDir, target.environment);
-    // on a swarm, on every node that has it (every node's engine is asked: the stack file may be gone,
-    // or name another node); elsewhere, on the environment's engine
-    const holders = env.target === "swarm" ? await nodesWithVolume(env, volume) : await (async () => {
-      const engine = dataEngine(ctx.projectDir, env, config);
-      return (await engine.getVolume(volume).inspect().then(() => true, () => false)) ? [{ node: undefined as string | undefined, engine }] : [];
-    })();
+    if (!purgeData) return { stack: target.stack, volume, volumeKept: true };
+    // wherever the target keeps it (on a swarm every node's engine is asked: the stack file may be gone, or name another node)
+    const holders = await environment.target.volumeHolders(volume, config);
     const deletedOn: string[] = [];
     let archive: string | undefined;
     for (const { node, engine } of holders) {
       const runImage = image ?? (await environmentImage(ctx, target.environment));
-      if (node) await ensureImage(engine, runImage);
+      await environment.target.prepareOneShot(engine, runImage);
       // the volume goes only once its archive is on the disk (fsynced) and read back equal to it
       try {
         archive = await archiveVolume(engine, runImage, volume, backupDir(ctx), node);

@@ -1,20 +1,31 @@
 /**
- * The environment's edge proxy, seen from fleet: its host ports checked before a deployment, and
- * the root certificate of its local CA (`fleet edge ca`).
+ * The environment's edge proxy, seen from fleet: its host ports checked before the environment is
+ * deployed, and the root certificate of its local CA (`fleet edge ca`).
  */
+import * as net from "node:net";
+import type Dockerode from "dockerode";
 import { ConfigError } from "../config/errors";
-import { readEnvironmentConfig } from "../config/stackFiles";
-import { dockerHost, engineFor } from "../engine/connection";
 import { execIn } from "../engine/exec";
 import { EDGE_CA_ROOT } from "../edge/routes";
 import { edgeNames } from "../hardening/names";
-import { portFree } from "./stackFiles";
-import type { FleetContext } from "./workspace";
+import { stderrLog, type Log } from "../pulumi/progress";
+import { upTarget, type UpResult } from "../pulumi/stacks";
+import { parseEnvironmentName } from "../config/targets";
+import type { Environment } from "./environment";
+
+/** Whether nothing on this host listens on address:port (a foreign process or another container). */
+export function portFree(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
 
 /** Host ports the proxy container `name` publishes now (none when there is no such container). */
-async function proxyBindings(ctx: FleetContext, environment: string, name: string): Promise<Set<string>> {
+async function proxyBindings(engine: Dockerode, name: string): Promise<Set<string>> {
   try {
-    const info = await engineFor(ctx.projectDir, environment).getContainer(name).inspect();
+    const info = await engine.getContainer(name).inspect();
     return new Set(Object.values(info.HostConfig.PortBindings ?? {}).flat()
       .map((b) => `${(b as { HostIp: string }).HostIp}:${(b as { HostPort: string }).HostPort}`));
   } catch {
@@ -26,29 +37,37 @@ async function proxyBindings(ctx: FleetContext, environment: string, name: strin
  * Before an environment is deployed: each edge port is free, or the environment's own proxy holds it.
  * Only for the local engine: a remote engine's ports are not this host's to probe.
  */
-export async function checkEdgePorts(ctx: FleetContext, environment: string): Promise<void> {
-  if (dockerHost(ctx.projectDir, environment) !== undefined) return;
-  const { edge, name } = readEnvironmentConfig(ctx.projectDir, environment);
-  const ours = await proxyBindings(ctx, environment, edgeNames(name, edge.name).container);
+export async function checkEdgePorts(environment: Environment): Promise<void> {
+  if (environment.engineHost !== undefined) return;
+  const { edge, name } = environment.config;
+  const ours = await proxyBindings(environment.engine(), edgeNames(name, edge.name).container);
   const problems = [];
   for (const [key, port] of [["httpsPort", edge.httpsPort], ["httpPort", edge.httpPort]] as const) {
     if (ours.has(`${edge.address}:${port}`) || await portFree(edge.address, port)) continue;
     problems.push({ path: `edge.${key}`, found: String(port),
-      message: `${edge.address}:${port} is in use by another program on this host: stop it, or set another edge.${key} in Pulumi.${environment}.yaml` });
+      message: `${edge.address}:${port} is in use by another program on this host: stop it, or set another edge.${key} in Pulumi.${name}.yaml` });
   }
-  if (problems.length > 0) throw new ConfigError(`environment '${environment}'`, problems);
+  if (problems.length > 0) throw new ConfigError(`environment '${name}'`, problems);
+}
+
+/** Deploys the environment's stack as configured; a port another program holds is reported first, naming the setting. */
+export async function upEnvironment(environment: Environment, log: Log = stderrLog): Promise<UpResult> {
+  await checkEdgePorts(environment);
+  const target = parseEnvironmentName(environment.name, "environment");
+  return upTarget(environment.ctx, target, log, environment.stackSettings(target));
 }
 
 /** The PEM root certificate of the environment's local CA (edge.tls: internal): what clients must trust. */
-export async function edgeCaCertificate(ctx: FleetContext, environment: string): Promise<string> {
-  const { edge, name } = readEnvironmentConfig(ctx.projectDir, environment);
+export async function edgeRootCertificate(env: Environment): Promise<string> {
+  const { edge, name } = env.config;
+  const environment = env.name;
   if (edge.tls !== "internal") {
     throw new Error(`environment '${environment}' uses edge.tls: ${edge.tls}: its certificates come from a public CA, which clients trust already`);
   }
   const container = edgeNames(name, edge.name).container;
   let result;
   try {
-    result = await execIn(engineFor(ctx.projectDir, environment).getContainer(container), ["cat", EDGE_CA_ROOT]);
+    result = await execIn(env.engine().getContainer(container), ["cat", EDGE_CA_ROOT]);
   } catch (err) {
     throw new Error(`the edge proxy ${container} is not running (${(err as Error).message.split("\n")[0]}): run 'fleet up ${environment}' first`);
   }

@@ -1,13 +1,8 @@
 /** `fleet list`: each customer of the given environments with its plan, URL, image, health and last update. */
-import { parseEnvironmentName } from "../config/targets";
-import { engineFor } from "../engine/connection";
-import { customerStackName } from "../hardening/names";
-import { customerConfigs } from "./stackFiles";
-import { readEnvironmentConfig } from "../config/stackFiles";
-import { serviceHealth } from "./swarm";
-import { readStacks } from "./backendState";
-import type { FleetContext } from "./workspace";
-import { BindingStore, defaultBindingsPath, type Binding } from "../webhooks/bindings";
+import { customerStackName } from "../config/targets";
+import { readStacks } from "../pulumi/stackState";
+import { BindingStore, defaultBindingsPath, type Binding } from "../project/bindings";
+import type { Environment } from "./environment";
 
 export interface CustomerListing {
   environment: string;
@@ -22,29 +17,22 @@ export interface CustomerListing {
   binding: { stripeCustomer: string; subscription: string | null; boundAt: string; boundBy: string } | null;
 }
 
-export async function listCustomers(ctx: FleetContext, environments: string[]): Promise<CustomerListing[]> {
-  const targets = environments.map((e) => parseEnvironmentName(e));
+/** The customers of the given environments (each loaded once by the caller). */
+export async function listCustomers(environments: Environment[]): Promise<CustomerListing[]> {
+  const ctx = environments[0]?.ctx;
+  if (!ctx) return [];
   const states = await readStacks(ctx); // one read of the backend, not a Pulumi process per customer
   const bindings = new Map(BindingStore.readAll(defaultBindingsPath(ctx.projectDir)).map((b) => [`${b.environment}/${b.customer}`, b]));
   const out: CustomerListing[] = [];
-  for (const { environment } of targets) {
-    const engine = engineFor(ctx.projectDir, environment);
-    const env = readEnvironmentConfig(ctx.projectDir, environment);
-    for (const c of customerConfigs(ctx.projectDir, environment)) {
+  for (const env of environments) {
+    const environment = env.name;
+    for (const c of env.customers()) {
       const stack = customerStackName(environment, c.id);
       const state = states.get(stack);
       const outputs = state?.outputs ?? {};
-      let health = "not deployed";
-      // the container the last deployment made (its name ends in the slot of its spec)
+      // the container the last deployment made (its name ends in the slot of its spec; on a swarm: the service)
       const container = typeof outputs.containerName === "string" ? outputs.containerName : undefined;
-      if (container && env.target === "swarm") {
-        health = await serviceHealth(ctx.projectDir, env, container);
-      } else if (container) {
-        try {
-          const info = await engine.getContainer(container).inspect();
-          health = info.State.Running ? info.State.Health?.Status ?? "running" : info.State.Status;
-        } catch { /* no container */ }
-      }
+      const health = container ? await env.target.health(container) : "not deployed";
       out.push({
         environment, customer: c.id, plan: c.plan,
         url: String(outputs.url ?? "-"),

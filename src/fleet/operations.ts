@@ -1,27 +1,114 @@
 /**
- * What an operator does with the fleet, on the Automation API: the public API of hardened-fleet's
- * operations. The `fleet` CLI is a thin layer over these; a payment webhook can call `provision`.
- * Every function here validates the names it is given before it builds anything from them.
+ * What an operator does with the fleet: the public API of hardened-fleet's operations. The `fleet`
+ * CLI is a thin layer over these; a payment webhook can call `provision`. Every function here
+ * validates the names it is given, then loads the environment once (environment.ts) and passes it down.
  *
- *  - stacks.ts: running one stack (up, preview, destroy), with crash recovery (recovery.ts)
+ *  - environment.ts: an environment loaded once: its config, engine and DeployTarget (src/targets)
  *  - customers.ts: provision (plan changes too), migrate, deprovision, with rollback on failure
+ *  - rollout.ts: staging, gate, then prod in waves
+ *  - move.ts: a customer to another node (target: swarm)
+ *  - edge.ts: an environment's deployment with its edge ports checked, its local CA
  *  - volumes.ts: adopting data volumes of old deployments
  *  - listing.ts: the customer listing
+ * Running one stack is src/pulumi/stacks.ts; the project's files and locks are src/project/.
  */
-import { parseStackTarget } from "../config/targets";
-import { upCustomer } from "./customers";
-import { stderrLog, type Log } from "./progress";
-import { upTarget, type UpResult } from "./stacks";
-import type { FleetContext } from "./workspace";
+import type { AuditFilter, ContainerAudit } from "../audit/audit";
+import { parseCustomerTarget, parseStackTarget, type CustomerTarget } from "../config/targets";
+import type { FleetContext } from "../project/context";
+import { environmentNames } from "../project/stackFiles";
+import { stderrLog, type Log } from "../pulumi/progress";
+import type { UpResult } from "../pulumi/stacks";
+import {
+  deprovisionCustomer, migrateCustomer, provisionCustomer, upCustomer as upCustomerIn,
+  type DeprovisionResult, type ProvisionRequest,
+} from "./customers";
+import { edgeRootCertificate, upEnvironment } from "./edge";
+import { loadEnvironment } from "./environment";
+import { listCustomers as listIn, type CustomerListing } from "./listing";
+import { moveCustomerToNode as moveIn, type MoveResult } from "./move";
+import { rolloutEnvironments, type RolloutOptions, type RolloutReport } from "./rollout";
+import type { AdoptResult } from "./volumes";
 
-export { provision, deprovision, migrate, environmentImage, checkRequest, RolledBackError, upCustomer } from "./customers";
+export { fleetContext, backupDir, type FleetContext } from "../project/context";
+export { environmentNames } from "../project/stackFiles";
+export { loadEnvironment, type Environment } from "./environment";
+export { environmentImage, checkRequest, RolledBackError } from "./customers";
+// for an entry point that loaded the environment already (loadEnvironment)
+export { provisionCustomer, deprovisionCustomer, migrateCustomer } from "./customers";
 export type { ProvisionRequest, DeprovisionResult } from "./customers";
-export { previewStack, destroyStack, destroyEnvironment, changeCount, listStacks, stackExists, stackImage, explainFailure, type UpResult } from "./stacks";
-export { adoptVolume, backupDir, type AdoptResult } from "./volumes";
-export { listCustomers, type CustomerListing } from "./listing";
+export { previewStack, destroyStack, destroyEnvironment, changeCount, explainFailure, type UpResult } from "../pulumi/stacks";
+export { listStacks, stackExists, stackImage } from "../pulumi/stackState";
+export { adoptVolume, type AdoptResult } from "./volumes";
+export { getThroughEdge } from "./edge";
+export { formatRolloutReport, type RolloutOptions, type RolloutReport } from "./rollout";
+export type { CustomerListing } from "./listing";
+export type { MoveResult } from "./move";
 
-/** `fleet up <stack>`: an environment as configured, or a customer with rollback to what it ran on failure. */
+/** Creates or updates a customer (a plan change included) and deploys it. */
+export async function provision(ctx: FleetContext, req: ProvisionRequest, log: Log = stderrLog): Promise<UpResult> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  return provisionCustomer(loadEnvironment(ctx, target.environment), target, req.plan, log);
+}
+
+/** Adopts an old deployment of a customer (its volume archived and owned by 1000:1000), then deploys it. */
+export async function migrate(ctx: FleetContext, req: { customer: string; environment: string },
+  log: Log = stderrLog): Promise<AdoptResult & { up: UpResult }> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  return migrateCustomer(loadEnvironment(ctx, target.environment), target, log);
+}
+
+/** Destroys a customer's stack and removes it. The data volume stays unless purgeData (archived first). */
+export async function deprovision(ctx: FleetContext, req: { customer: string; environment: string; purgeData?: boolean },
+  log: Log = stderrLog): Promise<DeprovisionResult> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  return deprovisionCustomer(loadEnvironment(ctx, target.environment), target, req.purgeData, log);
+}
+
+/** `fleet up <env>-<customer>`: deploys the customer as configured, going back to what it ran on failure. */
+export async function upCustomer(ctx: FleetContext, target: CustomerTarget, log: Log = stderrLog): Promise<UpResult> {
+  return upCustomerIn(loadEnvironment(ctx, target.environment), target, log);
+}
+
+/** `fleet up <stack>`: an environment as configured (its edge ports checked first), or a customer with rollback to what it ran on failure. */
 export async function upStack(ctx: FleetContext, stackName: string, log: Log = stderrLog): Promise<UpResult> {
   const target = parseStackTarget(stackName);
-  return target.kind === "customer" ? upCustomer(ctx, target, log) : upTarget(ctx, target, log);
+  const environment = loadEnvironment(ctx, target.environment, "stack");
+  return target.kind === "customer" ? upCustomerIn(environment, target, log) : upEnvironment(environment, log);
+}
+
+/** `fleet list`: the customers of these environments (default: every environment of the project). */
+export async function listCustomers(ctx: FleetContext, environments: string[] = environmentNames(ctx.projectDir)): Promise<CustomerListing[]> {
+  return listIn(environments.map((e) => loadEnvironment(ctx, e)));
+}
+
+/** `fleet rollout`: staging, gated, then prod in waves; one rollout at a time. */
+export async function rollout(ctx: FleetContext, opts: RolloutOptions = {}, log: Log = stderrLog): Promise<RolloutReport> {
+  const staging = loadEnvironment(ctx, opts.staging ?? "staging", "staging environment");
+  const prod = loadEnvironment(ctx, opts.prod ?? "prod", "prod environment");
+  return rolloutEnvironments(staging, prod, opts, log);
+}
+
+/** `fleet move`: a customer and its data to another node of its environment. */
+export async function moveCustomerToNode(ctx: FleetContext, req: { customer: string; environment: string; to: string },
+  log: Log = stderrLog): Promise<MoveResult> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  return moveIn(loadEnvironment(ctx, target.environment), target, req.to, log);
+}
+
+/** `fleet audit`: what runs in each environment, on every engine its target uses; a container seen twice is reported once. */
+export async function auditEnvironments(ctx: FleetContext, environments: string[], filter: Omit<AuditFilter, "environment"> = {}): Promise<ContainerAudit[]> {
+  const audits: ContainerAudit[] = [];
+  const seen = new Set<string>();
+  for (const environment of environments.map((e) => loadEnvironment(ctx, e))) {
+    for (const a of await environment.target.audit({ ...filter, environment: environment.name })) {
+      if (!seen.has(a.container)) audits.push(a);
+      seen.add(a.container);
+    }
+  }
+  return audits;
+}
+
+/** `fleet edge ca`: the PEM root certificate of the environment's local CA (edge.tls: internal). */
+export async function edgeCaCertificate(ctx: FleetContext, environment: string): Promise<string> {
+  return edgeRootCertificate(loadEnvironment(ctx, environment));
 }

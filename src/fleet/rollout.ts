@@ -11,20 +11,17 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import { Document, parse } from "yaml";
-import { auditContainer } from "../audit/audit";
-import { gateService } from "./swarm";
 import { ENVIRONMENT_KEY } from "../config/load";
-import { readEnvironmentConfig } from "../config/stackFiles";
 import type { CustomerConfig } from "../config/schema";
-import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget, type EnvironmentTarget } from "../config/targets";
-import { configuredDockerHost, engineFor } from "../engine/connection";
-import { ROLLOUT_LOCK, withLock } from "./lock";
-import { readStacks } from "./backendState";
-import { outputImage, upTarget } from "./stacks";
-import { stderrLog, type Log } from "./progress";
-import { customerConfigs, readCustomerConfig, stackFile, writeCustomerStackFile, writeFileAtomic } from "./stackFiles";
+import { parseCustomerTarget, parseEnvironmentName, type CustomerTarget } from "../config/targets";
+import { ROLLOUT_LOCK, withLock } from "../project/lock";
+import { readCustomerConfig, stackFile, writeCustomerStackFile, writeFileAtomic } from "../project/stackFiles";
+import { stderrLog, type Log } from "../pulumi/progress";
+import { outputImage, readStacks } from "../pulumi/stackState";
+import { upTarget } from "../pulumi/stacks";
 import { formatTable } from "../table";
-import type { FleetContext } from "./workspace";
+import { upEnvironment } from "./edge";
+import type { Environment } from "./environment";
 
 export type CustomerOutcome = "updated" | "rolled back" | "failed" | "untouched";
 
@@ -81,41 +78,39 @@ export function setEnvironmentDigest(projectDir: string, stack: string, digest: 
   writeFileAtomic(file, doc.toString());
 }
 
-function pin(ctx: FleetContext, customer: CustomerConfig, image: string | undefined): void {
-  writeCustomerStackFile(ctx.projectDir, { ...customer, image }, configuredDockerHost(ctx.projectDir, customer.environment));
+function pin(environment: Environment, customer: CustomerConfig, image: string | undefined): void {
+  writeCustomerStackFile(environment.ctx.projectDir, { ...customer, image }, environment.dockerHost);
 }
 
 const targetOf = (c: CustomerConfig): CustomerTarget => parseCustomerTarget(c.id, c.environment);
 
-/** Healthy and audit-clean, or the reason it is not; `container` is the one the deployment made (on a swarm: the service). */
-async function gate(ctx: FleetContext, environment: string, container: string): Promise<string | undefined> {
-  const env = readEnvironmentConfig(ctx.projectDir, environment);
-  if (env.target === "swarm") return gateService(ctx.projectDir, env, container);
-  const engine = engineFor(ctx.projectDir, environment);
-  const a = await auditContainer(engine, container).catch((e: Error) => e);
-  if (a instanceof Error) return a.message;
-  const failed = a.checks.filter((c) => !c.ok);
-  return failed.length ? failed.map((c) => `${c.id}: ${c.detail}`).join("; ") : undefined;
+/** Deploys one customer as its stack file says now (no rollback here: runGroup rolls a failed group back). */
+function deployCustomer(environment: Environment, customer: CustomerConfig, log: Log) {
+  const target = targetOf(customer);
+  return upTarget(environment.ctx, target, log, environment.stackSettings(target));
 }
 
-/** Moves one customer onto its environment's image and gates it. Returns the failure reason, if any. */
-async function moveCustomer(ctx: FleetContext, customer: CustomerConfig, log: Log): Promise<string | undefined> {
-  pin(ctx, customer, undefined);
+/**
+ * Puts one customer on its environment's image and waits for its gate (DeployTarget.gate: healthy and
+ * audit-clean). Returns the failure reason, if any.
+ */
+async function updateAndGate(environment: Environment, customer: CustomerConfig, log: Log): Promise<string | undefined> {
+  pin(environment, customer, undefined);
   let container: string;
   try {
-    container = String((await upTarget(ctx, targetOf(customer), log)).outputs.containerName);
+    container = String((await deployCustomer(environment, customer, log)).outputs.containerName);
   } catch (err) {
     return (err as Error).message.split("\n").slice(0, 3).join(" ");
   }
-  return gate(ctx, customer.environment, container);
+  return environment.target.gate(container);
 }
 
-async function rollBack(ctx: FleetContext, customer: CustomerConfig, previous: string | undefined, log: Log): Promise<CustomerOutcome> {
+async function rollBack(environment: Environment, customer: CustomerConfig, previous: string | undefined, log: Log): Promise<CustomerOutcome> {
   if (!previous) return "failed";
   log(`rolling ${customer.environment}-${customer.id} back to ${previous.slice(0, 19)}`);
-  pin(ctx, customer, previous);
+  pin(environment, customer, previous);
   try {
-    await upTarget(ctx, targetOf(customer), log);
+    await deployCustomer(environment, customer, log);
     return "rolled back";
   } catch (err) {
     log(`rollback of ${customer.id} failed: ${(err as Error).message.split("\n")[0]}`);
@@ -124,25 +119,25 @@ async function rollBack(ctx: FleetContext, customer: CustomerConfig, previous: s
 }
 
 /** Deployed customers of an environment (stack file and stack both exist), in id order. */
-function deployedCustomers(ctx: FleetContext, environment: string, known: Set<string>): CustomerConfig[] {
-  return customerConfigs(ctx.projectDir, environment).filter((c) => known.has(targetOf(c).stack));
+function deployedCustomers(environment: Environment, known: Set<string>): CustomerConfig[] {
+  return environment.customers().filter((c) => known.has(targetOf(c).stack));
 }
 
 /** What every stack runs now, from one read of the backend's state. */
 type Images = Map<string, string | undefined>;
 
-async function readImages(ctx: FleetContext): Promise<Images> {
-  return new Map([...(await readStacks(ctx))].map(([name, state]) => [name, outputImage(state.outputs)]));
+async function readImages(environment: Environment): Promise<Images> {
+  return new Map([...(await readStacks(environment.ctx))].map(([name, state]) => [name, outputImage(state.outputs)]));
 }
 
 /**
  * Moves one group of customers, `concurrency` at a time, and gates each; the failed ones are rolled
  * back to what they ran (also concurrently). Returns whether all passed.
  */
-async function runGroup(ctx: FleetContext, group: CustomerConfig[], digest: string, states: CustomerState[], images: Images,
+async function runGroup(environment: Environment, group: CustomerConfig[], digest: string, states: CustomerState[], images: Images,
   concurrency: number, log: Log): Promise<boolean> {
   const reasons = await mapBounded(group, concurrency, async (c) => {
-    const reason = await moveCustomer(ctx, c, log);
+    const reason = await updateAndGate(environment, c, log);
     log(`${c.environment}-${c.id}: ${reason ? `FAILED the gate: ${reason}` : "healthy, audit clean"}`);
     return reason;
   });
@@ -154,7 +149,7 @@ async function runGroup(ctx: FleetContext, group: CustomerConfig[], digest: stri
       return;
     }
     const previous = images.get(targetOf(c).stack);
-    const outcome = await rollBack(ctx, c, previous, log);
+    const outcome = await rollBack(environment, c, previous, log);
     Object.assign(state, { outcome, reason, digest: outcome === "rolled back" ? previous! : "unknown" });
   });
   return reasons.every((r) => !r);
@@ -173,51 +168,50 @@ export interface RolloutOptions {
   prod?: string;
 }
 
-export async function rollout(ctx: FleetContext, opts: RolloutOptions = {}, log: Log = stderrLog): Promise<RolloutReport> {
-  const stagingTarget = parseEnvironmentName(opts.staging ?? "staging", "staging environment");
-  const prodTarget = parseEnvironmentName(opts.prod ?? "prod", "prod environment");
-  const prodEnv = readEnvironmentConfig(ctx.projectDir, prodTarget.environment);
-  const waveSize = opts.waveSize ?? prodEnv.rollout.waveSize;
+/** `staging` and `prod` loaded once by the caller (fleet/operations.ts rollout). */
+export async function rolloutEnvironments(staging: Environment, prod: Environment, opts: Pick<RolloutOptions, "waveSize" | "concurrency"> = {},
+  log: Log = stderrLog): Promise<RolloutReport> {
+  const waveSize = opts.waveSize ?? prod.config.rollout.waveSize;
   if (!Number.isInteger(waveSize) || waveSize < 1) throw new Error(`--wave-size must be a whole number of at least 1 (found ${waveSize})`);
-  const concurrency = opts.concurrency ?? defaultConcurrency(prodEnv.rollout.concurrency);
+  const concurrency = opts.concurrency ?? defaultConcurrency(prod.config.rollout.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a whole number of at least 1 (found ${concurrency})`);
-  return withLock(ctx.projectDir, ROLLOUT_LOCK, () => runRollout(ctx, stagingTarget, prodTarget, waveSize, concurrency, log));
+  return withLock(prod.ctx.projectDir, ROLLOUT_LOCK, () => runRollout(staging, prod, waveSize, concurrency, log));
 }
 
-async function runRollout(ctx: FleetContext, stagingTarget: EnvironmentTarget, prodTarget: EnvironmentTarget, waveSize: number,
-  concurrency: number, log: Log): Promise<RolloutReport> {
-  const stagingName = stagingTarget.environment;
-  const prodName = prodTarget.environment;
-  const images = await readImages(ctx);
+async function runRollout(staging: Environment, prod: Environment, waveSize: number, concurrency: number, log: Log): Promise<RolloutReport> {
+  const stagingName = staging.name;
+  const prodName = prod.name;
+  const prodTarget = parseEnvironmentName(prodName, "prod environment");
+  const images = await readImages(prod);
   const known = new Set(images.keys());
-  const staged = deployedCustomers(ctx, stagingName, known);
+  const staged = deployedCustomers(staging, known);
   if (staged.length === 0) {
     throw new Error(`${stagingName} has no deployed customer, so nothing could pass the gate before ${prodName}: ` +
       `provision one first (fleet provision <customer> --env ${stagingName})`);
   }
-  const prodCustomers = deployedCustomers(ctx, prodName, known);
+  const prodCustomers = deployedCustomers(prod, known);
   const states: CustomerState[] = [];
   for (const c of [...staged, ...prodCustomers]) {
     states.push({ environment: c.environment, customer: c.id, outcome: "untouched", digest: images.get(targetOf(c).stack) ?? "none" });
   }
 
   log(`rollout step 1: ${stagingName} builds and deploys the new image`);
-  const staging = await upTarget(ctx, stagingTarget, log);
-  const digest = (staging.outputs.image as { ref: string }).ref;
+  const stagingUp = await upEnvironment(staging, log);
+  const digest = (stagingUp.outputs.image as { ref: string }).ref;
   log(`new image ${digest}`);
 
   log(`rollout step 2: ${staged.length} ${stagingName} customer(s), gated, ${concurrency} at a time`);
-  if (!(await runGroup(ctx, staged, digest, states, images, concurrency, log))) {
+  if (!(await runGroup(staging, staged, digest, states, images, concurrency, log))) {
     return { ok: false, digest, stoppedAt: stagingName, customers: states };
   }
 
   log(`rollout step 3: ${prodName} takes ${digest.slice(0, 19)} (the image that passed ${stagingName})`);
   const previousProd = images.get(prodTarget.stack);
-  const prodFile = stackFile(ctx.projectDir, prodName);
+  const prodFile = stackFile(prod.ctx.projectDir, prodName);
   const prodFileBefore = fs.readFileSync(prodFile, "utf8");
-  setEnvironmentDigest(ctx.projectDir, prodName, digest);
+  setEnvironmentDigest(prod.ctx.projectDir, prodName, digest);
   try {
-    await upTarget(ctx, prodTarget, log);
+    await upEnvironment(prod, log);
   } catch (err) {
     writeFileAtomic(prodFile, prodFileBefore);
     log(`${prodName} did not take the new image; its config is back as it was`);
@@ -228,16 +222,16 @@ async function runRollout(ctx: FleetContext, stagingTarget: EnvironmentTarget, p
   for (const [i, wave] of waves.entries()) {
     const label = i === 0 ? "canary" : `wave ${i}`;
     log(`rollout step 4: ${prodName} ${label}: ${wave.map((c) => c.id).join(", ")}`);
-    if (await runGroup(ctx, wave, digest, states, images, concurrency, log)) continue;
+    if (await runGroup(prod, wave, digest, states, images, concurrency, log)) continue;
     // stop: customers already moved stay on the new image explicitly; new customers get the old one
     for (const done of states.filter((s) => s.environment === prodName && s.outcome === "updated")) {
-      const c = readCustomerConfig(ctx.projectDir, parseCustomerTarget(done.customer, prodName).stack)!;
-      pin(ctx, c, digest);
+      const c = readCustomerConfig(prod.ctx.projectDir, parseCustomerTarget(done.customer, prodName).stack)!;
+      pin(prod, c, digest);
     }
     if (previousProd) {
       log(`${prodName} goes back to ${previousProd.slice(0, 19)} for customers provisioned from now on`);
-      setEnvironmentDigest(ctx.projectDir, prodName, previousProd);
-      await upTarget(ctx, prodTarget, log);
+      setEnvironmentDigest(prod.ctx.projectDir, prodName, previousProd);
+      await upEnvironment(prod, log);
     }
     return { ok: false, digest, stoppedAt: `${prodName} ${label}`, customers: states };
   }

@@ -3,22 +3,16 @@
  * containers of an old deployment that still use it. hardened-fleet's own containers are never
  * stopped here: they write as 1000:1000 only.
  */
-import * as path from "node:path";
 import type Dockerode from "dockerode";
 import { archiveVolume, chownVolume, foreignOwned } from "../engine/oneShot";
 import { LABEL_MANAGED } from "../hardening/names";
-import { stderrLog, type Log } from "./progress";
-import type { FleetContext } from "./workspace";
+import { backupDir, type FleetContext } from "../project/context";
+import { stderrLog, type Log } from "../pulumi/progress";
 
 export interface AdoptResult {
   adopted: boolean;
   archive?: string;
   foreign: string[];
-}
-
-/** Where final and pre-change archives of customer data go: a 0700 directory of 0600 files (archiveVolume). */
-export function backupDir(ctx: FleetContext): string {
-  return process.env.FLEET_BACKUP_DIR ?? path.join(ctx.projectDir, ".fleet", "backups");
 }
 
 /**

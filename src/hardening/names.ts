@@ -38,10 +38,8 @@ export function edgeNames(environment: string, name: string): EdgeNames {
   return { container: base, network: `${base}-net`, dataVolume: `${base}-data` };
 }
 
-/** Customer stacks are `<environment>-<customer>`; environment stacks are bare names such as `staging`. */
-export function customerStackName(environment: string, customerId: string): string {
-  return `${environment}-${customerId}`;
-}
+/** Customer stacks are `<environment>-<customer>` (config/targets.ts, where stack names are parsed). */
+export { customerStackName } from "../config/targets";
 
 /** Labels that let the audit and the CLI find what hardened-fleet made. */
 export const LABEL_MANAGED = "io.hardened-fleet.managed";

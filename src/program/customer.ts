@@ -1,16 +1,16 @@
 /**
  * A customer stack (e.g. staging-acme): one customer's hardened service, running the image its
- * environment stack publishes, with the settings that stack validated.
+ * environment stack publishes, with the settings that stack validated. What differs between targets
+ * comes from the customer's CustomerProgram (src/targets).
  */
-import * as pulumi from "@pulumi/pulumi";
-import { HardenedService } from "../../components/hardenedService";
 import { checkCustomerInEnvironment, parseCustomerShape, parseEnvironmentConfig } from "../config/load";
 import type { EnvironmentConfig } from "../config/schema";
 import { customerHostname, customerUrl } from "../edge/edgeSpec";
 import { EDGE_ROUTES_DIR, reloadCommand, routeFile, routeFileName } from "../edge/routes";
 import { edgeNames } from "../hardening/names";
 import { serviceIdentity, serviceSpec, type ServiceSpec } from "../hardening/serviceSpec";
-import { swarmNodeHosts, swarmServiceName } from "../swarm/serviceSpec";
+import type { SettledCustomer } from "../targets/customerProgram";
+import { customerProgramFor } from "../targets/programFor";
 import { readEnvironment } from "./environmentView";
 import { programDockerHost } from "./stackRef";
 
@@ -25,6 +25,8 @@ import { programDockerHost } from "./stackRef";
 export async function customerProgram(rawCustomer: unknown, readEnv = readEnvironment, local?: EnvironmentConfig): Promise<Record<string, unknown>> {
   const shape = parseCustomerShape(rawCustomer);
   if (local) checkCustomerInEnvironment(shape, local);
+  // the network must know its target before the settings arrive: the customer's own config tells
+  const program = customerProgramFor(shape);
   const settled = (async () => {
     const view = await readEnv(shape.environment);
     const env = parseEnvironmentConfig(view.settings);
@@ -33,28 +35,27 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
       throw new Error(`environment stack '${env.name}' has no image yet: run 'pulumi up' on stack '${env.name}' first`);
     }
     const imageRef = customer.image ?? view.image.ref;
-    return { view, env, customer, imageRef, image: view.image, spec: serviceSpec(env, customer, imageRef) };
+    const spec = serviceSpec(env, customer, imageRef);
+    const settledCustomer: SettledCustomer = {
+      env,
+      customer,
+      service: {
+        spec,
+        protectData: env.volumes.protect,
+        route: serviceRoute(env, spec, program.edgeUpstream(spec)),
+        url: customerUrl(env.edge, customer.id),
+      },
+      registryAuth: view.registryAuth,
+    };
+    return { ...settledCustomer, imageRef, image: view.image };
   })();
   if (!local) await settled;
   const dockerHost = programDockerHost();
-  const service = new HardenedService(shape.id, {
+  const service = program.createService(shape.id, {
     identity: serviceIdentity(shape.environment, shape.id),
-    settings: settled.then((s) => ({
-      spec: s.spec,
-      protectData: s.env.volumes.protect,
-      route: serviceRoute(s.env, s.spec),
-      url: customerUrl(s.env.edge, s.customer.id),
-      swarm: s.env.swarm && s.customer.node ? {
-        node: s.customer.node,
-        nodeHosts: swarmNodeHosts(s.env),
-        monitorSeconds: s.env.swarm.monitorSeconds,
-        registryAuth: s.view.registryAuth ? pulumi.secret(s.view.registryAuth) : undefined,
-      } : undefined,
-    })),
+    settled,
+    environment: local ?? (await settled).env,
     dockerHost,
-    // only a swarm customer has a node (checkCustomerInEnvironment), and the network must know before the settings arrive
-    target: shape.node !== undefined ? "swarm" : "docker",
-    encryptOverlay: !(local ?? (await settled).env).swarm?.unencryptedOverlays,
   });
   const { env, customer, imageRef, image } = await settled;
   return {
@@ -67,15 +68,15 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
     pinned: customer.image !== undefined,
     version: customer.image && customer.image !== image.ref ? "pinned" : image.version ?? "unknown",
     containerName: service.containerName,
-    ...(shape.node !== undefined ? { node: shape.node, target: "swarm" } : {}),
+    ...program.stackOutputs(shape),
     containerId: service.containerId,
     networkName: service.networkName,
     dataVolumeName: service.dataVolumeName,
   };
 }
 
-/** The customer's route in its environment's edge proxy, to the container of `spec` (on a swarm: to its service). */
-export function serviceRoute(env: EnvironmentConfig, spec: ServiceSpec) {
+/** The customer's route in its environment's edge proxy, to `upstream` (the container of `spec`, or its service: CustomerProgram.edgeUpstream). */
+export function serviceRoute(env: EnvironmentConfig, spec: ServiceSpec, upstream: string) {
   return {
     proxy: edgeNames(env.name, env.edge.name).container,
     routesDir: EDGE_ROUTES_DIR,
@@ -84,7 +85,7 @@ export function serviceRoute(env: EnvironmentConfig, spec: ServiceSpec) {
       environment: env.name,
       customerId: spec.customerId,
       hostname: customerHostname(env.edge, spec.customerId),
-      upstreamContainer: env.target === "swarm" ? swarmServiceName(spec) : spec.containerName,
+      upstreamContainer: upstream,
       upstreamPort: spec.port,
       tls: env.edge,
     }),

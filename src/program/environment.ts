@@ -4,12 +4,13 @@
  */
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { EdgeProxy } from "../../components/edgeProxy";
+import { EdgeProxy, customerNetworkSuffix } from "../../components/edgeProxy";
 import { HardenedImage } from "../../components/hardenedImage";
 import type { EnvironmentConfig } from "../config/schema";
 import { checkPromotableImage } from "./imageCheck";
 import { programDockerHost, stackReferenceName } from "./stackRef";
 import { customerUrl } from "../edge/edgeSpec";
+import { environmentCustomerProgram } from "../targets/programFor";
 import Dockerode from "dockerode";
 import { dockerodeOptions } from "../engine/connection";
 
@@ -27,7 +28,9 @@ export interface EnvironmentOutputs {
 /** The environment's edge proxy (every environment has one), as the stack output `edge`. */
 function edgeProxy(env: EnvironmentConfig, projectDir: string) {
   const dockerHost = programDockerHost();
-  const proxy = new EdgeProxy(env.name, { env, projectDir, dockerHost });
+  // the proxy joins every customer's network, whose name its customers' target decides
+  const alsoNetworkSuffixes = environmentCustomerProgram(env).edgeAlsoSuffixes(customerNetworkSuffix(env.name));
+  const proxy = new EdgeProxy(env.name, { env, projectDir, dockerHost, alsoNetworkSuffixes });
   return {
     container: proxy.containerName,
     image: proxy.imageRef,

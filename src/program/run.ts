@@ -4,7 +4,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { CONFIG_NAMESPACE, parseCustomerShape, parseEnvironmentConfig, parseRole } from "../config/load";
 import type { EnvironmentConfig } from "../config/schema";
-import { readEnvironmentConfig } from "../config/stackFiles";
+import { readEnvironmentConfig } from "../project/stackFiles";
 import { readEnvironment } from "./environmentView";
 
 /** The directory holding Pulumi.yaml: Pulumi runs the compiled program with dist/ as its working directory. */

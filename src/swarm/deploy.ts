@@ -15,9 +15,9 @@
  * `fleet move`, or changed by hand, is a change the next deployment repairs, not "no change".
  */
 import * as crypto from "node:crypto";
-import Dockerode from "dockerode";
-import { auditContainer, type ContainerAudit } from "../audit/audit";
-import { dockerodeOptions } from "../engine/connection";
+import type Dockerode from "dockerode";
+import { auditContainer, failedChecks, type ContainerAudit } from "../audit/audit";
+import { engineAt } from "../engine/client";
 import { NODE_LABEL, placementConstraint } from "./serviceSpec";
 
 export interface RegistryAuth {
@@ -53,9 +53,8 @@ export interface RunningTask {
   image: string;
 }
 
-export function engineAt(host: string | undefined): Dockerode {
-  return new Dockerode(dockerodeOptions(host || undefined));
-}
+// the SwarmService provider loads engineAt from this module, and so do the providers in existing stacks' state
+export { engineAt };
 
 type Inspect = { ID: string; Version: { Index: number }; Spec: Record<string, unknown>; UpdateStatus?: { State?: string; Message?: string; StartedAt?: string } };
 
@@ -261,7 +260,7 @@ export async function deployService(inputs: SwarmDeployInputs): Promise<Deployed
   const task = await waitConverged(manager, name, image, existing !== undefined, inputs.timeoutSeconds, existing?.UpdateStatus?.StartedAt);
   const audit = await auditTask(task, inputs.nodeHosts);
   if (!audit.ok) {
-    const failed = audit.checks.filter((c) => !c.ok).map((c) => `${c.id}: ${c.detail}`).join("; ");
+    const failed = failedChecks(audit.checks).join("; ");
     if (existing) await rollBack(manager, name).catch(() => {});
     throw new Error(`service ${name} (task ${audit.container} on ${task.node}) failed the hardening audit, so it gets no traffic` +
       `${existing ? " and Swarm goes back to its previous spec" : ""}: ${failed}`);

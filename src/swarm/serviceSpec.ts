@@ -12,7 +12,7 @@
  *    (`no-new-privileges: true`), and `fleet audit` checks it in every task's process.
  */
 import { engineHealthcheck } from "../engine/createOptions";
-import type { EnvironmentConfig } from "../config/schema";
+import type { SwarmEnvironmentConfig } from "../config/schema";
 import type { ServiceSpec } from "../hardening/serviceSpec";
 
 /** The node label that pins a customer to a node (`docker node update --label-add hardened-fleet.node=<name>`). */
@@ -47,8 +47,8 @@ export function swarmServiceName(spec: ServiceSpec): string {
 }
 
 /** swarm.nodes as name -> engine address. Pure. */
-export function swarmNodeHosts(env: EnvironmentConfig): Record<string, string> {
-  return Object.fromEntries((env.swarm?.nodes ?? []).map((n) => [n.name, n.host]));
+export function swarmNodeHosts(env: Pick<SwarmEnvironmentConfig, "swarm">): Record<string, string> {
+  return Object.fromEntries(env.swarm.nodes.map((n) => [n.name, n.host]));
 }
 
 export function placementConstraint(node: string): string {

@@ -6,22 +6,18 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
-import { readEnvironmentConfig } from "../config/stackFiles";
+import type { EnvironmentConfig } from "../config/schema";
 import { parseCustomerTarget, parseEnvironmentName } from "../config/targets";
-import { engineFor } from "../engine/connection";
 import { customerNames } from "../hardening/names";
-import { readCustomerConfig } from "../fleet/stackFiles";
-import { dataEngine } from "../fleet/swarm";
-import { deprovision, provision } from "../fleet/operations";
-import { stackFile } from "../fleet/stackFiles";
-import { findToolchain } from "../fleet/toolchain";
-import { passphraseFor, type FleetContext } from "../fleet/workspace";
+import { deprovision, loadEnvironment, provision, type Environment, type FleetContext } from "../fleet/operations";
+import { readCustomerConfig, stackFile } from "../project/stackFiles";
+import { findToolchain } from "../pulumi/toolchain";
+import { passphraseOf } from "../pulumi/workspace";
 import type { FleetOperations } from "./worker";
 
 export const TEST_OPERATIONS_ENV = "FLEET_SERVE_TEST_OPERATIONS";
 
-/** provision and deprovision (keeping the data volume) of src/fleet/operations.ts. */
+/** provision and deprovision (keeping the data volume) of src/fleet/operations.ts: each job loads its environment once. */
 export function fleetOperations(ctx: FleetContext): FleetOperations {
   return {
     provision: (req, run) => provision(ctx, req, run.log),
@@ -32,17 +28,15 @@ export function fleetOperations(ctx: FleetContext): FleetOperations {
 
 /**
  * Whether a customer exists, whoever made it: its stack file, or its data volume (kept by a
- * deprovision) on the environment's engine (on swarm: on any node). Only asked for a customer bound
- * to no Stripe customer, before a payment event may create it.
+ * deprovision) on any engine of the environment's target (on swarm: every node). Only asked for a
+ * customer bound to no Stripe customer, before a payment event may create it.
  */
 export async function customerExists(ctx: FleetContext, req: { customer: string; environment: string }): Promise<boolean> {
   const target = parseCustomerTarget(req.customer, req.environment);
   if (readCustomerConfig(ctx.projectDir, target.stack)) return true;
-  const env = readEnvironmentConfig(ctx.projectDir, target.environment);
+  const environment = loadEnvironment(ctx, target.environment);
   const volume = customerNames(target.environment, target.customer).dataVolume;
-  const engines = env.target === "swarm" ? (env.swarm?.nodes ?? []).map((n) => dataEngine(ctx.projectDir, env, { node: n.name } as CustomerConfig))
-    : [engineFor(ctx.projectDir, env.name)];
-  for (const engine of engines) {
+  for (const { engine } of environment.target.engines()) {
     try {
       await engine.getVolume(volume).inspect();
       return true;
@@ -53,25 +47,31 @@ export async function customerExists(ctx: FleetContext, req: { customer: string;
   return false;
 }
 
+/** The environment `fleet serve --env` names; its stack file must exist, in test mode too (a test-mode event never acts on production). */
+function serveEnvironment(ctx: FleetContext, environment: string): Environment {
+  if (!fs.existsSync(stackFile(ctx.projectDir, environment))) {
+    throw new Error(`--env ${environment}: no environment stack file Pulumi.${environment}.yaml in ${ctx.projectDir}: use staging or prod, or add that file`);
+  }
+  return loadEnvironment(ctx, environment);
+}
+
 /**
  * Before `fleet serve` accepts anything with the real operations: what every job would need, so a
  * misconfigured server fails at start rather than failing each payment's job. The environment's
  * stack file (valid config), its passphrase (PULUMI_CONFIG_PASSPHRASE outside the local demo) and
- * the Pulumi toolchain.
+ * the Pulumi toolchain. Returns the environment, read once.
  */
-export function checkReady(ctx: FleetContext, environment: string): void {
+export function checkReady(ctx: FleetContext, environment: string): Environment {
   const target = parseEnvironmentName(environment, "--env");
-  environmentTier(ctx, environment);
-  passphraseFor(ctx.projectDir, target);
+  const env = serveEnvironment(ctx, environment);
+  passphraseOf(env.config, target);
   findToolchain();
+  return env;
 }
 
 /** The environment's tier (its stack file must exist, in test mode too: a test-mode event never acts on production). */
 export function environmentTier(ctx: FleetContext, environment: string): EnvironmentConfig["tier"] {
-  if (!fs.existsSync(stackFile(ctx.projectDir, environment))) {
-    throw new Error(`--env ${environment}: no environment stack file Pulumi.${environment}.yaml in ${ctx.projectDir}: use staging or prod, or add that file`);
-  }
-  return readEnvironmentConfig(ctx.projectDir, environment).tier;
+  return serveEnvironment(ctx, environment).config.tier;
 }
 
 export interface LoadedOperations {

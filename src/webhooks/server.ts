@@ -11,7 +11,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Log } from "../fleet/progress";
+import type { Log } from "../pulumi/progress";
 import { JOB_STATUSES, type JobQueue, type JobStatus } from "./queue";
 import { DEFAULT_TOLERANCE_SECONDS, verifyStripeEvent, WebhookRejected } from "./signature";
 import type { EnvironmentConfig } from "../config/schema";

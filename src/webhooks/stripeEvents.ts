@@ -11,11 +11,11 @@
  *
  * The customer id is parsed with config/targets.ts, like every other entry point; an invalid or missing
  * id or plan is a "reject": a failed job with the reason, never run. Each acting event also names who
- * pays (the Stripe customer and subscription), which bindings.ts checks against the customer's owner.
+ * pays (the Stripe customer and subscription), which webhooks/authorize.ts checks against the customer's owner.
  */
 import { ConfigError } from "../config/errors";
 import { parseCustomerTarget } from "../config/targets";
-import { parseStripeId } from "./bindings";
+import { parseStripeId } from "../project/bindings";
 
 export type JobAction = "provision" | "plan-change" | "deprovision";
 
@@ -29,7 +29,7 @@ export interface StripeEventEnvelope {
   data: { object: Record<string, unknown>; previous_attributes?: Record<string, unknown> };
 }
 
-/** Who pays: the Stripe customer and subscription an event comes from (bindings.ts checks them). */
+/** Who pays: the Stripe customer and subscription an event comes from (webhooks/authorize.ts checks them). */
 export interface Payer {
   customer: string;
   subscription: string | null;

@@ -11,7 +11,7 @@
  * refused with the reason, and its operation is never called.
  */
 import { ConfigError } from "../config/errors";
-import type { Log } from "../fleet/progress";
+import type { Log } from "../pulumi/progress";
 import type { Job, JobQueue } from "./queue";
 import { explainConfigError } from "./stripeEvents";
 

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
-import { readEnvironmentConfig } from "../../src/config/stackFiles";
+import { readEnvironmentConfig } from "../../src/project/stackFiles";
 import { buildImage } from "../../src/engine/build";
 import { prepareBuild } from "../../src/image/buildContext";
 import { DockerfileRuleError } from "../../src/hardening/dockerfileRules";

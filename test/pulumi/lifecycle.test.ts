@@ -10,8 +10,8 @@ import { auditFleet } from "../../src/audit/audit";
 import {
   changeCount, destroyStack, previewStack, provision, upStack, type UpResult,
 } from "../../src/fleet/operations";
-import { openStack } from "../../src/fleet/workspace";
-import { removeStack } from "../../src/fleet/stacks";
+import { openStack } from "../../src/pulumi/workspace";
+import { removeStack } from "../../src/pulumi/stacks";
 import { parseStackTarget } from "../../src/config/targets";
 import { customerContainer, customerContainers, engine, removeCustomers } from "../support/engine";
 import { request } from "../support/http";

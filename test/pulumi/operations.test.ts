@@ -11,7 +11,7 @@ import { customerNames } from "../../src/hardening/names";
 import {
   deprovision, destroyEnvironment, listCustomers, migrate, provision, upStack,
 } from "../../src/fleet/operations";
-import { listStacks } from "../../src/fleet/stacks";
+import { listStacks } from "../../src/pulumi/stackState";
 import { customerContainers, engine, removeCustomers, removeQuietly } from "../support/engine";
 import { request } from "../support/http";
 import { copyProject, dropEncryptionSalt, editEnvironment, useEdge } from "../support/projectCopy";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
-import { readStacks } from "../../src/fleet/backendState";
+import { readStacks } from "../../src/pulumi/stackState";
 import { fleetOperations } from "../../src/webhooks/operations";
 import { JobQueue } from "../../src/webhooks/queue";
 import { parseEnvelope } from "../../src/webhooks/signature";

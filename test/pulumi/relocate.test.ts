@@ -17,7 +17,7 @@ import * as path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
 import { execIn } from "../../src/engine/exec";
-import { findToolchain } from "../../src/fleet/toolchain";
+import { findToolchain } from "../../src/pulumi/toolchain";
 import { customerNames } from "../../src/hardening/names";
 import { fleet, killLeftovers, orphanedPlugins, show, toolchainEnv } from "../support/cli";
 import { customerContainer, engine, removeCustomers } from "../support/engine";

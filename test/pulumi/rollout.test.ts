@@ -9,7 +9,8 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { provision, upStack } from "../../src/fleet/operations";
-import { planWaves, rollout, type RolloutReport } from "../../src/fleet/rollout";
+import { rollout, type RolloutReport } from "../../src/fleet/operations";
+import { planWaves } from "../../src/fleet/rollout";
 import { customerContainer, removeCustomers } from "../support/engine";
 import { copyProject, dropEncryptionSalt, editEnvironment, useEdge } from "../support/projectCopy";
 

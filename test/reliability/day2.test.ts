@@ -15,7 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type Dockerode from "dockerode";
-import { pulumiLockFiles } from "../../src/fleet/recovery";
+import { pulumiLockFiles } from "../../src/pulumi/recovery";
 import { customerNames, edgeNames } from "../../src/hardening/names";
 import { fleet, killLeftovers, orphanedPlugins, show, type FleetRun } from "../support/cli";
 import { customerContainer, customerContainers, engine, removeCustomers } from "../support/engine";

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { findToolchain } from "../../src/fleet/toolchain";
+import { findToolchain } from "../../src/pulumi/toolchain";
 
 export interface FleetRun {
   code: number | null;
@@ -19,6 +19,8 @@ export interface FleetRun {
 
 export interface FleetRunOptions {
   env?: Record<string, string>;
+  /** the script to run instead of the fleet CLI, relative to root (e.g. demo/swarm.ts) */
+  entry?: string;
   /** SIGKILL the fleet process (only it: its pulumi child is left to fend for itself) when stderr matches */
   killWhen?: RegExp;
   /** with killWhen: SIGKILL the whole process group (fleet, pulumi, its plugins), as a crash or power cut would */
@@ -46,7 +48,7 @@ export function toolchainEnv(): Record<string, string> {
 }
 
 export function fleet(root: string, args: string[], opts: FleetRunOptions = {}): Promise<FleetRun> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "cli", "main.ts"), ...args], {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, opts.entry ?? path.join("src", "cli", "main.ts")), ...args], {
     cwd: root,
     env: { ...process.env, ...toolchainEnv(), FLEET_PROJECT_DIR: root, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],

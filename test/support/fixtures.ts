@@ -1,7 +1,7 @@
 /** Config fixtures for unit tests: the committed stack files, parsed as Pulumi would see them. */
 import * as path from "node:path";
 import { ENVIRONMENT_KEY } from "../../src/config/load";
-import { readStackConfig } from "../../src/config/stackFiles";
+import { readStackConfig } from "../../src/project/stackFiles";
 
 export const projectDir = path.resolve(__dirname, "../..");
 

@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { readEnvironmentConfig } from "../../src/config/stackFiles";
+import { readEnvironmentConfig } from "../../src/project/stackFiles";
 import type { EnvironmentConfig } from "../../src/config/schema";
 import { buildImage } from "../../src/engine/build";
 import { prepareBuild } from "../../src/image/buildContext";

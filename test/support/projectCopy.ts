@@ -3,11 +3,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Document, parse } from "yaml";
-import { fleetContext, type FleetContext } from "../../src/fleet/workspace";
+import { fleetContext, type FleetContext } from "../../src/pulumi/workspace";
 import { projectDir } from "./fixtures";
 
 const COPY = ["Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml", "index.ts", "tsconfig.json", "package.json",
-  "components", "src", "examples", "scripts"];
+  "components", "src", "demo", "examples", "scripts"];
 
 export function copyProject(): FleetContext & { root: string } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "hf-project-"));

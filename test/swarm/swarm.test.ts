@@ -23,7 +23,7 @@ import { after, before, describe, it } from "node:test";
 import Dockerode from "dockerode";
 import { fleet, killLeftovers, orphanedPlugins, show } from "../support/cli";
 import { copyProject, customerUrlIn, editEnvironment } from "../support/projectCopy";
-import { readCluster, requestInNamespace, type Cluster } from "../../src/swarm/cluster";
+import { readCluster, requestInNamespace, type Cluster } from "../../demo/swarmCluster";
 import { findService, runningTask } from "../../src/swarm/deploy";
 import { overlayNetworkName } from "../../src/swarm/serviceSpec";
 import { dockerodeOptions } from "../../src/engine/connection";
@@ -54,6 +54,12 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
   const ok = async (args: string[]) => {
     const r = await run(args);
     assert.equal(r.code, 0, `fleet ${args.join(" ")}: ${show(r)}`);
+    return r;
+  };
+  /** the cluster's environment file, written by the demo layer's command (not an operator command) */
+  const envFile = async (args: string[]) => {
+    const r = await fleet(root, ["env-file", "--cluster", `/run/hf-swarm/${CLUSTER}/cluster.json`, ...args], { env, entry: "demo/swarm.ts", timeoutMs: 900_000 });
+    assert.equal(r.code, 0, `demo/swarm.ts env-file ${args.join(" ")}: ${show(r)}`);
     return r;
   };
   const manager = () => new Dockerode(dockerodeOptions(cluster.manager));
@@ -104,7 +110,7 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
 
   before(async () => {
     cluster = readCluster(await clusterScript(["up"]));
-    await ok(["swarm", "env-file", "--cluster", `/run/hf-swarm/${CLUSTER}/cluster.json`, "--env", ENV]);
+    await envFile(["--env", ENV]);
     await ok(["up", ENV]);
   });
 
@@ -336,7 +342,7 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
 
   it("prod promotes staging's image by repository digest, checking its base first, and refuses an image built from another base", async () => {
     const PROD = "swarmprod";
-    await ok(["swarm", "env-file", "--cluster", `/run/hf-swarm/${CLUSTER}/cluster.json`, "--env", PROD, "--promote-from", ENV]);
+    await envFile(["--env", PROD, "--promote-from", ENV]);
     await ok(["up", PROD]);
     await ok(["provision", "sw-p", "--env", PROD]);
     // sw-a onto staging's newest image (a rolling update that succeeds), the one prod promoted

@@ -1,9 +1,13 @@
-/** The audit's rules as pure functions of inspect data and probes: "ports" since the edge proxy, and one test per rule added since. */
+/**
+ * The audit over containers made from the real specs (a customer's, the edge proxy's): "ports" in
+ * detail, the checks that weaken one property at a time, and `fleet audit` over a changing fleet.
+ * Each rule on its own, with a passing and a failing input: auditRules.test.ts.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type Dockerode from "dockerode";
 import { auditFleet } from "../../src/audit/audit";
-import { capMask, CHECKS, RULES, runChecks, type Probes } from "../../src/audit/checks";
+import { capMask, CHECKS, RULES, rulesFor, runChecks, SUBJECTS, type Probes } from "../../src/audit/checks";
 import { parseEnvironmentConfig } from "../../src/config/load";
 import { edgeProxySpec } from "../../src/edge/edgeSpec";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
@@ -111,10 +115,10 @@ function weakened(change: (info: any) => void): Dockerode.ContainerInspectInfo {
 const failedOf = (info: Dockerode.ContainerInspectInfo, p: Probes = probes) => runChecks(info, image, p).filter((r) => !r.ok);
 
 describe("audit rules", () => {
-  it("are values with an id and a description; CHECKS is made from them, in order, ids unique", () => {
-    assert.deepEqual(Object.keys(CHECKS), RULES.map((r) => r.id));
-    assert.equal(new Set(RULES.map((r) => r.id)).size, RULES.length);
-    for (const r of RULES) assert.ok(r.description.length > 10, r.id);
+  it("are values with an id and a description; CHECKS is made from them, in order, each id once per subject", () => {
+    for (const subject of SUBJECTS) assert.deepEqual(Object.keys(CHECKS), rulesFor(subject).map((r) => r.id));
+    for (const subject of SUBJECTS) assert.equal(new Set(rulesFor(subject).map((r) => r.id)).size, rulesFor(subject).length);
+    for (const r of RULES) assert.ok(r.describes.length > 10, r.id);
     for (const id of ["seccomp", "apparmor", "namespaces", "no-setuid"]) assert.ok(id in CHECKS, id);
   });
 

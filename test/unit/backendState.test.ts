@@ -4,9 +4,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { describe, it } from "node:test";
-import { maskSecrets, parseCheckpoint, readStack, readStacks } from "../../src/fleet/backendState";
-import { changesFromEventLog } from "../../src/fleet/stacks";
-import type { FleetContext } from "../../src/fleet/workspace";
+import { maskSecrets, parseCheckpoint } from "../../src/project/backendState";
+import { readStack, readStacks } from "../../src/pulumi/stackState";
+import { changesFromEventLog } from "../../src/pulumi/stacks";
+import type { FleetContext } from "../../src/pulumi/workspace";
 
 const SECRET = { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", ciphertext: "v1:abc" };
 

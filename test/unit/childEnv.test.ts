@@ -1,7 +1,7 @@
-/** What fleet's child processes see of its environment: an allowlist (src/fleet/childEnv.ts). */
+/** What fleet's child processes see of its environment: an allowlist (src/pulumi/childEnv.ts). */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { childEnv, childEnvOverriding } from "../../src/fleet/childEnv";
+import { childEnv, childEnvOverriding } from "../../src/pulumi/childEnv";
 
 const parent: NodeJS.ProcessEnv = {
   PATH: "/usr/bin", HOME: "/home/op", LANG: "C.UTF-8", LC_ALL: "C", TMPDIR: "/tmp/x",

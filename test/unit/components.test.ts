@@ -1,21 +1,29 @@
-/** Components and programs on Pulumi mocks: every hardening input, staging vs prod, bad input stops early. */
+/**
+ * Components and programs on Pulumi mocks: every hardening input, staging vs prod, bad input stops
+ * early, the order of gate and route, both targets' siblings and the aliases that keep existing stacks.
+ */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { beforeEach, describe, it } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
 import { byType, installMocks, recorded, resetRecorded, valueOf } from "../support/mocks";
 
 installMocks();
 
 import { HardenedImage } from "../../components/hardenedImage";
-import { HardenedService } from "../../components/hardenedService";
+import { DockerCustomerService } from "../../components/dockerCustomerService";
+import { HARDENED_SERVICE_TYPE } from "../../components/hardenedService";
 import { parseEnvironmentConfig } from "../../src/config/load";
 import { DockerfileRuleError } from "../../src/hardening/dockerfileRules";
 import { customerUrl } from "../../src/edge/edgeSpec";
 import { serviceSpec } from "../../src/hardening/serviceSpec";
 import { customerProgram, serviceRoute } from "../../src/program/customer";
 import { environmentProgram } from "../../src/program/environment";
+import { dockerProgram } from "../../src/targets/docker/program";
+import { customerProgramFor, environmentCustomerProgram } from "../../src/targets/programFor";
+import { swarmProgram } from "../../src/targets/swarm/program";
 import { projectDir, rawEnvironment } from "../support/fixtures";
 
 const staging = parseEnvironmentConfig(rawEnvironment("staging"));
@@ -38,18 +46,85 @@ const GATE = "pulumi-nodejs:dynamic/hardened-fleet:PidsLimit";
 const ROUTE = "pulumi-nodejs:dynamic/hardened-fleet:EdgeRoute";
 const SECRET_FILE = "pulumi-nodejs:dynamic/hardened-fleet:SecretFile";
 
+/**
+ * What the program asks of the engine, as the mock monitor receives it: each resource's URN, parent,
+ * aliases (resolved to URNs the way the engine resolves an alias spec: same name and type unless
+ * given, under the given parent), and dependencies. `holdType` keeps the registration of a type
+ * pending until released, as a slow create on the engine would.
+ */
+interface Request {
+  type: string;
+  name: string;
+  urn: string;
+  parent: string;
+  aliases: string[];
+  dependencies: string[];
+  propertyDependencies: Record<string, string[]>;
+  retainOnDelete: boolean;
+}
+const requests: Request[] = [];
+const held = new Map<string, Promise<void>>();
+
+function aliasUrn(alias: any, parent: string, type: string, name: string): string {
+  if (alias.getUrn()) return alias.getUrn();
+  const spec = alias.getSpec();
+  const aliasParent = spec.getNoparent() ? "" : spec.getParenturn() || parent;
+  const root = `urn:pulumi:${spec.getStack() || pulumi.getStack()}::${spec.getProject() || pulumi.getProject()}::`;
+  const prefix = aliasParent && !aliasParent.split("::")[2]!.endsWith("pulumi:pulumi:Stack")
+    ? `${aliasParent.slice(0, aliasParent.lastIndexOf("::"))}$` : root;
+  return `${prefix}${spec.getType() || type}::${spec.getName() || name}`;
+}
+
+{
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: unknown) => {
+    const type: string = req.getType(), name: string = req.getName(), parent: string = req.getParent();
+    const propertyDependencies: Record<string, string[]> = {};
+    req.getPropertydependenciesMap().forEach((deps: any, key: string) => { propertyDependencies[key] = deps.getUrnsList(); });
+    requests.push({
+      type, name, parent, urn: monitor.newUrn(parent, type, name),
+      aliases: req.getAliasesList().map((a: unknown) => aliasUrn(a, parent, type, name)),
+      dependencies: req.getDependenciesList(), propertyDependencies, retainOnDelete: req.getRetainondelete(),
+    });
+    void (held.get(type) ?? Promise.resolve()).then(() => register(req, callback));
+  };
+}
+
+/** Holds every registration of `type` until the returned function is called. */
+function holdType(type: string): () => void {
+  let release!: () => void;
+  held.set(type, new Promise<void>((r) => { release = r; }));
+  return () => { held.delete(type); release(); };
+}
+
+function requestOf(type: string, name?: string): Request {
+  return requests.find((r) => r.type === type && (name === undefined || r.name === name)) ?? assert.fail(`no ${type} ${name ?? ""} registered`);
+}
+
+function reset(): void {
+  resetRecorded();
+  requests.length = 0;
+}
+
+const STACK_URN = "urn:pulumi:staging::hardened-fleet::";
+/** The URN a child had under the one customer component of before the split. */
+function legacyUrn(type: string, name: string): string {
+  return `${STACK_URN}${HARDENED_SERVICE_TYPE}$${type}::${name}`;
+}
+
 /** The slot a container's Docker name ends in. */
 function slotOf(containerName: string): string {
   return /-([0-9a-f]{8})$/.exec(containerName)?.[1] ?? assert.fail(`${containerName} ends in no slot`);
 }
 
-describe("HardenedService on mocks", () => {
-  beforeEach(resetRecorded);
+describe("DockerCustomerService on mocks", () => {
+  beforeEach(reset);
 
   async function deployed(env = staging, plan = "standard", image = IMAGE) {
     const spec = serviceSpec(env, { id: "acme", environment: env.name, plan }, image);
-    const service = new HardenedService("acme", { identity: spec, settings: {
-      spec, protectData: env.volumes.protect, route: serviceRoute(env, spec), url: customerUrl(env.edge, "acme"),
+    const service = new DockerCustomerService("acme", { identity: spec, settings: {
+      spec, protectData: env.volumes.protect, route: serviceRoute(env, spec, dockerProgram.edgeUpstream(spec)), url: customerUrl(env.edge, "acme"),
     } });
     await valueOf(service.containerId);
     await settle();
@@ -63,7 +138,7 @@ describe("HardenedService on mocks", () => {
     const types = recorded.map((r) => r.type).sort();
     assert.deepEqual(types, [
       "docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume",
-      "hardened-fleet:service:HardenedService", ROUTE, GATE, SECRET_FILE, "pulumi:providers:pulumi-nodejs",
+      "hardened-fleet:service:DockerCustomerService", ROUTE, GATE, SECRET_FILE, "pulumi:providers:pulumi-nodejs",
       "random:index/randomPassword:RandomPassword",
     ]);
   });
@@ -80,15 +155,15 @@ describe("HardenedService on mocks", () => {
     ].sort());
   });
 
-  it("a new image is a new container resource beside the old (start-first), the route keeps its name", async () => {
+  it("a new image is a container resource of another name (started beside the old), the route keeps its name", async () => {
     const first = await deployed();
-    resetRecorded();
+    reset();
     const second = await deployed(staging, "standard", `sha256:${"9".repeat(64)}`);
     assert.notEqual(second.container.name, first.container.name);
     assert.notEqual(second.c.name, first.c.name);
     assert.equal(slotOf(second.c.name), slotOf(second.container.name));
     assert.equal(byType(ROUTE)[0]!.name, "acme-route");
-    resetRecorded();
+    reset();
     const again = await deployed();
     assert.equal(again.container.name, first.container.name, "the same spec must find the same container");
   });
@@ -99,7 +174,7 @@ describe("HardenedService on mocks", () => {
     assert.equal(c.publishAllPorts ?? false, false);
   });
 
-  it("the route, switched after the gate, sends the customer's hostname to this container", async () => {
+  it("the route sends the customer's hostname to this container, through the proxy of its environment", async () => {
     const { spec, service } = await deployed();
     const [route] = byType(ROUTE);
     assert.ok(route, "no EdgeRoute registered");
@@ -110,9 +185,28 @@ describe("HardenedService on mocks", () => {
     assert.match(route.inputs.fileText, /^acme\.staging\.localhost \{$/m);
     assert.ok(route.inputs.fileText.includes(`reverse_proxy ${spec.containerName}:8000 {`), route.inputs.fileText);
     assert.deepEqual(route.inputs.reload, ["caddy", "reload", "--config", "/etc/hardened-fleet/Caddyfile", "--adapter", "caddyfile", "--address", "localhost:2019"]);
-    // the upstream is an output of the gate: the route waits for the container to be healthy and audited
-    assert.equal(route.inputs.upstream, spec.containerName);
+    assert.equal(route.inputs.upstream, spec.containerName); // that it waits for the gate: the next test
     assert.equal(await valueOf(service.url), "https://acme.staging.localhost");
+  });
+
+  it("the route is registered only once the gate is done, and depends on it: no traffic before healthy and audited", async () => {
+    const release = holdType(GATE);
+    try {
+      const { spec } = await deployed();
+      await settle();
+      const gate = requestOf(GATE);
+      assert.deepEqual(gate.propertyDependencies.containerId, [requestOf(CONTAINER).urn]);
+      // the gate's create has not finished: the route must not even be asked for
+      assert.equal(requests.some((r) => r.type === ROUTE), false, "the route was registered before the gate was done");
+      release();
+      await settle();
+      const route = requestOf(ROUTE);
+      assert.deepEqual(route.propertyDependencies.upstream, [gate.urn]);
+      assert.ok(route.dependencies.includes(gate.urn), "the engine must order the route after the gate");
+      assert.equal(byType(ROUTE)[0]!.inputs.upstream, spec.containerName);
+    } finally {
+      release();
+    }
   });
 
   it("container runs as 1000:1000 with every capability dropped and no-new-privileges", async () => {
@@ -141,7 +235,7 @@ describe("HardenedService on mocks", () => {
     assert.equal(c.maxRetryCount, 5);
   });
 
-  it("healthcheck, waited for by the container's gate, so an unhealthy container fails the deployment", async () => {
+  it("the healthcheck is waited for by the container's gate with the plan's timeout, not by the provider", async () => {
     const { c, container, spec } = await deployed();
     assert.deepEqual(c.healthcheck, { tests: ["CMD", "/opt/venv/bin/python", "/app/healthcheck.py"], interval: "2s", timeout: "3s", retries: 3, startPeriod: "2s" });
     assert.equal(c.wait, false); // the provider's once-a-second wait gives way to the gate's
@@ -189,7 +283,7 @@ describe("HardenedService on mocks", () => {
     assert.equal(file.inputs.labels["io.hardened-fleet.role"], "customer-secrets");
   });
 
-  it("the PIDs limit is applied to the container by the dynamic resource", async () => {
+  it("the PIDs limit is applied to the container by its gate", async () => {
     const { container } = await deployed();
     const [pids] = byType(GATE);
     assert.equal(pids!.inputs.pidsLimit, 128);
@@ -219,7 +313,7 @@ describe("HardenedService on mocks", () => {
 });
 
 describe("HardenedImage on mocks", () => {
-  beforeEach(resetRecorded);
+  beforeEach(reset);
 
   it("builds the rendered multi-stage Dockerfile locally, without push", async () => {
     const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-mock-"));
@@ -252,7 +346,7 @@ describe("HardenedImage on mocks", () => {
 });
 
 describe("stack programs on mocks", () => {
-  beforeEach(resetRecorded);
+  beforeEach(reset);
 
   it("staging environment builds the image and publishes settings and image", async () => {
     const outputs = await environmentProgram(staging, projectDir);
@@ -286,7 +380,7 @@ describe("stack programs on mocks", () => {
       { internal: 8443, external: 443, ip: "127.0.0.1", protocol: "tcp" },
       { internal: 8080, external: 80, ip: "127.0.0.1", protocol: "tcp" },
     ]);
-    resetRecorded();
+    reset();
     const { c: other } = await edgeOf({ address: "127.0.0.2", httpsPort: 9443, httpPort: 9080 });
     assert.deepEqual(other.ports, [
       { internal: 8443, external: 9443, ip: "127.0.0.2", protocol: "tcp" },
@@ -349,7 +443,7 @@ describe("stack programs on mocks", () => {
     const now = await customerProgram({ id: "acme", environment: "staging", plan: "starter" }, read);
     const nowName = await valueOf(now.containerName as import("@pulumi/pulumi").Output<string>);
     await settle();
-    resetRecorded();
+    reset();
     const old = await customerProgram({ id: "acme", environment: "staging", plan: "starter", port: 18105 }, read);
     assert.equal(await valueOf(old.containerName as import("@pulumi/pulumi").Output<string>), nowName);
     await settle();
@@ -411,5 +505,120 @@ describe("stack programs on mocks", () => {
       /must be one of the plans of environment 'staging': starter, standard/,
     );
     assert.deepEqual(recorded, []);
+  });
+});
+
+describe("one sibling per target, and the aliases that keep existing stacks", () => {
+  beforeEach(reset);
+
+  const NETWORK = "docker:index/network:Network";
+  const VOLUME = "docker:index/volume:Volume";
+  const SWARM_SERVICE = "pulumi-nodejs:dynamic/hardened-fleet:SwarmService";
+  const SWARM_SECRET = "docker:index/secret:Secret";
+  const nodes = [{ name: "node1", host: "unix:///run/hf/node1.sock" }, { name: "node2", host: "unix:///run/hf/node2.sock" }];
+  function swarmEnvironment(swarm: Record<string, unknown> = {}) {
+    return parseEnvironmentConfig({ ...rawEnvironment("staging"), target: "swarm", registry: { address: "10.0.0.5:5000" }, swarm: { nodes, ...swarm } });
+  }
+  const swarmEnv = swarmEnvironment();
+  const read = (settings: unknown) => async () => ({ settings, image: { ref: IMAGE, version: "1.0.0" } });
+  const swarmCustomer = { id: "acme", environment: "staging", plan: "starter", node: "node2" };
+
+  async function customerStack(raw: Record<string, unknown>, env: typeof staging) {
+    const outputs = await customerProgram(raw, read(env), env);
+    await valueOf(outputs.url as pulumi.Output<string>);
+    await settle();
+    return outputs;
+  }
+
+  it("a customer's target comes from its own config (a node means swarm); an environment's from its target", () => {
+    assert.equal(customerProgramFor({ node: "node1" }), swarmProgram);
+    assert.equal(customerProgramFor({}), dockerProgram);
+    assert.equal(environmentCustomerProgram(staging), dockerProgram);
+    assert.equal(environmentCustomerProgram(swarmEnv), swarmProgram);
+  });
+
+  it("a swarm customer: an encrypted attachable overlay, a Swarm secret, its service pinned to its node, the route to the service", async () => {
+    const outputs = await customerStack(swarmCustomer, swarmEnv);
+    assert.equal(outputs.node, "node2");
+    assert.equal(outputs.target, "swarm");
+    assert.equal(outputs.networkName, "hf-staging-acme-edge-ipsec");
+    assert.equal(await valueOf(outputs.containerName as pulumi.Output<string>), "hf-staging-acme");
+    const [net] = byType(NETWORK);
+    assert.equal(net!.name, "acme-network-ipsec");
+    assert.deepEqual({ name: net!.inputs.name, driver: net!.inputs.driver, attachable: net!.inputs.attachable, options: net!.inputs.options },
+      { name: "hf-staging-acme-edge-ipsec", driver: "overlay", attachable: true, options: { encrypted: "true" } });
+    // the data volume is made on its node by the engine, at the task's first start; no container either
+    assert.deepEqual(byType(VOLUME), []);
+    assert.deepEqual(byType(CONTAINER), []);
+    assert.equal(byType(SWARM_SECRET)[0]!.inputs.name, "hf-staging-acme-app-secret-key");
+    const [service] = byType(SWARM_SERVICE);
+    assert.equal(service!.inputs.spec.Name, "hf-staging-acme");
+    assert.deepEqual(service!.inputs.spec.TaskTemplate.Placement.Constraints, ["node.labels.hardened-fleet.node==node2"]);
+    assert.deepEqual(service!.inputs.spec.TaskTemplate.Networks, [{ Target: "hf-staging-acme-edge-ipsec" }]);
+    assert.deepEqual(service!.inputs.nodeHosts, { node1: "unix:///run/hf/node1.sock", node2: "unix:///run/hf/node2.sock" });
+    assert.equal(service!.inputs.timeoutSeconds, 90 + 10);
+    const [route] = byType(ROUTE);
+    assert.equal(route!.inputs.network, "hf-staging-acme-edge-ipsec");
+    assert.equal(route!.inputs.upstream, "hf-staging-acme");
+    assert.ok(route!.inputs.fileText.includes("reverse_proxy hf-staging-acme:8000 {"), route!.inputs.fileText);
+    assert.deepEqual(requestOf(ROUTE).propertyDependencies.upstream, [requestOf(SWARM_SERVICE).urn], "the route must wait for the service");
+  });
+
+  it("with swarm.unencryptedOverlays, the overlay keeps its first name and resource, without options", async () => {
+    const env = swarmEnvironment({ unencryptedOverlays: { reason: "the nodes' kernel has no IPsec ESP" } });
+    const outputs = await customerStack(swarmCustomer, env);
+    assert.equal(outputs.networkName, "hf-staging-acme-edge");
+    const [net] = byType(NETWORK);
+    assert.equal(net!.name, "acme-network");
+    assert.equal(net!.inputs.options, undefined);
+    assert.deepEqual(byType(SWARM_SERVICE)[0]!.inputs.spec.TaskTemplate.Networks, [{ Target: "hf-staging-acme-edge" }]);
+  });
+
+  it("docker: every child keeps the URN it had under HardenedService (network, data volume, container, route), the volume retained", async () => {
+    const outputs = await customerStack({ id: "acme", environment: "staging", plan: "starter" }, staging);
+    assert.equal("node" in outputs || "target" in outputs, false);
+    const component = requestOf("hardened-fleet:service:DockerCustomerService", "acme");
+    assert.equal(component.urn, `${STACK_URN}hardened-fleet:service:DockerCustomerService::acme`);
+    assert.deepEqual(component.aliases, [`${STACK_URN}${HARDENED_SERVICE_TYPE}::acme`]);
+    const network = requestOf(NETWORK);
+    assert.equal(network.urn, `${STACK_URN}hardened-fleet:service:DockerCustomerService$${NETWORK}::acme-network`);
+    assert.deepEqual(network.aliases, [legacyUrn(NETWORK, "acme-network")]);
+    const volume = requestOf(VOLUME);
+    assert.deepEqual(volume.aliases, [legacyUrn(VOLUME, "acme-data")]);
+    assert.equal(volume.retainOnDelete, true);
+    const children = requests.filter((r) => r.parent === component.urn);
+    assert.deepEqual(children.map((r) => r.type).sort(), [CONTAINER, NETWORK, VOLUME, ROUTE, GATE, SECRET_FILE,
+      "pulumi:providers:pulumi-nodejs", "random:index/randomPassword:RandomPassword"]);
+    for (const child of children) {
+      assert.deepEqual(child.aliases, [legacyUrn(child.type, child.name)], `${child.type} ${child.name}`);
+    }
+  });
+
+  it("swarm: every child keeps the URN it had under HardenedService (overlay, secret, service, route); no data volume resource", async () => {
+    await customerStack(swarmCustomer, swarmEnv);
+    const component = requestOf("hardened-fleet:service:SwarmCustomerService", "acme");
+    assert.deepEqual(component.aliases, [`${STACK_URN}${HARDENED_SERVICE_TYPE}::acme`]);
+    const network = requestOf(NETWORK);
+    assert.equal(network.urn, `${STACK_URN}hardened-fleet:service:SwarmCustomerService$${NETWORK}::acme-network-ipsec`);
+    assert.deepEqual(network.aliases, [legacyUrn(NETWORK, "acme-network-ipsec")]);
+    assert.equal(requests.some((r) => r.type === VOLUME), false);
+    const children = requests.filter((r) => r.parent === component.urn);
+    assert.deepEqual(children.map((r) => r.type).sort(), [NETWORK, SWARM_SECRET, ROUTE, SWARM_SERVICE,
+      "pulumi:providers:pulumi-nodejs", "random:index/randomPassword:RandomPassword"]);
+    for (const child of children) {
+      assert.deepEqual(child.aliases, [legacyUrn(child.type, child.name)], `${child.type} ${child.name}`);
+    }
+  });
+
+  it("the edge proxy joins the encrypted overlays of a swarm's customers, and only a docker environment's own networks", async () => {
+    const suffixes = async (env: typeof staging) => {
+      reset();
+      await environmentProgram(env, projectDir);
+      await settle();
+      const [networks] = byType("pulumi-nodejs:dynamic/hardened-fleet:EdgeNetworks");
+      return [networks!.inputs.networkSuffix, networks!.inputs.alsoSuffixes];
+    };
+    assert.deepEqual(await suffixes(staging), ["-edge", []]);
+    assert.deepEqual(await suffixes(swarmEnv), ["-edge", ["-edge-ipsec"]]);
   });
 });

@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, afterEach, describe, it, mock } from "node:test";
 import { ensurePrivateDirectory, writeFileDurable } from "../../src/config/durableWrite";
-import { writeCustomerStackFile, writeFileAtomic } from "../../src/fleet/stackFiles";
+import { writeCustomerStackFile, writeFileAtomic } from "../../src/project/stackFiles";
 
 // the module object itself (not an import wrapper): what the code under test calls through
 import fs = require("node:fs");

@@ -8,8 +8,9 @@ import { parse } from "yaml";
 import { defaultConcurrency, mapBounded, setEnvironmentDigest } from "../../src/fleet/rollout";
 import * as net from "node:net";
 import { parseStackTarget } from "../../src/config/targets";
-import { customerConfigs, portFree, readCustomerConfig, writeCustomerStackFile } from "../../src/fleet/stackFiles";
-import { passphraseFor, DEMO_PASSPHRASE } from "../../src/fleet/workspace";
+import { customerConfigs, readCustomerConfig, writeCustomerStackFile } from "../../src/project/stackFiles";
+import { portFree } from "../../src/fleet/edge";
+import { passphraseFor, DEMO_PASSPHRASE } from "../../src/pulumi/workspace";
 import { formatTable } from "../../src/table";
 import { projectDir } from "../support/fixtures";
 

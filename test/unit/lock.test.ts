@@ -5,16 +5,20 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
-import { StackBusyError, withLock, withWaitingLock } from "../../src/fleet/lock";
+import { StackBusyError, withLock, withWaitingLock } from "../../src/project/lock";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-lock-"));
-const lockModule = path.resolve(__dirname, "../../src/fleet/lock.ts");
+const lockModule = path.resolve(__dirname, "../../src/project/lock.ts");
 
 /** A separate node process that takes the lock, says so, and holds it until killed. */
 function holder(name: string) {
   const code = `require(${JSON.stringify(lockModule)}).withLock(${JSON.stringify(dir)}, ${JSON.stringify(name)}, () => { console.log("held"); return new Promise(() => {}); })`;
   const child = spawn(process.execPath, ["--import", "tsx", "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
-  const held = new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+  // a holder that ends before it holds the lock (a module that does not load) fails the test instead of hanging it
+  const held = new Promise<void>((resolve, reject) => {
+    child.stdout.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`the lock holder exited (${code}) before it held the lock`)));
+  });
   return { child, held };
 }
 

@@ -1,11 +1,14 @@
-/** What a crash leaves behind, read without an engine: Pulumi lock files and interrupted creates. */
+/**
+ * What a crash leaves behind, read without an engine: Pulumi lock files, whether their holder still
+ * runs (real child processes, named pulumi or not), and interrupted creates.
+ */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { clearStaleLocks, interruptedCreates, pulumiLockFiles, pulumiRunning } from "../../src/fleet/recovery";
+import { clearStaleLocks, interruptedCreates, pulumiLockFiles, pulumiRunning } from "../../src/pulumi/recovery";
 
 function backendWithLock(stack: string, lock: object): { dir: string; file: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-backend-"));
@@ -19,6 +22,21 @@ function backendWithLock(stack: string, lock: object): { dir: string; file: stri
 function deadPid(): number {
   const r = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" });
   return Number(r.stdout.trim());
+}
+
+/** A live process running `sleep seconds` under the program name `argv0` (what /proc/<pid>/cmdline shows first). */
+async function sleeper(seconds: number, argv0?: string): Promise<ChildProcess & { pid: number }> {
+  const child = spawn("sleep", [String(seconds)], { argv0, stdio: "ignore" });
+  await new Promise<void>((resolve, reject) => child.once("spawn", resolve).once("error", reject));
+  return child as ChildProcess & { pid: number };
+}
+
+/** Ends a sleeper and waits until it is reaped. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGKILL");
+  await exited;
 }
 
 describe("crash recovery helpers", () => {
@@ -57,8 +75,56 @@ describe("crash recovery helpers", () => {
     }
   });
 
-  it("a process that is not pulumi (a reused pid) does not count as the lock's holder", () => {
-    assert.equal(pulumiRunning(process.pid), false);
+  it("a running process named pulumi counts as the lock's holder, by its program's name or path, until it ends", async () => {
+    for (const argv0 of ["pulumi", "/home/ops/.pulumi/bin/pulumi"]) {
+      const child = await sleeper(30, argv0);
+      try {
+        assert.equal(pulumiRunning(child.pid), true, argv0);
+      } finally {
+        await stop(child);
+      }
+      assert.equal(pulumiRunning(child.pid), false, `${argv0} after it ended`);
+    }
+  });
+
+  it("a running process that is not pulumi (a reused pid) does not count as the lock's holder", async () => {
+    const child = await sleeper(30, "/opt/pulumi/bin/not-pulumi");
+    const plain = await sleeper(30);
+    try {
+      assert.equal(pulumiRunning(child.pid), false);
+      assert.equal(pulumiRunning(plain.pid), false);
+      assert.equal(pulumiRunning(process.pid), false);
+    } finally {
+      await stop(child);
+      await stop(plain);
+    }
+  });
+
+  it("waits for a lock whose pulumi still runs: gives up after the wait, keeping the lock, or clears it once that pulumi ends", async () => {
+    const holder = await sleeper(30, "pulumi");
+    const held = backendWithLock("staging-c7", { pid: holder.pid, hostname: os.hostname(), timestamp: "t" });
+    try {
+      await assert.rejects(clearStaleLocks(`file://${held.dir}`, "staging-c7", () => {}, 1),
+        new RegExp(`still locked by a running pulumi \\(pid ${holder.pid}\\) after 1s: let it finish, or stop it \\(kill ${holder.pid}\\)`));
+      assert.ok(fs.existsSync(held.file), "the lock of a running pulumi stays");
+    } finally {
+      await stop(holder);
+      fs.rmSync(held.dir, { recursive: true, force: true });
+    }
+
+    const finishing = await sleeper(1, "pulumi");
+    const { dir, file } = backendWithLock("staging-c8", { pid: finishing.pid, hostname: os.hostname(), timestamp: "t" });
+    const lines: string[] = [];
+    const started = Date.now();
+    try {
+      await clearStaleLocks(`file://${dir}`, "staging-c8", (l) => lines.push(l), 30);
+      assert.ok(Date.now() - started >= 800, `it waited for the holder (sleep 1) to end: ${Date.now() - started} ms`);
+      assert.ok(!fs.existsSync(file));
+      assert.match(lines.join("\n"), new RegExp(`cleared a Pulumi lock left by pid ${finishing.pid} .* no longer running`));
+    } finally {
+      await stop(finishing);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("names the containers and networks an interrupted create may have left", () => {

@@ -152,7 +152,9 @@ describe("service spec", () => {
       assert.equal(s.pidsLimit, hc.PidsLimit);
       assert.equal(p.maxRetryCount, hc.RestartPolicy?.MaximumRetryCount);
       assert.deepEqual((p.healthcheck as { tests: string[] }).tests, e.Healthcheck?.Test);
+      assert.equal(p.logDriver, hc.LogConfig?.Type);
       assert.deepEqual(p.logOpts, hc.LogConfig?.Config);
+      assert.deepEqual((p.ulimits as { name: string; soft: number; hard: number }[]).map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })), hc.Ulimits);
       assert.deepEqual(p.envs, e.Env);
       assert.equal(p.networkMode, hc.NetworkMode);
       const ports = (p.ports as { internal: number; external: number; ip: string; protocol: string }[])

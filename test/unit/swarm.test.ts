@@ -1,14 +1,18 @@
-/** target: swarm as pure functions: config, the service spec, node choice, base verification, the audit of a task. */
+/**
+ * target: swarm as pure functions: config, the service spec (with its ulimits and log driver), node
+ * choice, base verification, the audit of a task, encrypted overlays, the live service against fleet's spec.
+ */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type Dockerode from "dockerode";
 import { runChecks, SWARM_TASK_LABEL, type Probes } from "../../src/audit/checks";
 import { ConfigError } from "../../src/config/errors";
 import { checkCustomerInEnvironment, parseEnvironmentConfig } from "../../src/config/load";
-import { chooseNode } from "../../src/fleet/swarm";
+import { chooseNode } from "../../src/targets/swarm/target";
+import { toEngineCreateOptions } from "../../src/engine/createOptions";
 import { serviceSpec } from "../../src/hardening/serviceSpec";
 import { baseMismatch, isRepoDigest } from "../../src/program/imageCheck";
-import { clusterEnvironment, type Cluster } from "../../src/swarm/cluster";
+import { clusterEnvironment, type Cluster } from "../../demo/swarmCluster";
 import { overlayNetworkName, placementConstraint, SECRET_KEY_FILE, toSwarmServiceSpec } from "../../src/swarm/serviceSpec";
 import { isEncrypted, overlayCheck, OVERLAY_CHECK_ID } from "../../src/audit/overlay";
 import { labelledSpec, liveDrift, liveView, SPEC_HASH_LABEL, specHash } from "../../src/swarm/deploy";
@@ -25,6 +29,7 @@ const cluster: Cluster = {
   },
 };
 const env = parseEnvironmentConfig(clusterEnvironment(cluster, "swarm"));
+const swarmEnv = env.target === "swarm" ? env : assert.fail("the cluster's environment is target: swarm");
 
 function problemOf(fn: () => unknown): string {
   try {
@@ -96,6 +101,22 @@ describe("swarm service spec", () => {
     assert.equal(container.Healthcheck.Interval, 2_000_000_000);
     assert.deepEqual(service.Labels, spec.labels);
     assert.deepEqual(service.TaskTemplate.Networks, [{ Target: "hf-swarm-acme-edge" }]);
+    // the plan's nofile and no nproc (it counts per host UID); the environment's log rotation
+    assert.deepEqual(container.Ulimits, [{ Name: "nofile", Soft: 1024, Hard: 1024 }]);
+    assert.deepEqual(service.TaskTemplate.LogDriver, { Name: "json-file", Options: { "max-size": "10m", "max-file": "3" } });
+  });
+
+  it("ulimits and the log driver follow the plan and the environment's logging settings, as the container's do", () => {
+    const raw = clusterEnvironment(cluster, "swarm") as any;
+    raw.logging = { maxSize: "20m", maxFile: 5 };
+    const larger = serviceSpec(parseEnvironmentConfig(raw), { id: "acme", environment: "swarm", plan: "standard", node: "hfsw-2" }, spec.image);
+    const placed = toSwarmServiceSpec(larger, { node: "hfsw-2", secret: { id: "sec1", name: "n" }, monitorSeconds: 5 }) as any;
+    assert.deepEqual(placed.TaskTemplate.ContainerSpec.Ulimits, [{ Name: "nofile", Soft: 2048, Hard: 2048 }]);
+    assert.deepEqual(placed.TaskTemplate.LogDriver, { Name: "json-file", Options: { "max-size": "20m", "max-file": "5" } });
+    // the same settings the docker target gives the container
+    const hc = toEngineCreateOptions(larger, {}).HostConfig!;
+    assert.deepEqual(placed.TaskTemplate.ContainerSpec.Ulimits, hc.Ulimits);
+    assert.deepEqual(placed.TaskTemplate.LogDriver, { Name: hc.LogConfig!.Type, Options: hc.LogConfig!.Config });
   });
 
   it("keeps the secret key out of the environment: a Swarm secret file readable by 1000 only", () => {
@@ -125,6 +146,7 @@ describe("placement and promotion", () => {
   const customer = (id: string, node?: string) => ({ id, environment: "swarm", plan: "starter", node });
 
   it("a new customer goes to the least loaded node, the first listed on a tie", () => {
+    const env = swarmEnv;
     assert.equal(chooseNode(env, []), "hfsw-1");
     assert.equal(chooseNode(env, [customer("a", "hfsw-1")]), "hfsw-2");
     assert.equal(chooseNode(env, [customer("a", "hfsw-1"), customer("b", "hfsw-2")]), "hfsw-3");
@@ -195,7 +217,7 @@ describe("the audit of a Swarm task", () => {
   });
 });
 
-describe("encrypted overlays (issue 20 item 3)", () => {
+describe("encrypted overlays", () => {
   const enc = { Name: "hf-swarm-a-edge-ipsec", Driver: "overlay", Options: { encrypted: "", "com.docker.network.driver.overlay.vxlanid_list": "4097" } };
   const clear = { Name: "hf-swarm-b-edge", Driver: "overlay", Options: { "com.docker.network.driver.overlay.vxlanid_list": "4098" } };
   const bridge = { Name: "hf-swarm-edge-net", Driver: "bridge", Options: {} };
@@ -250,7 +272,7 @@ describe("encrypted overlays (issue 20 item 3)", () => {
   });
 });
 
-describe("the live service against fleet's spec (issue 20 item 12)", () => {
+describe("the live service against fleet's spec", () => {
   const spec = serviceSpec(env, { id: "acme", environment: "swarm", plan: "starter", node: "hfsw-1" }, `reg/app@${DIGEST}`);
   const desired = toSwarmServiceSpec(spec, { node: "hfsw-1", secret: { id: "s", name: "n" }, monitorSeconds: 5 }) as Record<string, any>;
   // what the manager reports: fleet's labelled spec with Swarm's own additions (defaults, network IDs)

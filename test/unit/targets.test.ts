@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { ConfigError } from "../../src/config/errors";
 import { parseCustomerTarget, parseEnvironmentName, parseStackTarget } from "../../src/config/targets";
 import { customerNames } from "../../src/hardening/names";
-import { customersLock, ROLLOUT_LOCK, stackLock } from "../../src/fleet/lock";
+import { customersLock, ROLLOUT_LOCK, stackLock } from "../../src/project/lock";
 
 describe("targets", () => {
   it("parses environments, customers and stack names", () => {

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { findToolchain, parseLocate, toolchainRoot } from "../../src/fleet/toolchain";
+import { findToolchain, parseLocate, toolchainRoot } from "../../src/pulumi/toolchain";
 import { projectDir } from "../support/fixtures";
 
 function versions(): Record<string, string> {

@@ -22,7 +22,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
-import { BindingStore, defaultBindingsPath } from "../../src/webhooks/bindings";
+import { BindingStore, defaultBindingsPath } from "../../src/project/bindings";
 import { JobQueue, type Job } from "../../src/webhooks/queue";
 import {
   checkoutCompleted as testModeCheckout, deliver, getJson, JOBS_TOKEN, live, SECRET, sign, subscriptionDeleted as testModeDeleted,

@@ -1,23 +1,48 @@
-/** Customer stack config files (Pulumi.<env>-<customer>.yaml): written by provision, read by list. */
+/**
+ * The project's stack config files (Pulumi.<stack>.yaml), read and written without Pulumi: the
+ * environments' (staging, prod), and the customers' (Pulumi.<env>-<customer>.yaml), which provision writes.
+ */
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { Document, parse } from "yaml";
 import { writeFileDurable } from "../config/durableWrite";
-import { CUSTOMER_KEY, ROLE_KEY } from "../config/load";
-import type { CustomerConfig } from "../config/schema";
-import { DOCKER_HOST_KEY } from "../engine/connection";
-import { customerStackName } from "../hardening/names";
+import { CUSTOMER_KEY, DOCKER_HOST_KEY, ENVIRONMENT_KEY, ROLE_KEY, parseEnvironmentConfig } from "../config/load";
+import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
+import { customerStackName } from "../config/targets";
+
+export function stackFile(projectDir: string, stack: string): string {
+  return path.join(projectDir, `Pulumi.${stack}.yaml`);
+}
+
+/** The `config:` map of a stack's file; an error naming the file when there is none. */
+export function readStackConfig(projectDir: string, stack: string): Record<string, unknown> {
+  const file = stackFile(projectDir, stack);
+  if (!fs.existsSync(file)) throw new Error(`${file} does not exist: stack '${stack}' has no config file`);
+  const doc = parse(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null;
+  return doc?.config ?? {};
+}
+
+export function readEnvironmentConfig(projectDir: string, stack: string): EnvironmentConfig {
+  return parseEnvironmentConfig(readStackConfig(projectDir, stack)[ENVIRONMENT_KEY]);
+}
+
+/** `docker:host` of a stack's config map, if it sets one. Pure. */
+export function dockerHostOf(config: Record<string, unknown>): string | undefined {
+  const host = config[DOCKER_HOST_KEY];
+  return typeof host === "string" && host !== "" ? host : undefined;
+}
+
+/** An environment's file read once: its parsed config and the engine it names (`docker:host`), if any. */
+export function readEnvironmentFile(projectDir: string, environment: string): { config: EnvironmentConfig; dockerHost?: string } {
+  const raw = readStackConfig(projectDir, environment);
+  return { config: parseEnvironmentConfig(raw[ENVIRONMENT_KEY]), dockerHost: dockerHostOf(raw) };
+}
 
 export function readCustomerConfig(projectDir: string, stack: string): CustomerConfig | undefined {
   const file = stackFile(projectDir, stack);
   if (!fs.existsSync(file)) return undefined;
   const config = (parse(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null)?.config;
   return config?.[CUSTOMER_KEY] as CustomerConfig | undefined;
-}
-
-export function stackFile(projectDir: string, stack: string): string {
-  return path.join(projectDir, `Pulumi.${stack}.yaml`);
 }
 
 /** The project's environments: stack files Pulumi.<name>.yaml whose role is environment (staging, prod, ...). */
@@ -37,15 +62,6 @@ export function customerConfigs(projectDir: string, environment: string): Custom
     .map((f) => (parse(fs.readFileSync(path.join(projectDir, f), "utf8")) as { config?: Record<string, unknown> } | null)?.config?.[CUSTOMER_KEY])
     .filter((c): c is CustomerConfig => typeof c === "object" && c !== null && (c as CustomerConfig).environment === environment)
     .sort((a, b) => a.id.localeCompare(b.id));
-}
-
-/** Whether nothing on this host listens on address:port (a foreign process or another container). */
-export function portFree(address: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once("error", () => resolve(false));
-    server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
 }
 
 /** Writes a file so that a reader (or a crash, or a power cut) sees the old content or the new, never half of it. */

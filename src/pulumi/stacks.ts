@@ -5,20 +5,26 @@
  *
  * A deployment is one `pulumi up` process and nothing more: the stack is named on the command line
  * (no `stack select`), and what fleet needs afterwards (outputs, whether the stack exists, what it
- * runs) is read from the backend's state (backendState.ts), not from more Pulumi processes.
+ * runs) is read from the backend's state (stackState.ts), not from more Pulumi processes.
+ *
+ * The caller says what the run needs of the stack's environment (StackSettings: its passphrase and
+ * engine, read once by fleet/environment.ts); without it they are read from the stack files here.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import type Dockerode from "dockerode";
 import { parseStackTarget, type StackTarget } from "../config/targets";
 import { engineFor } from "../engine/connection";
-import { readStack, readStacks } from "./backendState";
+import type { FleetContext } from "../project/context";
+import { BUILD_LOCK, stackLock, withLock, withWaitingLock } from "../project/lock";
 import { ensureBuilt, isBuilt } from "./build";
-import { BUILD_LOCK, stackLock, withLock, withWaitingLock } from "./lock";
 import { pulumiOutput, stderrLog, type Log } from "./progress";
 import { clearStaleLocks, resolvePendingOperations } from "./recovery";
-import { checkEdgePorts } from "./edge";
-import { openStack, runPulumi, type FleetContext } from "./workspace";
+import { listStacks, readStack } from "./stackState";
+import { openStack, passphraseFor, runPulumi, type FleetStack } from "./workspace";
+
+export type { FleetStack } from "./workspace";
 
 export interface UpResult {
   stack: string;
@@ -27,11 +33,15 @@ export interface UpResult {
   seconds: number;
 }
 
-/** A stack ready to run: it exists, the program is compiled and what a crash left is cleared. */
-export interface FleetStack {
-  ctx: FleetContext;
-  target: StackTarget;
-  name: string;
+/** What a run needs of its stack's environment: the passphrase, and the engine (to reconcile a crash's leftovers). */
+export interface StackSettings {
+  passphrase: string;
+  engine: () => Dockerode;
+}
+
+/** The settings read from the project's stack files, for a caller that has not read them. */
+function settingsFromFiles(ctx: FleetContext, target: StackTarget): StackSettings {
+  return { passphrase: passphraseFor(ctx.projectDir, target), engine: () => engineFor(ctx.projectDir, target.environment) };
 }
 
 /**
@@ -39,32 +49,27 @@ export interface FleetStack {
  * Pulumi lock left by a crashed run cleared and interrupted operations reconciled. The caller holds
  * the stack's fleet lock.
  */
-export async function prepareStack(ctx: FleetContext, target: StackTarget, log: Log, create = true): Promise<FleetStack> {
+export async function prepareStack(ctx: FleetContext, target: StackTarget, log: Log, create = true,
+  settings: StackSettings = settingsFromFiles(ctx, target)): Promise<FleetStack> {
   // the lock only when there is something to compile: concurrent commands then compile once
   if (!isBuilt(ctx.projectDir)) await withWaitingLock(ctx.projectDir, BUILD_LOCK, () => ensureBuilt(ctx.projectDir, log));
   await clearStaleLocks(ctx.backendUrl, target.stack, log);
-  const stack = { ctx, target, name: target.stack };
+  const stack: FleetStack = { ctx, target, name: target.stack, passphrase: settings.passphrase };
   const state = await readStack(ctx, target.stack);
   if (!state) {
     if (!create) throw new Error(`no stack named '${target.stack}' found`);
-    await runPulumi(ctx, target, ["stack", "init", target.stack, "--non-interactive"]);
+    await runPulumi(ctx, target, ["stack", "init", target.stack, "--non-interactive"], undefined, stack.passphrase);
     return stack;
   }
   // undefined: a backend that does not say without an export
-  if (state.pendingOperations !== 0) await resolvePendingOperations(stack, engineFor(ctx.projectDir, target.environment), log);
+  if (state.pendingOperations !== 0) await resolvePendingOperations(stack, settings.engine(), log);
   return stack;
 }
 
 /** Runs fn on the prepared stack under its fleet lock (one operation per stack, across processes). */
 export async function withStack<T>(ctx: FleetContext, target: StackTarget, log: Log, fn: (stack: FleetStack) => Promise<T>,
-  create = true): Promise<T> {
-  return withLock(ctx.projectDir, stackLock(target.stack), async () => fn(await prepareStack(ctx, target, log, create)));
-}
-
-/** The image ID in a stack's `image` output: an object with `ref` on environment stacks, a string on customer stacks. */
-export function outputImage(outputs: Record<string, unknown>): string | undefined {
-  const value = outputs.image;
-  return typeof value === "string" ? value : (value as { ref?: string } | undefined)?.ref;
+  create = true, settings?: StackSettings): Promise<T> {
+  return withLock(ctx.projectDir, stackLock(target.stack), async () => fn(await prepareStack(ctx, target, log, create, settings)));
 }
 
 /** The resource changes of a run, from the summary event of Pulumi's engine event log (JSON lines). Pure. */
@@ -85,7 +90,7 @@ async function runOperation(stack: FleetStack, op: string, args: string[], log: 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-events-"));
   const events = path.join(dir, "events.jsonl");
   const run = () => runPulumi(stack.ctx, stack.target, [op, ...args, "--stack", stack.name, "--color", "never", "--event-log", events],
-    pulumiOutput(stack.name, log));
+    pulumiOutput(stack.name, log), stack.passphrase);
   try {
     await run().catch(async (err: unknown) => {
       // A command killed just as it started its pulumi leaves that pulumi running: its lock may appear
@@ -114,11 +119,9 @@ export async function runUp(stack: FleetStack, log: Log): Promise<UpResult> {
   return { stack: stack.name, outputs: await stackOutputs(stack), changes, seconds: (Date.now() - t0) / 1000 };
 }
 
-/** Deploys a stack as it is configured (no rollback: see customers.ts for customer stacks). */
-export async function upTarget(ctx: FleetContext, target: StackTarget, log: Log = stderrLog): Promise<UpResult> {
-  // a port another program holds is reported before anything changes, naming the setting
-  if (target.kind === "environment") await checkEdgePorts(ctx, target.environment);
-  return withStack(ctx, target, log, (stack) => runUp(stack, log));
+/** Deploys a stack as it is configured (no rollback: see fleet/customers.ts; no edge port check: see fleet/edge.ts). */
+export async function upTarget(ctx: FleetContext, target: StackTarget, log: Log = stderrLog, settings?: StackSettings): Promise<UpResult> {
+  return withStack(ctx, target, log, (stack) => runUp(stack, log), true, settings);
 }
 
 /** Turns Pulumi's long CommandError into the lines that matter, with what to do about an unhealthy container. */
@@ -136,35 +139,17 @@ export function explainFailure(stackName: string, op: string, err: unknown): Err
   return new Error(`${stackName}: ${op} failed\n  ${reason}`);
 }
 
-export async function previewStack(ctx: FleetContext, stackName: string, log: Log = stderrLog): Promise<Record<string, number>> {
+export async function previewStack(ctx: FleetContext, stackName: string, log: Log = stderrLog, settings?: StackSettings): Promise<Record<string, number>> {
   const target = parseStackTarget(stackName);
   return withStack(ctx, target, log, async (stack) => {
     log(`pulumi preview ${stack.name}`);
     return runOperation(stack, "preview", [], log);
-  });
+  }, true, settings);
 }
 
 /** Resource operations other than 'same' in a change summary. */
 export function changeCount(summary: Record<string, number>): number {
   return Object.entries(summary).filter(([op]) => op !== "same").reduce((n, [, c]) => n + c, 0);
-}
-
-/** The names of the project's stacks in the backend. */
-export async function listStacks(ctx: FleetContext): Promise<string[]> {
-  return [...(await readStacks(ctx)).keys()].sort();
-}
-
-export async function stackExists(ctx: FleetContext, stackName: string): Promise<boolean> {
-  return (await readStack(ctx, stackName)) !== undefined;
-}
-
-/**
- * The image ID a stack runs, from its `image` output: an object with `ref` on environment stacks,
- * a string on customer stacks; undefined when the stack does not exist or has none.
- */
-export async function stackImage(ctx: FleetContext, target: StackTarget): Promise<string | undefined> {
-  const state = await readStack(ctx, target.stack);
-  return state ? outputImage(state.outputs) : undefined;
 }
 
 /** Destroys a stack's resources (data volumes are kept by retainOnDelete); the caller holds the lock. */
@@ -175,22 +160,22 @@ export async function runDestroy(stack: FleetStack, log: Log): Promise<void> {
 
 /** Removes a destroyed stack from the backend (and its history). */
 export async function removeStack(stack: FleetStack): Promise<void> {
-  await runPulumi(stack.ctx, stack.target, ["stack", "rm", stack.name, "--yes", "--non-interactive"]);
+  await runPulumi(stack.ctx, stack.target, ["stack", "rm", stack.name, "--yes", "--non-interactive"], undefined, stack.passphrase);
 }
 
 /** `fleet destroy`-style teardown of one stack by name (data volumes are kept); returns the stack, still listed. */
-export async function destroyStack(ctx: FleetContext, stackName: string, log: Log = stderrLog): Promise<FleetStack> {
+export async function destroyStack(ctx: FleetContext, stackName: string, log: Log = stderrLog, settings?: StackSettings): Promise<FleetStack> {
   const target = parseStackTarget(stackName);
   return withStack(ctx, target, log, async (stack) => {
     await runDestroy(stack, log);
     return stack;
-  }, false);
+  }, false, settings);
 }
 
 /** Production protects data volumes; a deliberate deprovision lifts that in the state first (retainOnDelete still keeps the volume). */
 export async function unprotectAll(fleetStack: FleetStack): Promise<void> {
   if ((await readStack(fleetStack.ctx, fleetStack.name))?.protectedResources === 0) return;
-  const stack = await openStack(fleetStack.ctx, fleetStack.target, false);
+  const stack = await openStack(fleetStack.ctx, fleetStack.target, false, fleetStack.passphrase);
   const state = await stack.exportStack();
   const resources = (state.deployment as { resources?: { protect?: boolean }[] }).resources ?? [];
   if (!resources.some((r) => r.protect)) return;
@@ -199,12 +184,12 @@ export async function unprotectAll(fleetStack: FleetStack): Promise<void> {
 }
 
 /** Destroys an environment stack, refusing while customer stacks of it exist. */
-export async function destroyEnvironment(ctx: FleetContext, environment: string, log: Log = stderrLog): Promise<void> {
+export async function destroyEnvironment(ctx: FleetContext, environment: string, log: Log = stderrLog, settings?: StackSettings): Promise<void> {
   const target = parseStackTarget(environment, "environment");
   if (target.kind !== "environment") throw new Error(`'${environment}' is a customer stack: use 'fleet deprovision'`);
   const live = (await listStacks(ctx)).filter((s) => s.startsWith(`${environment}-`));
   if (live.length > 0) {
     throw new Error(`environment stack '${environment}' still has customer stacks: ${live.join(", ")}; deprovision them first (fleet deprovision <customer> --env ${environment})`);
   }
-  await withStack(ctx, target, log, (stack) => runDestroy(stack, log), false);
+  await withStack(ctx, target, log, (stack) => runDestroy(stack, log), false, settings);
 }

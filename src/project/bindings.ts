@@ -8,7 +8,8 @@
  * subscription updates and deletions, from its current subscription). Anything else is refused and
  * changes nothing. The binding outlives a deprovision (the data volume is kept), so a stranger's
  * checkout cannot take over a cancelled customer's data; the same Stripe customer may resubscribe,
- * which binds the new subscription. An operator re-binds on purpose with `fleet bind`.
+ * which binds the new subscription. An operator re-binds on purpose with `fleet bind`. What an event
+ * may do given a binding is decided in src/webhooks/authorize.ts; this is the record.
  *
  * The store is its own SQLite file, <project>/.fleet/webhooks/bindings.db: it belongs to the project
  * (fleet list and fleet bind find it without --db) and outlives any one job queue.
@@ -17,7 +18,6 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { DatabaseSync, type SQLOutputValue } from "node:sqlite";
 import { ConfigError } from "../config/errors";
-import type { JobAction } from "./stripeEvents";
 
 export interface Binding {
   environment: string;
@@ -32,57 +32,9 @@ export interface Binding {
   boundBy: string;
 }
 
-/** What a job asks, as far as ownership goes. */
-export interface PaymentRequest {
-  environment: string;
-  customer: string;
-  action: JobAction;
-  /** the event's Stripe customer (null: the event named none) */
-  stripeCustomer: string | null;
-  /** the event's subscription (null: a checkout without one) */
-  subscription: string | null;
-}
-
-export type BindingDecision =
-  | { kind: "allow"; bind?: { stripeCustomer: string; subscription: string | null } }
-  | { kind: "refuse"; reason: string };
-
 /** The command that binds a customer to a Stripe customer (and subscription). */
 export function bindCommand(environment: string, customer: string, stripeCustomer: string, subscription: string | null): string {
   return `fleet bind ${customer} --env ${environment} --stripe-customer ${stripeCustomer}${subscription ? ` --subscription ${subscription}` : ""}`;
-}
-
-/**
- * May this job act on its customer? Pure: `binding` is the customer's current binding, `exists`
- * whether the customer exists without one (a stack file or a data volume, e.g. made by the CLI).
- */
-export function decideBinding(req: PaymentRequest, binding: Binding | undefined, exists: boolean): BindingDecision {
-  const who = `${req.environment}/${req.customer}`;
-  const sc = req.stripeCustomer;
-  if (sc === null) return { kind: "refuse", reason: `refused, nothing changed: the event names no Stripe customer, so it cannot be matched to ${who}'s owner` };
-  const rebind = `if ${sc} is the rightful owner, run '${bindCommand(req.environment, req.customer, sc, req.subscription)}', then 'fleet jobs --retry <job>'`;
-  if (!binding) {
-    if (exists) {
-      return { kind: "refuse", reason: `refused, nothing changed: ${who} exists but is bound to no Stripe customer ` +
-        `(made by the CLI, or before payments were bound), and a payment event never takes a customer over\n  fix: ${rebind}` };
-    }
-    // nothing there and nobody owns it: a deprovision has nothing to do, anything else creates it and binds it
-    return req.action === "deprovision" ? { kind: "allow" } : { kind: "allow", bind: { stripeCustomer: sc, subscription: req.subscription } };
-  }
-  if (binding.stripeCustomer !== sc) {
-    return { kind: "refuse", reason: `refused, nothing changed: ${who} is bound to Stripe customer ${binding.stripeCustomer} ` +
-      `(${binding.boundBy}, ${binding.boundAt}); this event comes from ${sc}\n  fix: ${rebind}` };
-  }
-  // the owner's new checkout (a resubscribe, or a second subscription): its subscription is the current one now
-  if (req.action === "provision") return { kind: "allow", bind: { stripeCustomer: sc, subscription: req.subscription ?? binding.subscription } };
-  if (binding.subscription === null) {
-    return req.action === "deprovision" ? { kind: "allow" } : { kind: "allow", bind: { stripeCustomer: sc, subscription: req.subscription } };
-  }
-  if (req.subscription !== binding.subscription) {
-    return { kind: "refuse", reason: `refused, nothing changed: ${who}'s current subscription is ${binding.subscription}; ` +
-      `this event is about ${req.subscription ?? "no subscription"} (an older or another subscription of ${sc})\n  fix: ${rebind}` };
-  }
-  return { kind: "allow" };
 }
 
 const STRIPE_ID = { customer: /^cus_[A-Za-z0-9]{1,250}$/, subscription: /^sub_[A-Za-z0-9]{1,250}$/ };

@@ -1,18 +1,18 @@
-/** `fleet move`, and `fleet swarm env-file|demo`: customers on a Docker Swarm cluster (target: swarm). */
+#!/usr/bin/env node
+/**
+ * The local test cluster's demo, not an operator command: `node dist/demo/swarm.js env-file|demo`
+ * (`npm run demo:swarm` runs `demo`) on the cluster that scripts/swarm-cluster.sh makes on this machine.
+ */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Command } from "commander";
-import { formatAuditTable } from "../audit/audit";
-import { parseCustomerId } from "../config/load";
-import { readEnvironmentConfig } from "../config/stackFiles";
-import { parseEnvironmentName } from "../config/targets";
-import { edgeCaCertificate } from "../fleet/edge";
-import { provision, upStack } from "../fleet/operations";
-import { stackFile, writeFileAtomic } from "../fleet/stackFiles";
-import { auditSwarm, moveCustomer } from "../fleet/swarm";
-import { clusterEnvironmentFile, ENV_FILE_MARK, isClusterEnvironmentFile, readCluster, requestInNamespace } from "../swarm/cluster";
-import { formatTable } from "../table";
-import { projectContext, summarize } from "./stacks";
+import { Command } from "commander";
+import { formatAuditTable } from "../src/audit/audit";
+import { projectContext, summarize } from "../src/cli/stacks";
+import { parseEnvironmentName } from "../src/config/targets";
+import { auditEnvironments, edgeCaCertificate, provision, upStack } from "../src/fleet/operations";
+import { stackFile, writeFileAtomic } from "../src/project/stackFiles";
+import { formatTable } from "../src/table";
+import { clusterEnvironmentFile, ENV_FILE_MARK, isClusterEnvironmentFile, readCluster, requestInNamespace } from "./swarmCluster";
 
 export const SWARM_DEMO_CUSTOMERS = [
   { customer: "acme", plan: "starter" },
@@ -45,24 +45,15 @@ function refuseForeignEnvironmentFile(file: string, name: string): void {
     throw err;
   }
   if (isClusterEnvironmentFile(text)) return;
-  throw new Error(`--env ${name}: ${file} exists and was not written by 'fleet swarm env-file' (its first line lacks "${ENV_FILE_MARK}"), ` +
+  throw new Error(`--env ${name}: ${file} exists and was not written by 'demo/swarm.js env-file' (its first line lacks "${ENV_FILE_MARK}"), ` +
     "so it is left as it is: choose another --env name, or remove that file yourself if you mean to replace it");
 }
 
-export function registerSwarm(program: Command): void {
-  program.command("move <customer>")
-    .description("target: swarm: move a customer and its data to another node (stops it, copies and checks every file, then starts it there)")
-    .requiredOption("--env <environment>", "the swarm environment")
-    .requiredOption("--to <node>", "the node (swarm.nodes[].name) to move it to")
-    .action(async (customer: string, opts: { env: string; to: string }) => {
-      parseCustomerId(customer);
-      const r = await moveCustomer(projectContext(), { customer, environment: opts.env, to: opts.to });
-      console.log(`${r.customer}: moved from ${r.from} to ${r.to} with its ${r.files} files (checked); the archive it went through: ${r.archive}; ` +
-        `${r.from} keeps its copy of the volume until you remove it`);
-    });
-
-  const swarm = program.command("swarm").description("the local test cluster of scripts/swarm-cluster.sh");
-  swarm.command("env-file")
+export function buildSwarmDemoCli(): Command {
+  const program = new Command("demo/swarm")
+    .description("the local test cluster of scripts/swarm-cluster.sh: its environment file, and a demo on it")
+    .showHelpAfterError();
+  program.command("env-file")
     .description("write Pulumi.<env>.yaml: a staging-tier swarm environment on the cluster that --cluster describes")
     .requiredOption("--cluster <file>", "cluster.json from 'bash scripts/swarm-cluster.sh up'")
     .option("--env <environment>", "environment name", "swarm")
@@ -71,7 +62,7 @@ export function registerSwarm(program: Command): void {
       console.log(writeEnvironmentFile(projectContext().projectDir, opts.cluster, opts.env, opts.promoteFrom));
     });
 
-  swarm.command("demo")
+  program.command("demo")
     .description("deploy a swarm environment and three customers spread over the cluster's nodes, request each over HTTPS, then audit every node")
     .requiredOption("--cluster <file>", "cluster.json from 'bash scripts/swarm-cluster.sh up'")
     .option("--env <environment>", "environment name", "swarm")
@@ -108,9 +99,17 @@ export function registerSwarm(program: Command): void {
         "try it (the proxy listens on the manager's own loopback, inside its network namespace):",
         `  ip netns exec ${manager.namespace} curl --cacert ${path.relative(process.cwd(), caFile) || caFile} --resolve ${first.hostname}:443:127.0.0.1 ${first.href}`, ""].join("\n"));
 
-      const audits = await auditSwarm(readEnvironmentConfig(ctx.projectDir, env), { environment: env });
+      const audits = await auditEnvironments(ctx, [env]);
       console.log(`audit of every node (${cluster.nodes.map((n) => n.name).join(", ")}):`);
       console.log(formatAuditTable(audits));
       if (audits.length !== SWARM_DEMO_CUSTOMERS.length + 1 || audits.some((a) => !a.ok)) process.exitCode = 1;
     });
+  return program;
+}
+
+if (require.main === module) {
+  buildSwarmDemoCli().parseAsync(process.argv).catch((err: unknown) => {
+    console.error(`demo/swarm: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
 }

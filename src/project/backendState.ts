@@ -6,13 +6,13 @@
  * .pulumi/stacks/<stack>.json in the older layout, .json.gz when compressed); Pulumi replaces it
  * atomically, so reading it is as good as `pulumi stack ls` plus `pulumi stack output` for every
  * stack, at the cost of a file read instead of a Pulumi process per stack (each of which also
- * derives the passphrase key). Any other backend (Pulumi Cloud, S3, ...) is asked through the
- * Automation API, as before.
+ * derives the passphrase key). Any other backend (Pulumi Cloud, S3, ...) is asked through Pulumi
+ * (pulumi/stackState.ts).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import type { FleetContext } from "./workspace";
+import type { FleetContext } from "./context";
 
 /** The Pulumi engine's marker of a secret value in a checkpoint or in `pulumi stack output`. */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -89,7 +89,7 @@ export function checkpointFiles(backendDir: string, project: string): Map<string
 }
 
 /** A stack's state from its checkpoint file; undefined when the file went away meanwhile (stack removed). */
-function readCheckpoint(name: string, file: string): StackState | undefined {
+export function readCheckpoint(name: string, file: string): StackState | undefined {
   try {
     const raw = fs.readFileSync(file);
     return parseCheckpoint(name, (file.endsWith(".gz") ? zlib.gunzipSync(raw) : raw).toString("utf8"));
@@ -106,32 +106,4 @@ export function projectName(projectDir: string): string {
   const name = /^name:\s*["']?([^"'\s#]+)/m.exec(text)?.[1];
   if (!name) throw new Error(`${path.join(projectDir, "Pulumi.yaml")} has no name`);
   return name;
-}
-
-/**
- * Every stack of the project with its outputs, read from the file backend's checkpoints; on another
- * backend through the Automation API (one `pulumi stack ls`, then `pulumi stack output` per stack).
- */
-export async function readStacks(ctx: FleetContext): Promise<Map<string, StackState>> {
-  const dir = fileBackendDir(ctx);
-  if (dir) {
-    const out = new Map<string, StackState>();
-    for (const [name, file] of checkpointFiles(dir, projectName(ctx.projectDir))) {
-      const state = readCheckpoint(name, file);
-      if (state) out.set(name, state);
-    }
-    return out;
-  }
-  const { remoteStacks } = await import("./workspace");
-  return remoteStacks(ctx);
-}
-
-/** One stack's state, or undefined when it does not exist. */
-export async function readStack(ctx: FleetContext, stack: string): Promise<StackState | undefined> {
-  const dir = fileBackendDir(ctx);
-  if (dir) {
-    const file = checkpointFiles(dir, projectName(ctx.projectDir)).get(stack);
-    return file ? readCheckpoint(stack, file) : undefined;
-  }
-  return (await readStacks(ctx)).get(stack);
 }

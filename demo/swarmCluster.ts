@@ -1,15 +1,16 @@
 /**
  * The test and demo cluster that scripts/swarm-cluster.sh makes on one machine (three engines, each
  * in a network namespace, and a registry on the manager), as described by its cluster.json; and
- * the environment stack file for it. On real hosts the operator writes that file by hand (README "Swarm").
+ * the environment stack file for it (demo/swarm.ts env-file). Not part of the operator's product: on
+ * real hosts the operator writes that file by hand (README "Swarm").
  */
 import * as fs from "node:fs";
 import { execFile } from "node:child_process";
 import { Document } from "yaml";
-import { ENVIRONMENT_KEY, ROLE_KEY } from "../config/load";
-import type { EnvironmentInput } from "../config/schema";
-import { DOCKER_HOST_KEY } from "../engine/connection";
-import { childEnv } from "../fleet/childEnv";
+import { ENVIRONMENT_KEY, ROLE_KEY } from "../src/config/load";
+import type { EnvironmentInput } from "../src/config/schema";
+import { DOCKER_HOST_KEY } from "../src/engine/connection";
+import { childEnv } from "../src/pulumi/childEnv";
 
 export interface ClusterNode {
   name: string;
@@ -96,13 +97,16 @@ export function clusterProductionEnvironment(cluster: Cluster, name: string, fro
   };
 }
 
-/** What `fleet swarm env-file` writes in the first line of every file it writes: how it knows its own files. */
-export const ENV_FILE_MARK = "Written by 'fleet swarm env-file'";
+/** What `demo/swarm.js env-file` writes in the first line of every file it writes: how it knows its own files. */
+export const ENV_FILE_MARK = "Written by 'demo/swarm.js env-file'";
 
-/** Whether a stack file's text is one `fleet swarm env-file` wrote (its first line carries the mark). Pure. */
+/** The mark of files written before the command moved out of the fleet CLI: those are its own files too. */
+export const LEGACY_ENV_FILE_MARK = "Written by 'fleet swarm env-file'";
+
+/** Whether a stack file's text is one `demo/swarm.js env-file` (or, before it, `fleet swarm env-file`) wrote: its first line carries a mark. Pure. */
 export function isClusterEnvironmentFile(text: string): boolean {
   const first = text.split("\n", 1)[0]!;
-  return first.startsWith("# Environment stack '") && first.includes(ENV_FILE_MARK);
+  return first.startsWith("# Environment stack '") && (first.includes(ENV_FILE_MARK) || first.includes(LEGACY_ENV_FILE_MARK));
 }
 
 /** The text of Pulumi.<name>.yaml for that environment (production with `promoteFrom`), deploying through the cluster's manager. */

@@ -10,7 +10,7 @@
  *    but never recorded is removed (nothing of the customer's lives in them: data is in the volume,
  *    which is never removed and is adopted again by name), then `pulumi refresh` reads the real state
  *    of everything else and drops the pending operations. Whether there are any is read from the
- *    backend's state (backendState.ts), so a stack with nothing interrupted costs no Pulumi process.
+ *    backend's state (stackState.ts), so a stack with nothing interrupted costs no Pulumi process.
  *
  * Only the diy (file://) backend keeps locks as files; on Pulumi Cloud, `pulumi cancel` is the tool.
  */
@@ -19,8 +19,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type Dockerode from "dockerode";
 import { pulumiOutput, type Log } from "./progress";
-import type { FleetStack } from "./stacks";
-import { openStack } from "./workspace";
+import { openStack, type FleetStack } from "./workspace";
 
 interface PulumiLock { pid: number; username?: string; hostname?: string; timestamp?: string }
 
@@ -113,7 +112,7 @@ export function interruptedCreates(deployment: Deployment): { containers: string
 
 /** Reconciles the operations a crash interrupted, then refreshes; does nothing when there are none. */
 export async function resolvePendingOperations(fleetStack: FleetStack, engine: Dockerode, log: Log): Promise<boolean> {
-  const stack = await openStack(fleetStack.ctx, fleetStack.target, false);
+  const stack = await openStack(fleetStack.ctx, fleetStack.target, false, fleetStack.passphrase);
   const deployment = (await stack.exportStack()).deployment as Deployment;
   const pending = deployment.pending_operations ?? [];
   if (pending.length === 0) return false;

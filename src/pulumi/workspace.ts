@@ -3,33 +3,31 @@
  * secrets, no update check, no automatic plugin download.
  *
  * The hot paths (up, destroy, stack init and rm) run the toolchain's `pulumi` once each (runPulumi);
- * reading stacks and outputs needs no Pulumi process at all on a file backend (backendState.ts).
+ * reading stacks and outputs needs no Pulumi process at all on a file backend (stackState.ts).
  * The Automation API (openStack) serves the rest: preview, refresh, export and import of state.
  */
 import { spawn } from "node:child_process";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Stack } from "@pulumi/pulumi/automation";
-import { readEnvironmentConfig } from "../config/stackFiles";
-import type { StackState } from "./backendState";
+import type { EnvironmentConfig } from "../config/schema";
 import type { StackTarget } from "../config/targets";
+import type { StackState } from "../project/backendState";
+import type { FleetContext } from "../project/context";
+import { readEnvironmentConfig } from "../project/stackFiles";
 import { childEnv, childEnvOverriding } from "./childEnv";
 import { findToolchain, type Toolchain } from "./toolchain";
+
+export { fleetContext, type FleetContext } from "../project/context";
 
 /** Passphrase of the local demo only (an environment with `localDemo: true`); documented in the README. */
 export const DEMO_PASSPHRASE = "hardened-fleet-local-demo";
 
-export interface FleetContext {
-  projectDir: string;
-  /** Pulumi backend; default file://<projectDir>/.fleet/state */
-  backendUrl: string;
-}
-
-export function fleetContext(projectDir: string, backendUrl = process.env.PULUMI_BACKEND_URL): FleetContext {
-  const dir = path.resolve(projectDir);
-  const backend = backendUrl ?? `file://${path.join(dir, ".fleet", "state")}`;
-  if (backend.startsWith("file://")) fs.mkdirSync(backend.slice("file://".length), { recursive: true });
-  return { projectDir: dir, backendUrl: backend };
+/** A stack ready to run (stacks.ts prepareStack): its target, and its passphrase, decided once. */
+export interface FleetStack {
+  ctx: FleetContext;
+  target: StackTarget;
+  name: string;
+  passphrase: string;
 }
 
 /**
@@ -39,7 +37,12 @@ export function fleetContext(projectDir: string, backendUrl = process.env.PULUMI
  */
 export function passphraseFor(projectDir: string, target: StackTarget, env = process.env): string {
   if (env.PULUMI_CONFIG_PASSPHRASE) return env.PULUMI_CONFIG_PASSPHRASE;
-  const config = readEnvironmentConfig(projectDir, target.environment);
+  return passphraseOf(readEnvironmentConfig(projectDir, target.environment), target, env);
+}
+
+/** passphraseFor, with the environment's config already read. */
+export function passphraseOf(config: EnvironmentConfig, target: StackTarget, env = process.env): string {
+  if (env.PULUMI_CONFIG_PASSPHRASE) return env.PULUMI_CONFIG_PASSPHRASE;
   if (config.localDemo) return DEMO_PASSPHRASE;
   throw new Error(`stack '${target.stack}' belongs to environment '${config.name}' (tier ${config.tier}), which is not the local demo: ` +
     "set PULUMI_CONFIG_PASSPHRASE to its passphrase");
@@ -82,8 +85,9 @@ async function pulumiCommand(tc: Toolchain = findToolchain()) {
 }
 
 /** The stack on the Automation API (one `pulumi stack select`): for preview, refresh, export and import. */
-export async function openStack(ctx: FleetContext, target: StackTarget, create = true): Promise<Stack> {
-  const envVars = pulumiEnv(ctx, passphraseFor(ctx.projectDir, target));
+export async function openStack(ctx: FleetContext, target: StackTarget, create = true,
+  passphrase = passphraseFor(ctx.projectDir, target)): Promise<Stack> {
+  const envVars = pulumiEnv(ctx, passphrase);
   const { LocalWorkspace } = await automation();
   const args = { stackName: target.stack, workDir: ctx.projectDir };
   // the Automation API adds process.env to its commands' environment: what the allowlist leaves out is unset
@@ -102,8 +106,8 @@ export class PulumiCommandError extends Error {
  * output on as it comes. One process; rejects with PulumiCommandError (its whole output) on failure.
  */
 export function runPulumi(ctx: FleetContext, target: StackTarget | undefined, args: string[],
-  onOutput?: (chunk: string) => void): Promise<{ stdout: string; stderr: string }> {
-  const passphrase = target ? passphraseFor(ctx.projectDir, target) : process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE;
+  onOutput?: (chunk: string) => void,
+  passphrase = target ? passphraseFor(ctx.projectDir, target) : process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE): Promise<{ stdout: string; stderr: string }> {
   // PULUMI_DEBUG_COMMANDS exposes --event-log, the engine's machine-readable events (as the Automation API does)
   const env = childEnv(process.env, "pulumi", { ...pulumiEnv(ctx, passphrase), PULUMI_DEBUG_COMMANDS: "true" });
   const bin = path.join(findToolchain().bin, "pulumi");

@@ -1,22 +1,27 @@
-/** `fleet demo`: the staging environment and two demo customers on the local engine, then what it made. */
-import type { Command } from "commander";
-import { engineFor } from "../engine/connection";
-import { edgeNames } from "../hardening/names";
-import { auditFleet, formatAuditTable } from "../audit/audit";
+#!/usr/bin/env node
+/**
+ * The newcomer's demo, not an operator command: `node dist/demo/docker.js` (what `npm run demo` runs)
+ * deploys the staging environment and two demo customers on the local engine, then shows what it made.
+ */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readEnvironmentConfig } from "../config/stackFiles";
-import { edgeCaCertificate, getThroughEdge } from "../fleet/edge";
-import { provision, upStack } from "../fleet/operations";
-import { projectContext, summarize } from "./stacks";
+import { Command } from "commander";
+import { auditFleet, formatAuditTable } from "../src/audit/audit";
+import { projectContext, summarize } from "../src/cli/stacks";
+import { readEnvironmentConfig } from "../src/project/stackFiles";
+import { engineFor } from "../src/engine/connection";
+import { edgeCaCertificate, getThroughEdge, provision, upStack } from "../src/fleet/operations";
+import { edgeNames } from "../src/hardening/names";
 
 export const DEMO_CUSTOMERS = [
   { customer: "acme", plan: "starter" },
   { customer: "globex", plan: "standard" },
 ] as const;
 
-export function registerDemo(program: Command): void {
-  program.command("demo").description("deploy staging (with its edge proxy) and two demo customers to the local Docker engine, request each over HTTPS, then audit them")
+export function buildDockerDemoCli(): Command {
+  return new Command("demo/docker")
+    .description("deploy staging (with its edge proxy) and two demo customers to the local Docker engine, request each over HTTPS, then audit them")
+    .showHelpAfterError()
     .action(async () => {
       const ctx = projectContext();
       const summaries = [summarize(await upStack(ctx, "staging"))];
@@ -52,4 +57,11 @@ export function registerDemo(program: Command): void {
       console.log(formatAuditTable(audits));
       if (audits.length !== DEMO_CUSTOMERS.length + 1 || audits.some((a) => !a.ok)) process.exitCode = 1;
     });
+}
+
+if (require.main === module) {
+  buildDockerDemoCli().parseAsync(process.argv).catch((err: unknown) => {
+    console.error(`demo/docker: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
 }

@@ -1,0 +1,89 @@
+/**
+ * Everything that differs between target: docker (one host, a container per customer) and target:
+ * swarm (a Swarm service per customer, pinned to a node), on the operations side. One implementation
+ * per target (docker/target.ts, swarm/target.ts); `deployTargetFor` (index.ts) picks it, and callers
+ * ask it rather than test which target they have. The Pulumi program's side is targets/*\/program.ts.
+ */
+import type Dockerode from "dockerode";
+import type { AuditFilter, ContainerAudit } from "../audit/audit";
+import type { CustomerConfig, EnvironmentConfig, TargetKind } from "../config/schema";
+import type { ServiceSpec } from "../hardening/serviceSpec";
+import type { Log } from "../pulumi/progress";
+
+export type { TargetKind } from "../config/schema";
+
+/** One engine of the environment: the host's (node undefined), or a swarm node's. */
+export interface TargetEngine {
+  node?: string;
+  engine: Dockerode;
+}
+
+/** Where a customer's logs are read from (for the coming `fleet logs`). */
+export type LogSource =
+  | { kind: "container"; engine: Dockerode; name: string }
+  | { kind: "service"; engine: Dockerode; name: string };
+
+/** A customer moved between nodes: the customer as it is now, and how fleet deploys it (fleet/move.ts). */
+export interface NodeMove {
+  /** provisioned and deployed, with its node */
+  customer: CustomerConfig;
+  to: string;
+  /** the image it runs: the one-shot containers that copy and check its data use it */
+  image: string;
+  /** where the archive the data goes through is kept */
+  backupDir: string;
+  /** deploys the customer as given (writes its stack file, then `pulumi up`) */
+  deploy(customer: CustomerConfig): Promise<void>;
+  /** writes the customer's stack file back as it was */
+  restoreConfig(): void;
+}
+
+export interface MoveResult {
+  customer: string;
+  from: string;
+  to: string;
+  /** the archive the data went through; it stays, as a backup */
+  archive: string;
+  files: number;
+}
+
+export interface DeployTarget {
+  readonly kind: TargetKind;
+  readonly config: EnvironmentConfig;
+
+  /**
+   * The node a customer goes to: the one it has, else the node its data is on, else the least
+   * loaded one among `customers`; undefined on one host. Pure.
+   */
+  placement(current: CustomerConfig | undefined, customers: CustomerConfig[], dataHome?: string): string | undefined;
+  /** For a customer without a node: the node its data volume is on already (provisioned again), if any; undefined on one host. */
+  findDataHome(customer: string, image: string): Promise<string | undefined>;
+  /** The engine a customer's data volume is on. */
+  dataEngine(customer: CustomerConfig | undefined): Dockerode;
+  /** Every engine of the environment, each scanned by the audit and by a look for a customer's volume. */
+  engines(): TargetEngine[];
+  /** The engines that have `volume` now (on a swarm every node is asked: the customer's file may name another, or be gone). */
+  volumeHolders(volume: string, customer: CustomerConfig | undefined): Promise<TargetEngine[]>;
+  /** Makes `image` available on that engine for a one-shot container over customer data (a swarm node pulls it). */
+  prepareOneShot(engine: Dockerode, image: string): Promise<void>;
+
+  /** A customer's health for `fleet list`; `container` is the one its last deployment made (on a swarm: the service). */
+  health(container: string): Promise<string>;
+  /** What a rollout waits on: healthy and audit-clean, or the reason it is not. */
+  gate(container: string): Promise<string | undefined>;
+  /** `fleet audit` of this environment: what runs on every engine, each with the checks of its target. */
+  audit(filter: AuditFilter): Promise<ContainerAudit[]>;
+
+  /** The name the edge proxy sends a customer's requests to. Pure. */
+  edgeUpstream(spec: ServiceSpec): string;
+  /** Where the logs of the customer's `container` (or service) are. */
+  logSource(container: string): LogSource;
+
+  /** Refuses a move to `to` that cannot be (one host: there is no other node), before anything is locked. */
+  checkMove(to: string): void;
+  /** Moves the customer and its data to another node, checked; on failure it runs where it was. */
+  moveToNode(move: NodeMove, log: Log): Promise<MoveResult>;
+
+  // Backups and monitoring will plug in here, one implementation per target: where a customer's
+  // data is archived from is dataEngine (docker: the host, swarm: the customer's node).
+}

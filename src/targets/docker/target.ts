@@ -1,0 +1,80 @@
+/** target: docker, on fleet's side: one host, a container per customer, its data on the host's engine. */
+import type Dockerode from "dockerode";
+import { auditContainer, auditFleet, failedChecks, type AuditFilter, type ContainerAudit } from "../../audit/audit";
+import { ConfigError } from "../../config/errors";
+import type { DockerEnvironmentConfig } from "../../config/schema";
+import type { ServiceSpec } from "../../hardening/serviceSpec";
+import { type DeployTarget, type LogSource, type MoveResult, type TargetEngine } from "../deployTarget";
+
+export class DockerTarget implements DeployTarget {
+  readonly kind = "docker" as const;
+  private client: Dockerode | undefined;
+
+  /** `connect`: a client of the environment's engine (docker:host, else DOCKER_HOST, else the local socket) */
+  constructor(readonly config: DockerEnvironmentConfig, private readonly connect: () => Dockerode) {}
+
+  /** The host's engine, connected on first use. */
+  get engine(): Dockerode {
+    this.client ??= this.connect();
+    return this.client;
+  }
+
+  placement(): undefined {
+    return undefined;
+  }
+
+  async findDataHome(): Promise<undefined> {
+    return undefined;
+  }
+
+  dataEngine(): Dockerode {
+    return this.engine;
+  }
+
+  engines(): TargetEngine[] {
+    return [{ engine: this.engine }];
+  }
+
+  async volumeHolders(volume: string): Promise<TargetEngine[]> {
+    const found = await this.engine.getVolume(volume).inspect().then(() => true, () => false);
+    return found ? [{ engine: this.engine }] : [];
+  }
+
+  async prepareOneShot(): Promise<void> {
+    // the image runs on this engine already
+  }
+
+  async health(container: string): Promise<string> {
+    try {
+      const info = await this.engine.getContainer(container).inspect();
+      return info.State.Running ? info.State.Health?.Status ?? "running" : info.State.Status;
+    } catch {
+      return "not deployed"; // no container
+    }
+  }
+
+  async gate(container: string): Promise<string | undefined> {
+    const a = await auditContainer(this.engine, container).catch((e: Error) => e);
+    return a instanceof Error ? a.message : failedChecks(a.checks).join("; ") || undefined;
+  }
+
+  audit(filter: AuditFilter): Promise<ContainerAudit[]> {
+    return auditFleet(this.engine, filter);
+  }
+
+  edgeUpstream(spec: ServiceSpec): string {
+    return spec.containerName;
+  }
+
+  logSource(container: string): LogSource {
+    return { kind: "container", engine: this.engine, name: container };
+  }
+
+  checkMove(): never {
+    throw new ConfigError("--env", [{ path: "--env", found: JSON.stringify(this.config.name), message: "runs on one host (target: docker): there is no other node to move to" }]);
+  }
+
+  async moveToNode(): Promise<MoveResult> {
+    this.checkMove();
+  }
+}
