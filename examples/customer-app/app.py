@@ -10,8 +10,10 @@ import hmac
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import tarfile
+import threading
 
 DATA_DIR = os.environ.get("DATA_DIR", "/data")
 APP_VERSION = open(os.path.join(os.path.dirname(__file__), "VERSION")).read().strip()
@@ -67,7 +69,9 @@ def _safe_name(name):
 
 
 def health(environ, start_response):
-    probe = os.path.join(DATA_DIR, ".health")
+    # a file of its own: during a start-first update the old and the new container (and each one's
+    # threads and healthcheck) probe the same volume at once, and one must not remove another's file
+    probe = os.path.join(DATA_DIR, ".health-%s-%d-%d" % (socket.gethostname(), os.getpid(), threading.get_ident()))
     with open(probe, "w") as f:
         f.write(_stamp())
     os.remove(probe)
