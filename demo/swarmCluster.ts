@@ -2,7 +2,7 @@
  * The test and demo cluster that scripts/swarm-cluster.sh makes on one machine (three engines, each
  * in a network namespace, and a registry on the manager), as described by its cluster.json; and
  * the environment stack file for it (demo/swarm.ts env-file). Not part of the operator's product: on
- * real hosts the operator writes that file by hand (README "Swarm").
+ * real hosts the operator writes that file by hand (docs/swarm.md).
  */
 import * as fs from "node:fs";
 import { execFile } from "node:child_process";

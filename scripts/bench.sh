@@ -2,7 +2,7 @@
 # `npm run bench`: sets up what it needs (Node.js 24, npm packages, Docker engine and bases, the
 # Pulumi toolchain), then prints the benchmarks as tables: fleet operations next to their floors
 # (bench/fleet.ts), then the hardened image's size next to a single-stage build (bench/image-size.ts).
-# Nothing in it is a test; see the README for what each figure means.
+# Nothing in it is a test; see docs/performance.md for what each figure means.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=prepare.sh

@@ -16,7 +16,7 @@ suite=bookworm
 mirror=${HF_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 runtime_image=${HF_RUNTIME_BASE:-hardened-fleet/python-base:bookworm}
 builder_image=${HF_BUILDER_BASE:-hardened-fleet/python-builder:bookworm}
-# the edge proxy's base: Debian's caddy package (docs: README "Edge proxy")
+# the edge proxy's base: Debian's caddy package (docs/edge.md)
 edge_image=${HF_EDGE_BASE:-hardened-fleet/edge-base:bookworm}
 
 apt_install() {

@@ -418,7 +418,7 @@ export function rulesFor(subject: Subject): Rule[] {
   return RULES.filter((r) => r.appliesTo.includes(subject));
 }
 
-/** Every check's id and what it verifies, in order (for --help and the README). */
+/** Every check's id and what it verifies, in order (for --help and docs/hardening.md). */
 export const CHECKS: Readonly<Record<string, string>> = Object.fromEntries(RULES.map((r) => [r.id, r.describes]));
 
 /** The audit of one container: the rules of its subject, each a result with the rule's id. Pure. */

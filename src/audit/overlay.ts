@@ -2,7 +2,7 @@
  * target: swarm: whether the overlay networks a container is on are encrypted. A customer's overlay
  * carries its traffic between nodes (the edge proxy on the manager to its task on another node);
  * Docker encrypts it with IPsec (ESP) only when the network was created with the option `encrypted`.
- * A pure check over `docker network inspect`, run by the swarm audit (src/fleet/swarm.ts auditSwarm).
+ * A pure check over `docker network inspect`, run by the swarm target's audit (src/targets/swarm/target.ts).
  */
 import type { CheckResult } from "./checks";
 

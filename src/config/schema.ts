@@ -243,7 +243,7 @@ export const swarmSchema = z.strictObject({
   }).optional(),
 }, {
   error: (issue) => issue.input === undefined
-    ? "is required with target: swarm: list the nodes, e.g. swarm: {nodes: [{name: node1, host: ssh://ops@node1}]} (README 'Swarm')"
+    ? "is required with target: swarm: list the nodes, e.g. swarm: {nodes: [{name: node1, host: ssh://ops@node1}]} (docs/swarm.md)"
     : undefined,
 }).superRefine((swarm, ctx) => {
   const names = swarm.nodes.map((n) => n.name);
@@ -269,7 +269,7 @@ const environmentFields = {
   /** customer containers publish no ports since the edge proxy: a clear error instead of "unrecognized key" */
   publish: z.unknown().optional().refine((v) => v === undefined, {
     error: "is no longer used: customer containers publish no ports; each customer answers at https://<customer>.<edge.domain> " +
-      "through the environment's edge proxy. Remove publish and set edge (address, domain, ports): see README 'Edge proxy'",
+      "through the environment's edge proxy. Remove publish and set edge (address, domain, ports): see docs/edge.md",
   }),
   edge: edgeSchema,
   plans: z
