@@ -23,11 +23,11 @@ import { LABEL_ROLE, ROLE_SECRETS } from "../src/hardening/names";
 export type DockerCustomerServiceArgs = CustomerServiceArgs<ServiceSettings>;
 
 export class DockerCustomerService extends pulumi.ComponentResource implements HardenedService {
-  readonly url: pulumi.Output<string>;
-  readonly containerId: pulumi.Output<string>;
-  readonly containerName: pulumi.Output<string>;
-  readonly networkName: string;
-  readonly dataVolumeName: string;
+  declare readonly url: pulumi.Output<string>;
+  declare readonly containerId: pulumi.Output<string>;
+  declare readonly containerName: pulumi.Output<string>;
+  declare readonly networkName: string;
+  declare readonly dataVolumeName: string;
 
   constructor(name: string, args: DockerCustomerServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardened-fleet:service:DockerCustomerService", name, {}, serviceOptions(opts));
@@ -38,16 +38,9 @@ export class DockerCustomerService extends pulumi.ComponentResource implements H
     const secretKey = parts.secretKey();
     const deployed = parts.settle(args.settings).then((settings) => this.deploy(parts, settings, network, secretKey, args.dockerHost ?? ""));
 
-    ({ url: this.url, containerId: this.containerId, containerName: this.containerName } = serviceOutputs(deployed));
-    this.networkName = args.identity.networkName;
-    this.dataVolumeName = args.identity.dataVolumeName;
-    this.registerOutputs({
-      url: this.url,
-      containerId: this.containerId,
-      containerName: this.containerName,
-      networkName: this.networkName,
-      dataVolumeName: this.dataVolumeName,
-    });
+    const outputs = serviceOutputs(deployed, args.identity.networkName, args.identity.dataVolumeName);
+    Object.assign(this, outputs);
+    this.registerOutputs(outputs);
   }
 
   /** The volume, the container, its gate and its route, once the settings are known. */

@@ -146,12 +146,17 @@ export class CustomerParts {
   }
 }
 
-/** A sibling's outputs from what it deploys once its settings arrive; a failure is reported through them. */
-export function serviceOutputs(deployed: Promise<Deployed>): Pick<HardenedService, "url" | "containerId" | "containerName"> {
+/**
+ * A sibling's outputs (the HardenedService interface) from what it deploys once its settings arrive
+ * and the names known now; a failure is reported through them.
+ */
+export function serviceOutputs(deployed: Promise<Deployed>, networkName: string, dataVolumeName: string): HardenedService {
   deployed.catch(() => { /* reported through the outputs, which fail the deployment */ });
   return {
     url: pulumi.output(deployed.then((d) => d.url)),
     containerId: pulumi.output(deployed.then((d) => d.containerId)),
     containerName: pulumi.output(deployed.then((d) => d.containerName)),
+    networkName,
+    dataVolumeName,
   };
 }

@@ -34,11 +34,11 @@ export interface SwarmCustomerServiceArgs extends CustomerServiceArgs<SwarmServi
 }
 
 export class SwarmCustomerService extends pulumi.ComponentResource implements HardenedService {
-  readonly url: pulumi.Output<string>;
-  readonly containerId: pulumi.Output<string>;
-  readonly containerName: pulumi.Output<string>;
-  readonly networkName: string;
-  readonly dataVolumeName: string;
+  declare readonly url: pulumi.Output<string>;
+  declare readonly containerId: pulumi.Output<string>;
+  declare readonly containerName: pulumi.Output<string>;
+  declare readonly networkName: string;
+  declare readonly dataVolumeName: string;
 
   constructor(name: string, args: SwarmCustomerServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hardened-fleet:service:SwarmCustomerService", name, {}, serviceOptions(opts));
@@ -57,16 +57,9 @@ export class SwarmCustomerService extends pulumi.ComponentResource implements Ha
     const secretKey = parts.secretKey();
     const deployed = parts.settle(args.settings).then((settings) => this.deploy(parts, settings, network, secretKey, args.dockerHost ?? ""));
 
-    ({ url: this.url, containerId: this.containerId, containerName: this.containerName } = serviceOutputs(deployed));
-    this.networkName = networkName;
-    this.dataVolumeName = args.identity.dataVolumeName;
-    this.registerOutputs({
-      url: this.url,
-      containerId: this.containerId,
-      containerName: this.containerName,
-      networkName: this.networkName,
-      dataVolumeName: this.dataVolumeName,
-    });
+    const outputs = serviceOutputs(deployed, networkName, args.identity.dataVolumeName);
+    Object.assign(this, outputs);
+    this.registerOutputs(outputs);
   }
 
   /** The Swarm secret, the service and its route, once the settings are known. */
