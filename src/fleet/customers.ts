@@ -124,8 +124,11 @@ export async function provisionCustomer(environment: Environment, target: Custom
   return withStack(ctx, target, log, async (stack) => {
     return deployWithRollback(environment, target, stack, envImage, log, async () => {
       const customer = await recordCustomer(environment, target, checked.plan, dataHome);
-      // the volume is where the target keeps the customer's data (its node, or the host)
-      await adoptVolume(ctx, environment.target.dataEngine(customer), customerNames(target.environment, target.customer).dataVolume, envImage, log);
+      // the volume is where the target keeps the customer's data (its node, or the host), which may
+      // not have the environment's new image yet (a swarm node pulls it when its task starts)
+      const engine = environment.target.dataEngine(customer);
+      await adoptVolume(ctx, engine, customerNames(target.environment, target.customer).dataVolume, envImage, log,
+        () => environment.target.prepareOneShot(engine, envImage));
     });
   }, true, environment.stackSettings(target));
 }
@@ -156,7 +159,7 @@ export async function migrateCustomer(environment: Environment, target: Customer
       if (isNew) log(`adopting ${customer.id} into ${customer.environment}`);
       // the old deployment must not write while owners change; hardened-fleet's own container keeps running
       await stopForeignUsers(engine, volume, log);
-      adopted = await adoptVolume(ctx, engine, volume, image, log);
+      adopted = await adoptVolume(ctx, engine, volume, image, log, () => environment.target.prepareOneShot(engine, image));
     });
     return { ...adopted, up };
   }, true, environment.stackSettings(target));

@@ -18,15 +18,17 @@ export interface AdoptResult {
 /**
  * Adopts a data volume left by an old container that ran as root: archives it, then makes
  * everything in it owned by 1000:1000 (one-shot, CHOWN and DAC_READ_SEARCH only). Does nothing
- * when the volume does not exist or everything is already owned by 1000.
+ * when the volume does not exist or everything is already owned by 1000. The one-shot containers run
+ * `image`; `prepare` makes it available on `engine` first (a swarm node that has not pulled it yet).
  */
 export async function adoptVolume(ctx: FleetContext, engine: Dockerode, volume: string, image: string,
-  log: Log = stderrLog): Promise<AdoptResult> {
+  log: Log = stderrLog, prepare: () => Promise<void> = async () => {}): Promise<AdoptResult> {
   try {
     await engine.getVolume(volume).inspect();
   } catch {
     return { adopted: false, foreign: [] };
   }
+  await prepare();
   const foreign = await foreignOwned(engine, image, volume);
   if (foreign.length === 0) return { adopted: false, foreign };
   log(`volume ${volume} has files not owned by 1000:1000 (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}): archiving it first`);

@@ -373,6 +373,29 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     for (const id of live) await assertFilesKept(id);
   });
 
+  it("after a new image, provisioning a customer again on a node that never pulled it checks its volume with that image (pulled first) and runs it", async () => {
+    const manager0 = cluster.nodes[0]!.name;
+    const on = new Map<string, string>();
+    for (const id of live) on.set(id, (await nodeOf(id))!);
+    const id = live.find((c) => on.get(c) !== manager0 && c !== "sw-b");
+    assert.ok(id, `no customer on a worker: ${JSON.stringify([...on])}`);
+    const imageBefore = ((await findService(manager(), serviceOf(id)))!.Spec as any).TaskTemplate.ContainerSpec.Image as string;
+    await write(id, `${id}-before-new-image`);
+    fs.writeFileSync(appPy, goodApp.replace("def health(", "# a build no node has pulled yet\ndef health("));
+    try {
+      await ok(["up", ENV]); // built and pushed: a digest no node has
+      const r = await ok(["provision", id, "--env", ENV]);
+      assert.doesNotMatch(r.stderr, /no such image/i, show(r));
+      const imageAfter = ((await findService(manager(), serviceOf(id)))!.Spec as any).TaskTemplate.ContainerSpec.Image as string;
+      assert.notEqual(imageAfter, imageBefore, "the customer runs the environment's new image");
+      assert.equal(await nodeOf(id), on.get(id), "and stays on its node, with its data");
+      await answersWithin(id, 60);
+      await assertFilesKept(id);
+    } finally {
+      fs.writeFileSync(appPy, goodApp);
+    }
+  });
+
   it("every customer still has every file it wrote", async () => {
     for (const id of live) await assertFilesKept(id);
   });
