@@ -2,7 +2,7 @@
 import * as path from "node:path";
 import type { Command } from "commander";
 import {
-  changeCount, deprovision, destroyEnvironment, environmentNames, fleetContext, formatRolloutReport, listCustomers, migrate, previewStack,
+  changeCount, deprovision, destroyEnvironmentOf, environmentNames, fleetContext, formatRolloutReport, listCustomers, migrate, preview,
   provision, rollout, upStack, type FleetContext, type UpResult,
 } from "../fleet/operations";
 import { parseStackTarget } from "../config/targets";
@@ -27,7 +27,7 @@ export function registerStacks(program: Command): void {
 
   program.command("preview <stack>").description("show what 'up' would change")
     .action(async (stack: string) => {
-      const summary = await previewStack(projectContext(), stack);
+      const summary = await preview(projectContext(), stack);
       console.log(`${stack}: ${changeCount(summary)} change(s) ${JSON.stringify(summary)}`);
     });
 
@@ -39,7 +39,7 @@ export function registerStacks(program: Command): void {
         const r = await deprovision(ctx, { customer: target.customer, environment: target.environment });
         console.log(`${r.stack}: destroyed and removed; volume ${r.volume} kept`);
       } else {
-        await destroyEnvironment(ctx, stack);
+        await destroyEnvironmentOf(ctx, stack);
         console.log(`${stack}: destroyed`);
       }
     });

@@ -17,7 +17,7 @@ import { parseCustomerTarget, parseStackTarget, type CustomerTarget } from "../c
 import type { FleetContext } from "../project/context";
 import { environmentNames } from "../project/stackFiles";
 import { stderrLog, type Log } from "../pulumi/progress";
-import type { UpResult } from "../pulumi/stacks";
+import { destroyEnvironment as destroyEnvironmentStack, previewStack, type UpResult } from "../pulumi/stacks";
 import {
   deprovisionCustomer, migrateCustomer, provisionCustomer, upCustomer as upCustomerIn,
   type DeprovisionResult, type ProvisionRequest,
@@ -43,6 +43,18 @@ export { getThroughEdge } from "./edge";
 export { formatRolloutReport, type RolloutOptions, type RolloutReport } from "./rollout";
 export type { CustomerListing } from "./listing";
 export type { MoveResult } from "./move";
+
+/** `pulumi preview` of one stack (an environment or a customer), with its environment's passphrase and engine. */
+export async function preview(ctx: FleetContext, stack: string, log: Log = stderrLog): Promise<Record<string, number>> {
+  const target = parseStackTarget(stack);
+  return previewStack(ctx, target.stack, log, loadEnvironment(ctx, target.environment, "stack").stackSettings(target));
+}
+
+/** Destroys an environment stack that has no customer stacks left. */
+export async function destroyEnvironmentOf(ctx: FleetContext, environment: string, log: Log = stderrLog): Promise<void> {
+  const target = parseStackTarget(environment, "environment");
+  await destroyEnvironmentStack(ctx, target.stack, log, loadEnvironment(ctx, target.environment, "environment").stackSettings(target));
+}
 
 /** Creates or updates a customer (a plan change included) and deploys it. */
 export async function provision(ctx: FleetContext, req: ProvisionRequest, log: Log = stderrLog): Promise<UpResult> {

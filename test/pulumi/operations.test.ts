@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { customerNames } from "../../src/hardening/names";
 import {
-  deprovision, destroyEnvironment, listCustomers, migrate, provision, upStack,
+  changeCount, deprovision, destroyEnvironment, destroyEnvironmentOf, listCustomers, migrate, preview, provision, upStack,
 } from "../../src/fleet/operations";
 import { listStacks } from "../../src/pulumi/stackState";
 import { customerContainers, engine, removeCustomers, removeQuietly } from "../support/engine";
@@ -103,8 +103,17 @@ describe("fleet operations on the real engines", () => {
     assert.equal(rows.find((r) => r.customer === "op-b")!.plan, "standard");
   });
 
+  it("preview of the environment stack and of a customer stack, with the environment's passphrase and engine: nothing to change", async () => {
+    for (const stack of ["staging", "staging-op-a"]) {
+      const summary = await preview(ctx, stack, quiet);
+      assert.equal(changeCount(summary), 0, `${stack}: ${JSON.stringify(summary)}`);
+    }
+    await assert.rejects(preview(ctx, "nowhere-op-a", quiet), /stack.*names no environment stack/);
+  });
+
   it("the environment stack cannot be destroyed while customers exist, and says which", async () => {
     await assert.rejects(destroyEnvironment(ctx, "staging", quiet), /still has customer stacks: staging-op-a, staging-op-b, staging-op-c/);
+    await assert.rejects(destroyEnvironmentOf(ctx, "staging", quiet), /still has customer stacks: staging-op-a, staging-op-b, staging-op-c/);
   });
 
   it("deprovision removes the stack and keeps the data volume", async () => {
