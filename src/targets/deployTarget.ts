@@ -2,12 +2,12 @@
  * Everything that differs between target: docker (one host, a container per customer) and target:
  * swarm (a Swarm service per customer, pinned to a node), on the operations side. One implementation
  * per target (docker/target.ts, swarm/target.ts); `deployTargetFor` (index.ts) picks it, and callers
- * ask it rather than test which target they have. The Pulumi program's side is targets/*\/program.ts.
+ * ask it rather than test which target they have. The Pulumi program's side (the service component,
+ * the name the edge proxy sends a customer's requests to) is targets/*\/program.ts.
  */
 import type Dockerode from "dockerode";
 import type { AuditFilter, ContainerAudit } from "../audit/audit";
 import type { CustomerConfig, EnvironmentConfig, TargetKind } from "../config/schema";
-import type { ServiceSpec } from "../hardening/serviceSpec";
 import type { Log } from "../pulumi/progress";
 
 export type { TargetKind } from "../config/schema";
@@ -74,8 +74,6 @@ export interface DeployTarget {
   /** `fleet audit` of this environment: what runs on every engine, each with the checks of its target. */
   audit(filter: AuditFilter): Promise<ContainerAudit[]>;
 
-  /** The name the edge proxy sends a customer's requests to. Pure. */
-  edgeUpstream(spec: ServiceSpec): string;
   /** Where the logs of the customer's `container` (or service) are. */
   logSource(container: string): LogSource;
 

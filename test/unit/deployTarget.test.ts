@@ -10,6 +10,8 @@ import { swarmServiceName } from "../../src/swarm/serviceSpec";
 import { customerTargetKind, deployTargetFor } from "../../src/targets";
 import { DockerTarget } from "../../src/targets/docker/target";
 import { SwarmTarget } from "../../src/targets/swarm/target";
+import { dockerProgram } from "../../src/targets/docker/program";
+import { swarmProgram } from "../../src/targets/swarm/program";
 import { rawEnvironment } from "../support/fixtures";
 
 const IMAGE = `sha256:${"a".repeat(64)}`;
@@ -100,7 +102,7 @@ describe("docker target", () => {
 
   it("the edge sends a customer's requests to its container", () => {
     const spec = serviceSpec(docker, customer("acme", "staging"), IMAGE);
-    assert.equal(targets().docker.edgeUpstream(spec), spec.containerName);
+    assert.equal(dockerProgram.edgeUpstream(spec), spec.containerName);
   });
 
   it("logs come from the customer's container", () => {
@@ -136,7 +138,7 @@ describe("swarm target", () => {
 
   it("the edge sends a customer's requests to its service", () => {
     const spec = serviceSpec(swarm, customer("acme", "swarm", "n1"), IMAGE);
-    assert.equal(targets().swarm.edgeUpstream(spec), swarmServiceName(spec));
+    assert.equal(swarmProgram.edgeUpstream(spec), swarmServiceName(spec));
     assert.notEqual(swarmServiceName(spec), spec.containerName);
   });
 

@@ -3,7 +3,6 @@ import type Dockerode from "dockerode";
 import { auditContainer, auditFleet, failedChecks, type AuditFilter, type ContainerAudit } from "../../audit/audit";
 import { ConfigError } from "../../config/errors";
 import type { DockerEnvironmentConfig } from "../../config/schema";
-import type { ServiceSpec } from "../../hardening/serviceSpec";
 import { type DeployTarget, type LogSource, type MoveResult, type TargetEngine } from "../deployTarget";
 
 export class DockerTarget implements DeployTarget {
@@ -60,10 +59,6 @@ export class DockerTarget implements DeployTarget {
 
   audit(filter: AuditFilter): Promise<ContainerAudit[]> {
     return auditFleet(this.engine, filter);
-  }
-
-  edgeUpstream(spec: ServiceSpec): string {
-    return spec.containerName;
   }
 
   logSource(container: string): LogSource {

@@ -10,10 +10,10 @@ import type { CustomerConfig, SwarmEnvironmentConfig } from "../../config/schema
 import { archiveVolume, restoreArchive, runOneShot } from "../../engine/oneShot";
 import { pullImage } from "../../engine/pull";
 import { customerNames } from "../../hardening/names";
-import { serviceIdentity, type ServiceSpec } from "../../hardening/serviceSpec";
+import { serviceIdentity } from "../../hardening/serviceSpec";
 import type { Log } from "../../pulumi/progress";
 import { auditTask, runningTask, scaleService } from "../../swarm/deploy";
-import { NODE_LABEL, swarmNodeHosts, swarmServiceName } from "../../swarm/serviceSpec";
+import { NODE_LABEL, swarmNodeHosts } from "../../swarm/serviceSpec";
 import { type DeployTarget, type LogSource, type MoveResult, type NodeMove, type TargetEngine } from "../deployTarget";
 import { engineAt } from "../../engine/client";
 
@@ -189,10 +189,6 @@ export class SwarmTarget implements DeployTarget {
       }
     }
     return audits;
-  }
-
-  edgeUpstream(spec: ServiceSpec): string {
-    return swarmServiceName(spec);
   }
 
   logSource(serviceName: string): LogSource {
