@@ -96,9 +96,9 @@ async function disconnect(engine: any, container: string, network: string): Prom
  * removed once no service uses it. The proxy's attachment to an overlay is a task of the manager's,
  * released a moment after the disconnect, and the old task of a start-first update lingers too:
  * until then the engine refuses the removal ("in use by task"), which the docker provider does not
- * retry, so the deployment would fail at its very end. Retried here for up to a minute; whatever is
- * left is the network resource's own delete, right after this update (a removed network is "already
- * removed" there).
+ * retry, so the deployment would fail at its very end. Retried here for up to a minute, then
+ * waited until the engine no longer shows it: the network resource's own delete, right after this
+ * update, then finds it "already removed".
  */
 async function removeLeftOverlay(engine: any, network: string): Promise<void> {
   let id: string;
@@ -114,6 +114,7 @@ async function removeLeftOverlay(engine: any, network: string): Promise<void> {
       const services: any[] = await engine.listServices();
       if (services.some((s) => (s.Spec?.TaskTemplate?.Networks ?? []).some((n: any) => n.Target === id || n.Target === network))) return;
       await engine.getNetwork(id).remove();
+      await networkGone(engine, id);
       return;
     } catch (err) {
       const message = String((err as Error).message);
@@ -121,6 +122,22 @@ async function removeLeftOverlay(engine: any, network: string): Promise<void> {
       if (!/in use by task|active endpoints/i.test(message)) return;
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/**
+ * Waits (at most half a minute) until the engine no longer shows a removed swarm network: the manager
+ * removes it a moment before the engine stops listing it, and the network resource's own delete,
+ * which runs next, fails with "not found" when it still sees the network but can no longer remove it.
+ */
+async function networkGone(engine: any, id: string): Promise<void> {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+    try {
+      await engine.getNetwork(id).inspect();
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
