@@ -10,7 +10,9 @@ import { auditFleet, formatAuditTable } from "../src/audit/audit";
 import { projectContext, summarize } from "../src/cli/stacks";
 import { readEnvironmentConfig } from "../src/project/stackFiles";
 import { engineFor } from "../src/engine/connection";
-import { edgeCaCertificate, getThroughEdge, provision, upStack } from "../src/fleet/operations";
+import { formatBytes } from "../src/fleet/backups";
+import { backupEnvironment, drillBackups, edgeCaCertificate, getThroughEdge, provision, upStack } from "../src/fleet/operations";
+import { formatTable } from "../src/table";
 import { edgeNames } from "../src/hardening/names";
 
 export const DEMO_CUSTOMERS = [
@@ -56,7 +58,25 @@ export function buildDockerDemoCli(): Command {
         .filter((a) => DEMO_CUSTOMERS.some((c) => c.customer === a.customer) || a.container === proxy);
       console.log(formatAuditTable(audits));
       if (audits.length !== DEMO_CUSTOMERS.length + 1 || audits.some((a) => !a.ok)) process.exitCode = 1;
+      await backupDemo(ctx);
     });
+}
+
+/** A backup of each demo customer (restic, into backup.repository), then a restore drill of them. */
+async function backupDemo(ctx: ReturnType<typeof projectContext>): Promise<void> {
+  const backups = await backupEnvironment(ctx, "staging", { dueOnly: false });
+  const drills = await drillBackups(ctx, "staging");
+  const demo = (id: string) => DEMO_CUSTOMERS.some((c) => c.customer === id);
+  const drillOf = new Map(drills.map((d) => [d.customer, d]));
+  console.log(["", "backups (restic, one repository per customer; each customer paused while its snapshot is read), then a restore drill of each:",
+    formatTable(["customer", "snapshot", "files", "size", "paused ms", "drill", "drill: restored, checked and booted without a network"],
+      [...backups.ok, ...backups.failed].filter((r) => demo(r.customer)).map((r) => {
+        const d = drillOf.get(r.customer);
+        return [r.customer, r.snapshot?.slice(0, 8) ?? "FAILED", String(r.files ?? "-"), r.bytes === undefined ? "-" : formatBytes(r.bytes),
+          String(r.pauseMs ?? "-"), d?.ok ? "passed" : "FAILED", d?.ok ? `${d.files} files, ${((d.durationMs) / 1000).toFixed(1)} s` : d?.error ?? r.error ?? ""];
+      })),
+    "", "try: npm run fleet -- backups acme --env staging; npm run fleet -- restore acme --env staging (docs/backups.md)", ""].join("\n"));
+  if (backups.failed.some((r) => demo(r.customer)) || drills.some((d) => demo(d.customer) && !d.ok)) process.exitCode = 1;
 }
 
 if (require.main === module) {

@@ -94,7 +94,15 @@ export function clusterProductionEnvironment(cluster: Cluster, name: string, fro
     // beside the staging-tier environment's proxy, in the same namespace
     edge: { ...staging.edge, httpsPort: 8443, httpPort: 8080 },
     volumes: { protect: true },
+    // production keeps its backups off the nodes: a rest-server on the cluster's network at .50
+    // (none runs there in the demo; the swarm test starts one: test/support/backupHost.ts)
+    backup: { repository: `rest:http://${clusterAddress(cluster, 50)}:8000/${name}`, username: "fleet" },
   };
+}
+
+/** Another address on the cluster's network: its nodes' /24 with the last number `n`. Pure. */
+export function clusterAddress(cluster: Cluster, n: number): string {
+  return cluster.nodes[0]!.address.replace(/\.[0-9]+$/, `.${n}`);
 }
 
 /** What `demo/swarm.js env-file` writes in the first line of every file it writes: how it knows its own files. */

@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 # shellcheck source=prepare.sh
 . scripts/prepare.sh
 npx tsx bench/fleet.ts
+npx tsx bench/backup.ts
 npx tsx bench/image-size.ts

@@ -5,6 +5,14 @@
 #   - builds the local base images when they are missing (debootstrap of Debian bookworm + docker import):
 #       hardened-fleet/python-base:bookworm     runtime base: python3, nothing to build with
 #       hardened-fleet/python-builder:bookworm  builder base: python3, pip, venv, gcc, headers
+#       hardened-fleet/edge-base:bookworm       the edge proxy's base: Debian's caddy
+#       hardened-fleet/backup-base:bookworm     the backup job's base: ca-certificates, openssh-client, socat
+#   - builds restic and rest-server from the Go module proxy (scripts/ensure-restic.sh, versions in
+#     scripts/restic-versions.env; needs Go) and the backup job's image on the backup base, when it
+#     is missing or its restic, base or Dockerfile changed (labels io.hardened-fleet.restic-sha256,
+#     io.hardened-fleet.recipe-sha256):
+#       hardened-fleet/backup:restic-<version>  /usr/local/bin/restic, USER 1000:1000, WORKDIR /tmp
+#     (src/backup/assets/Dockerfile; src/backup/toolImage.ts copies it to other engines)
 #   - makes the wheelhouse the image build installs from (no network inside the build)
 # Quick when everything is already there. Set HF_SKIP_APT=1 to never call apt-get.
 set -euo pipefail
@@ -18,6 +26,11 @@ runtime_image=${HF_RUNTIME_BASE:-hardened-fleet/python-base:bookworm}
 builder_image=${HF_BUILDER_BASE:-hardened-fleet/python-builder:bookworm}
 # the edge proxy's base: Debian's caddy package (docs/edge.md)
 edge_image=${HF_EDGE_BASE:-hardened-fleet/edge-base:bookworm}
+# the backup job's base and image (src/backup/toolImage.ts: BACKUP_IMAGE)
+backup_base=${HF_BACKUP_BASE:-hardened-fleet/backup-base:bookworm}
+# shellcheck source=restic-versions.env
+. "$here/scripts/restic-versions.env"
+backup_image=hardened-fleet/backup:restic-$RESTIC_VERSION
 
 apt_install() {
   [ "${HF_SKIP_APT:-0}" = 1 ] && { log "missing $*, and HF_SKIP_APT=1"; exit 1; }
@@ -82,6 +95,35 @@ ensure_base_images() {
   image_exists "$runtime_image" || import_rootfs "$runtime_image" python3
   image_exists "$builder_image" || import_rootfs "$builder_image" python3,python3-venv,python3-pip,python3-dev,gcc,make,libc6-dev
   image_exists "$edge_image" || import_rootfs "$edge_image" caddy,ca-certificates
+  image_exists "$backup_base" || import_rootfs "$backup_base" ca-certificates,openssh-client,socat
+}
+
+# the backup job's image: restic on the backup base; rebuilt when the binary, the base or the
+# Dockerfile differs from what the image's labels record
+ensure_backup_image() {
+  local bin dockerfile=$here/src/backup/assets/Dockerfile restic_sum base_id recipe have ctx old_id
+  bin=$(bash "$here/scripts/ensure-restic.sh" | tail -n 1)
+  [ -x "$bin/restic" ] || { log "scripts/ensure-restic.sh gave no restic in '$bin'"; exit 1; }
+  restic_sum=$(sha256sum "$bin/restic" | cut -d' ' -f1)
+  base_id=$(docker image inspect --format '{{.Id}}' "$backup_base")
+  recipe=$(printf '%s %s\n' "$base_id" "$(sha256sum "$dockerfile" | cut -d' ' -f1)" | sha256sum | cut -d' ' -f1)
+  have=$(docker image inspect --format \
+    '{{index .Config.Labels "io.hardened-fleet.restic-sha256"}} {{index .Config.Labels "io.hardened-fleet.recipe-sha256"}}' \
+    "$backup_image" 2>/dev/null || true)
+  [ "$have" = "$restic_sum $recipe" ] && return
+  old_id=$(docker image inspect --format '{{.Id}}' "$backup_image" 2>/dev/null || true)
+  log "building $backup_image (restic $RESTIC_VERSION on $backup_base)"
+  ctx=$(mktemp -d /var/tmp/hf-backup-image.XXXXXX)
+  install -m 0755 "$bin/restic" "$ctx/restic"
+  cp "$dockerfile" "$ctx/Dockerfile"
+  docker build --quiet --force-rm --tag "$backup_image" --build-arg BASE="$backup_base" \
+    --build-arg RESTIC_VERSION="$RESTIC_VERSION" --build-arg RESTIC_SHA256="$restic_sum" \
+    --build-arg RECIPE_SHA256="$recipe" "$ctx" >"$ctx.log" 2>&1 || {
+    log "building $backup_image failed; last lines:"; tail -n 20 "$ctx.log" >&2; rm -rf "$ctx" "$ctx.log"; exit 1; }
+  rm -rf "$ctx" "$ctx.log"
+  # the image it replaces, unless a container still uses it
+  [ -z "$old_id" ] || docker image rm "$old_id" >/dev/null 2>&1 || true
+  log "built $backup_image ($(docker image inspect --format '{{.Size}}' "$backup_image" | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
 }
 
 ensure_wheelhouse() {
@@ -101,4 +143,5 @@ ensure_tools
 ensure_engine
 ensure_base_images
 ensure_wheelhouse
-log "ready: engine $(docker version --format '{{.Server.Version}}'), bases $runtime_image, $builder_image, $edge_image"
+ensure_backup_image
+log "ready: engine $(docker version --format '{{.Server.Version}}'), bases $runtime_image, $builder_image, $edge_image, $backup_base; $backup_image"

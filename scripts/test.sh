@@ -11,7 +11,8 @@
 #        host lane:  unit tests (pure functions, Pulumi mocks), real Docker engine tests, then the
 #                    lifecycle tests on the real Pulumi engine
 #        swarm lane: the swarm cluster (three engines of its own in network namespaces), then the
-#                    webhook server on the real engines
+#                    webhook server on the real engines, then backups (a backup host in a network
+#                    namespace of their own)
 #        then:       the reliability tests (they stop and start the host's engine)
 #      The suites of the two lanes share no names, ports or state: each works in its own project
 #      copy with its own environment names, customers and edge ports.
@@ -38,7 +39,7 @@ lane() {
 }
 lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts &
 host=$!
-lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts &
+lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts test/backup/*.test.ts &
 swarm=$!
 failed=()
 wait "$host" || failed+=(host)

@@ -144,11 +144,20 @@ def files(environ, start_response, query):
     return _json(start_response, "200 OK", {"files": out})
 
 
+def db_check(environ, start_response, query):
+    """The database as SQLite sees it: PRAGMA integrity_check and every committed upload row."""
+    with sqlite3.connect(DB_PATH) as db:
+        integrity = [r[0] for r in db.execute("PRAGMA integrity_check")]
+        rows = [{"name": r[0], "size": r[1]} for r in db.execute("SELECT name, size FROM uploads ORDER BY name")]
+    return _json(start_response, "200 OK", {"integrity": integrity, "rows": rows})
+
+
 ROUTES = {
     ("POST", "/uploads"): upload,
     ("POST", "/backups"): backup,
     ("POST", "/restore"): restore,
     ("GET", "/files"): files,
+    ("GET", "/db/check"): db_check,
 }
 
 

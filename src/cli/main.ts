@@ -2,6 +2,7 @@
 /** `fleet`: the operator's CLI. Run it with `npm run fleet -- <command>`. */
 import { Command } from "commander";
 import { registerAudit } from "./audit";
+import { registerBackup } from "./backup";
 import { registerBind } from "./bind";
 import { registerEdge } from "./edge";
 import { registerMove } from "./move";
@@ -11,13 +12,16 @@ import { registerStacks } from "./stacks";
 export function buildCli(): Command {
   const program = new Command("fleet")
     .description("hardened-fleet: hardened per-customer containers on a Docker host")
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // a command's options only before its subcommand's name: `fleet backup drill --env E` gives --env to drill
+    .enablePositionalOptions();
   registerStacks(program);
   registerAudit(program);
   registerEdge(program);
   registerServe(program);
   registerBind(program);
   registerMove(program);
+  registerBackup(program);
   return program;
 }
 

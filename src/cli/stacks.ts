@@ -3,7 +3,7 @@ import * as path from "node:path";
 import type { Command } from "commander";
 import {
   changeCount, deprovision, destroyEnvironmentOf, environmentNames, fleetContext, formatRolloutReport, listCustomers, migrate, preview,
-  provision, rollout, upStack, type FleetContext, type UpResult,
+  provision, rollout, upStack, type CustomerListing, type FleetContext, type UpResult,
 } from "../fleet/operations";
 import { parseStackTarget } from "../config/targets";
 import { formatTable } from "../table";
@@ -53,18 +53,22 @@ export function registerStacks(program: Command): void {
       console.log(`${r.outputs.customerId}: ${r.outputs.url} (plan ${r.outputs.plan}, image ${String(r.outputs.image).slice(0, 19)}, version ${r.outputs.version})`);
     });
 
-  program.command("deprovision <customer>").description("destroy a customer's stack and remove it; the data volume stays")
+  program.command("deprovision <customer>").description("destroy a customer's stack and remove it (after a final snapshot, where the environment has backups); the data volume stays")
     .requiredOption("--env <environment>", "environment, e.g. staging or prod")
-    .option("--purge-data", "also delete the data volume, only once a final backup archive (0600, in a 0700 directory) is written, read back and checked; needs --yes")
+    .option("--purge-data", "also delete the data volume, only once a final backup (a snapshot restored and compared file by file; " +
+      "without backups: an archive, 0600 in a 0700 directory) is verified equal to it; needs --yes")
     .option("--yes", "confirm --purge-data")
-    .action(async (customer: string, opts: { env: string; purgeData?: boolean; yes?: boolean }) => {
-      if (opts.purgeData && !opts.yes) throw new Error("--purge-data deletes the customer's data volume: add --yes to confirm (a final backup archive is written first)");
-      const r = await deprovision(projectContext(), { customer, environment: opts.env, purgeData: opts.purgeData });
+    .option("--no-final-backup", "in an environment with backups: remove it without the final snapshot")
+    .action(async (customer: string, opts: { env: string; purgeData?: boolean; yes?: boolean; finalBackup: boolean }) => {
+      if (opts.purgeData && !opts.yes) throw new Error("--purge-data deletes the customer's data volume: add --yes to confirm (a final backup is written and checked first)");
+      const r = await deprovision(projectContext(), { customer, environment: opts.env, purgeData: opts.purgeData, skipFinalBackup: !opts.finalBackup });
       // a deletion is reported only where one happened
       const on = (r.deletedOn ?? []).filter(Boolean);
+      if (r.snapshot && r.volumeKept) console.log(`${r.stack}: final snapshot ${r.snapshot.slice(0, 8)}`);
       console.log(r.volumeKept ? `${r.stack}: removed; data volume ${r.volume} kept`
         : r.deletedOn?.length === 0 ? `${r.stack}: removed; no data volume ${r.volume} found: nothing to delete`
-          : `${r.stack}: removed; data volume ${r.volume} deleted${on.length ? ` on ${on.join(", ")}` : ""}${r.archive ? `, final backup: ${r.archive}` : ""}`);
+          : `${r.stack}: removed; data volume ${r.volume} deleted${on.length ? ` on ${on.join(", ")}` : ""}${r.archive ? `, final backup: ${r.archive}` : ""}` +
+            `${!r.archive && r.snapshot ? `, final snapshot ${r.snapshot.slice(0, 8)} (verified equal to it)` : ""}`);
     });
 
   program.command("list").description("customers per environment: plan, image, health, URL, last update")
@@ -74,8 +78,10 @@ export function registerStacks(program: Command): void {
       const ctx = projectContext();
       const rows = await listCustomers(ctx, opts.env ? [opts.env] : environmentNames(ctx.projectDir));
       if (opts.json) { console.log(JSON.stringify(rows, null, 2)); return; }
-      const head = ["environment", "customer", "plan", "health", "url", "version", "image", "last update"];
-      const table = rows.map((r) => [r.environment, r.customer, r.plan, r.health, r.url, r.version, r.image.slice(0, 19), r.lastUpdate]);
+      const head = ["environment", "customer", "plan", "health", "url", "version", "image", "last update", "last backup", "last drill"];
+      const outcome = (o: CustomerListing["lastBackup"]) => (o ? `${o.at.slice(0, 16).replace("T", " ")} ${o.ok ? "ok" : "FAILED"}` : "never");
+      const table = rows.map((r) => [r.environment, r.customer, r.plan, r.health, r.url, r.version, r.image.slice(0, 19), r.lastUpdate,
+        outcome(r.lastBackup), outcome(r.lastDrill)]);
       console.log(rows.length === 0 ? "no customers" : formatTable(head, table));
     });
 

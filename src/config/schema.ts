@@ -253,6 +253,62 @@ export const swarmSchema = z.strictObject({
   }
 });
 
+/** A duration like 30m, 6h or 1d. */
+const DURATION_PATTERN = /^([1-9][0-9]{0,4})([mhd])$/;
+const durationSchema = z.string().regex(DURATION_PATTERN, { error: "must be a duration like 30m, 6h or 1d" });
+
+/** Seconds in a duration of durationSchema. Pure. */
+export function durationSeconds(text: string): number {
+  const m = DURATION_PATTERN.exec(text);
+  if (!m) throw new Error(`not a duration: ${text}`);
+  return Number(m[1]) * { m: 60, h: 3600, d: 86400 }[m[2] as "m" | "h" | "d"];
+}
+
+/**
+ * Where restic keeps an environment's backups, one repository per customer under it: an absolute path
+ * on the engine's host (local), or off the host: rest:http(s)://host[:port]/path (restic's
+ * rest-server), s3:https://host[:port]/bucket[/prefix], sftp:user@host:/path. Credentials never go
+ * here: the repository's own password is the secret hardened-fleet:backupPassword, the account's the
+ * secret hardened-fleet:backupCredential.
+ */
+export const BACKUP_REPOSITORY_PATTERN =
+  /^(?:\/[A-Za-z0-9._\/-]*[A-Za-z0-9._-]|rest:https?:\/\/[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:\/[A-Za-z0-9._\/-]*)?|s3:https?:\/\/[A-Za-z0-9.-]+(?::[0-9]{1,5})?\/[a-z0-9][a-z0-9.-]*[a-z0-9](?:\/[A-Za-z0-9._\/-]*)?|sftp:[a-z_][a-z0-9_-]*@[A-Za-z0-9.-]+:\/[A-Za-z0-9._\/-]*)$/;
+
+export const backupSchema = z.strictObject({
+  repository: z.string({ error: "must be a restic repository: an absolute path, rest:http(s)://host:port/path, s3:https://host/bucket or sftp:user@host:/path" })
+    .regex(BACKUP_REPOSITORY_PATTERN, {
+      error: "must be an absolute path (on the engine's host), rest:http(s)://host[:port]/path, s3:https://host[:port]/bucket[/prefix] " +
+        "or sftp:user@host:/path, without credentials (they are secrets: hardened-fleet:backupCredential)",
+    }),
+  /** the account on the repository's server: rest-server's user, the S3 access key id (sftp: in the URL) */
+  username: z.string().regex(/^[A-Za-z0-9._@-]{1,128}$/, { error: "must be an account name (letters, digits, . _ @ -)" }).optional(),
+  /** how often each customer is backed up; the customers' backups are spread over this interval */
+  schedule: durationSchema.refine((d) => !DURATION_PATTERN.test(d) || durationSeconds(d) >= 300, { error: "must be at least 5m" }).default("24h"),
+  /** how many snapshots `fleet backup prune` keeps: the newest of each of the last N hours, days, ISO weeks, months */
+  retention: z.strictObject({
+    hourly: z.number().int().min(0).max(1000).default(24),
+    daily: z.number().int().min(0).max(1000).default(7),
+    weekly: z.number().int().min(0).max(1000).default(4),
+    monthly: z.number().int().min(0).max(1000).default(12),
+  }).prefault({}).refine((r) => r.hourly + r.daily + r.weekly + r.monthly > 0, { error: "must keep at least one snapshot" }),
+  /** seconds a customer may stay paused for one consistent snapshot; the backup fails (and the customer resumes) after it */
+  maxPauseSeconds: z.number().int().min(5).max(3600).default(300),
+  /** sftp: the server's host key, as in known_hosts without the name (e.g. ssh-ed25519 AAAA...): checked on every connection */
+  sftpHostKey: z.string().regex(/^(?:ssh-ed25519|ecdsa-sha2-nistp(?:256|384|521)|ssh-rsa) [A-Za-z0-9+/=]{20,}$/, {
+    error: "must be the server's public host key: its type and base64, e.g. 'ssh-ed25519 AAAAC3...' (ssh-keyscan <host> prints it)",
+  }).optional(),
+}).superRefine((b, ctx) => {
+  if (b.repository.startsWith("sftp:") && b.sftpHostKey === undefined) {
+    ctx.addIssue({ code: "custom", path: ["sftpHostKey"], input: undefined,
+      message: "is required with an sftp: repository: the server's host key, so a job never talks to another machine (ssh-keyscan <host> prints it)" });
+  }
+});
+
+/** An environment's backups, when it has them; a local path keeps them on the engine's own host. */
+export function isOffHost(repository: string): boolean {
+  return !repository.startsWith("/");
+}
+
 /** The settings every environment has, whatever its target. */
 const environmentFields = {
   name: environmentNameSchema,
@@ -292,6 +348,8 @@ const environmentFields = {
     .prefault({}),
   volumes: z.strictObject({ protect: z.boolean().default(false) }).prefault({}),
   deploy: z.strictObject({ healthTimeoutSeconds: z.number().int().min(10).max(1800).default(120) }).prefault({}),
+  /** restic backups of the customers' data volumes (docs/backups.md); required off the host in production */
+  backup: backupSchema.optional(),
   rollout: z.strictObject({
     waveSize: z.number().int().min(1).default(5),
     // customers of one wave deployed at the same time; default: one per CPU core of the machine running fleet
@@ -333,6 +391,10 @@ export const environmentSchema = z
       ctx.addIssue({ code: "custom", path: ["localDemo"], input: env.localDemo,
         message: "must be false in production: the documented demo passphrase never protects production secrets" });
     }
+    if (!env.backup || !isOffHost(env.backup.repository)) {
+      ctx.addIssue({ code: "custom", path: ["backup", "repository"], input: env.backup?.repository,
+        message: "must be an off-host repository in production (rest:, s3: or sftp:): a copy on the same host dies with its disk (docs/backups.md)" });
+    }
     if (!env.volumes.protect) {
       ctx.addIssue({ code: "custom", path: ["volumes", "protect"], input: env.volumes.protect,
         message: "must be true in production: customer data volumes are protected from deletion" });
@@ -366,3 +428,4 @@ export type AppSettings = EnvironmentConfig["app"];
 export type BuildImageConfig = z.output<typeof buildImageSchema>;
 export type RegistryConfig = z.output<typeof registrySchema>;
 export type SwarmConfig = z.output<typeof swarmSchema>;
+export type BackupConfig = z.output<typeof backupSchema>;

@@ -56,3 +56,14 @@ export function engineAt(host: string | undefined): Dockerode {
   const Client = require("dockerode") as typeof Dockerode;
   return new Client(dockerodeOptions(host || undefined));
 }
+
+/** The address of the engine a client talks to, as dockerodeOptions reads it back ("" for dockerode's default). */
+export function engineAddress(engine: Dockerode): string {
+  const m = engine.modem as { socketPath?: unknown; host?: string; port?: string | number; protocol?: string; username?: string };
+  // docker-modem's own default is a function that finds the socket: "" gives the same default
+  if (typeof m.socketPath === "function") return "";
+  if (typeof m.socketPath === "string") return `unix://${m.socketPath}`;
+  if (!m.host) return "";
+  if (m.protocol === "ssh") return `ssh://${m.username ? `${m.username}@` : ""}${m.host}${m.port ? `:${m.port}` : ""}`;
+  return `${m.protocol === "https" ? "https" : "tcp"}://${m.host}${m.port ? `:${m.port}` : ""}`;
+}

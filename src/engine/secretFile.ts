@@ -41,16 +41,22 @@ function tarEntry(name: string, body: Buffer, mode: number, type: "0" | "5", mti
 }
 
 /**
- * The archive extracted in the parent of `file.dir`: the directory itself (so the volume's root, the
- * mount point, is 1000:1000 0500 too, not root's) and the key. Pure.
+ * An archive of a directory `dir` (1000:1000, 0500) holding `files` (1000:1000, 0400), to be extracted
+ * in the directory's parent: the directory is in it too, so a volume's root (its mount point) is
+ * 1000:1000 0500, not root's. Pure.
  */
-export function secretFileTar(file: SecretFileSpec, key: string, mtime = Math.floor(Date.now() / 1000)): Buffer {
-  const dir = path.posix.basename(file.dir);
+export function secretFilesTar(dir: string, files: { name: string; body: string }[], mtime = Math.floor(Date.now() / 1000)): Buffer {
+  const base = path.posix.basename(dir);
   return Buffer.concat([
-    tarEntry(`${dir}/`, Buffer.alloc(0), DIR_MODE, "5", mtime),
-    tarEntry(`${dir}/${file.fileName}`, Buffer.from(key, "utf8"), FILE_MODE, "0", mtime),
+    tarEntry(`${base}/`, Buffer.alloc(0), DIR_MODE, "5", mtime),
+    ...files.map((f) => tarEntry(`${base}/${f.name}`, Buffer.from(f.body, "utf8"), FILE_MODE, "0", mtime)),
     Buffer.alloc(1024),
   ]);
+}
+
+/** The archive of the app's key file (secretFilesTar). Pure. */
+export function secretFileTar(file: SecretFileSpec, key: string, mtime = Math.floor(Date.now() / 1000)): Buffer {
+  return secretFilesTar(file.dir, [{ name: file.fileName, body: key }], mtime);
 }
 
 export interface SecretFileWrite {

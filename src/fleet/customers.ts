@@ -19,6 +19,7 @@ import { stderrLog, type Log } from "../pulumi/progress";
 import { outputImage, readStack, stackImage } from "../pulumi/stackState";
 import { prepareStack, removeStack, runDestroy, runUp, unprotectAll, withStack, type FleetStack, type UpResult } from "../pulumi/stacks";
 import type { Environment } from "./environment";
+import { finalSnapshot, verifiedSnapshotOfVolume } from "./backups";
 import { adoptVolume, stopForeignUsers, type AdoptResult } from "./volumes";
 
 export interface ProvisionRequest {
@@ -170,6 +171,8 @@ export interface DeprovisionResult {
   volume: string;
   volumeKept: boolean;
   archive?: string;
+  /** the final snapshot (environments with backups); with purgeData, the one verified equal to the volume */
+  snapshot?: string;
   /** with purgeData: where the volume was deleted (a node name on a swarm, "" on one host); empty when there was none */
   deletedOn?: string[];
 }
@@ -189,13 +192,35 @@ async function removeVolume(engine: Dockerode, volume: string, waitSeconds = 60)
   }
 }
 
-/** Destroys a customer's stack and removes it. The data volume stays unless purgeData (archived first). */
-export async function deprovisionCustomer(environment: Environment, target: CustomerTarget, purgeData: boolean | undefined,
+export interface DeprovisionOptions {
+  /** also delete the data volume: only once its final backup is verified */
+  purgeData?: boolean;
+  /** go without the final snapshot of an environment that has backups (the operator's explicit choice) */
+  skipFinalBackup?: boolean;
+}
+
+/**
+ * Destroys a customer's stack and removes it. In an environment with backups, a final snapshot is
+ * taken first (the customer paused for it), and nothing is removed when it fails. The data volume
+ * stays unless purgeData: then it is deleted only once a snapshot of it (backups) or an archive on
+ * this host (no backups) is verified equal to it, file by file.
+ */
+export async function deprovisionCustomer(environment: Environment, target: CustomerTarget, opts: DeprovisionOptions = {},
   log: Log = stderrLog): Promise<DeprovisionResult> {
   const { ctx } = environment;
   const volume = customerNames(target.environment, target.customer).dataVolume;
   return withLock(ctx.projectDir, stackLock(target.stack), async () => {
     const config = readCustomerConfig(ctx.projectDir, target.stack);
+    let finalBackup: Awaited<ReturnType<typeof finalSnapshot>>;
+    if (config && environment.config.backup && !opts.skipFinalBackup &&
+      (await environment.target.volumeHolders(volume, config)).length > 0) {
+      try {
+        finalBackup = await finalSnapshot(environment, config, log);
+      } catch (err) {
+        throw new Error(`${target.stack}: nothing was removed: ${(err as Error).message}\n  fix the cause and run this again, ` +
+          `or add --no-final-backup to remove it without a final snapshot`);
+      }
+    }
     let image: string | undefined;
     if (await readStack(ctx, target.stack)) {
       const stack = await prepareStack(ctx, target, log, false, environment.stackSettings(target));
@@ -207,27 +232,35 @@ export async function deprovisionCustomer(environment: Environment, target: Cust
       log(`stack ${target.stack} does not exist; nothing to destroy`);
     }
     fs.rmSync(stackFile(ctx.projectDir, target.stack), { force: true });
-    if (!purgeData) return { stack: target.stack, volume, volumeKept: true };
+    const snapshot = finalBackup?.record.snapshot;
+    if (!opts.purgeData) return { stack: target.stack, volume, volumeKept: true, snapshot };
     // wherever the target keeps it (on a swarm every node's engine is asked: the stack file may be gone, or name another node)
     const holders = await environment.target.volumeHolders(volume, config);
     const deletedOn: string[] = [];
     let archive: string | undefined;
+    let verified: string | undefined;
     for (const { node, engine } of holders) {
       const runImage = image ?? (await environmentImage(ctx, target.environment));
       await environment.target.prepareOneShot(engine, runImage);
-      // the volume goes only once its archive is on the disk (fsynced) and read back equal to it
+      const where = node ? ` on ${node}` : "";
+      // the volume goes only once a copy of it is verified equal to it, file by file
       try {
-        archive = await archiveVolume(engine, runImage, volume, backupDir(ctx), node);
+        if (finalBackup) {
+          verified = await verifiedSnapshotOfVolume(finalBackup.backups, { ...(config ?? { id: target.customer, environment: target.environment, plan: "" }), node }, engine, log);
+        } else {
+          archive = await archiveVolume(engine, runImage, volume, backupDir(ctx), node);
+          log(`final backup of ${volume}${where}: ${archive} (read back and checked against the volume)`);
+        }
       } catch (err) {
-        const where = err instanceof ArchiveError ? (err.kept ? ` (the archive stays at ${err.archive} for inspection)` : ` (archive ${err.archive})`) : "";
-        throw new Error(`${target.stack}: removed, but the data volume ${volume}${node ? ` on ${node}` : ""} is KEPT: its final backup could not be written and checked${where}: ` +
-          `${(err as Error).message}\n  fix the cause (space, permissions of ${backupDir(ctx)}), then run ` +
+        const kept = err instanceof ArchiveError ? (err.kept ? ` (the archive stays at ${err.archive} for inspection)` : ` (archive ${err.archive})`) : "";
+        const fix = finalBackup ? "the backup repository" : `space, permissions of ${backupDir(ctx)}`;
+        throw new Error(`${target.stack}: removed, but the data volume ${volume}${where} is KEPT: its final backup could not be written and checked${kept}: ` +
+          `${(err as Error).message}\n  fix the cause (${fix}), then run ` +
           `'fleet deprovision ${target.customer} --env ${target.environment} --purge-data --yes' again`);
       }
-      log(`final backup of ${volume}${node ? ` on ${node}` : ""}: ${archive} (read back and checked against the volume)`);
       await removeVolume(engine, volume);
       deletedOn.push(node ?? "");
     }
-    return { stack: target.stack, volume, volumeKept: false, archive, deletedOn };
+    return { stack: target.stack, volume, volumeKept: false, archive, snapshot: verified ?? snapshot, deletedOn };
   });
 }

@@ -2,6 +2,7 @@
 import { customerStackName } from "../config/targets";
 import { readStacks } from "../pulumi/stackState";
 import { BindingStore, defaultBindingsPath, type Binding } from "../project/bindings";
+import { latestByCustomer, readRecords, type BackupRecord } from "../backup/records";
 import type { Environment } from "./environment";
 
 export interface CustomerListing {
@@ -15,6 +16,16 @@ export interface CustomerListing {
   lastUpdate: string;
   /** the Stripe customer and subscription whose payment events may act on it (`fleet bind`); null: none */
   binding: { stripeCustomer: string; subscription: string | null; boundAt: string; boundBy: string } | null;
+  /** its last backup and last restore drill (src/backup/records.ts); null: never */
+  lastBackup: BackupOutcome | null;
+  lastDrill: BackupOutcome | null;
+}
+
+export interface BackupOutcome {
+  at: string;
+  ok: boolean;
+  snapshot?: string;
+  error?: string;
 }
 
 /** The customers of the given environments (each loaded once by the caller). */
@@ -26,6 +37,9 @@ export async function listCustomers(environments: Environment[]): Promise<Custom
   const out: CustomerListing[] = [];
   for (const env of environments) {
     const environment = env.name;
+    const records = readRecords(ctx.projectDir, environment);
+    const backups = latestByCustomer(records, "backup");
+    const drills = latestByCustomer(records, "drill");
     for (const c of env.customers()) {
       const stack = customerStackName(environment, c.id);
       const state = states.get(stack);
@@ -41,6 +55,8 @@ export async function listCustomers(environments: Environment[]): Promise<Custom
         health,
         lastUpdate: state?.lastUpdate ?? "never",
         binding: bindingOf(bindings.get(`${environment}/${c.id}`)),
+        lastBackup: outcomeOf(backups.get(c.id)),
+        lastDrill: outcomeOf(drills.get(c.id)),
       });
     }
   }
@@ -49,4 +65,8 @@ export async function listCustomers(environments: Environment[]): Promise<Custom
 
 function bindingOf(b: Binding | undefined): CustomerListing["binding"] {
   return b ? { stripeCustomer: b.stripeCustomer, subscription: b.subscription, boundAt: b.boundAt, boundBy: b.boundBy } : null;
+}
+
+function outcomeOf(r: BackupRecord | undefined): BackupOutcome | null {
+  return r ? { at: r.at, ok: r.ok, snapshot: r.snapshot, error: r.error } : null;
 }

@@ -10,17 +10,18 @@
  *  - edge.ts: an environment's deployment with its edge ports checked, its local CA
  *  - volumes.ts: adopting data volumes of old deployments
  *  - listing.ts: the customer listing
+ *  - backups.ts: restic backups of customers' data, restores, drills and pruning (src/backup/)
  * Running one stack is src/pulumi/stacks.ts; the project's files and locks are src/project/.
  */
 import type { AuditFilter, ContainerAudit } from "../audit/audit";
-import { parseCustomerTarget, parseStackTarget, type CustomerTarget } from "../config/targets";
+import { parseCustomerTarget, parseEnvironmentName, parseStackTarget, type CustomerTarget } from "../config/targets";
 import type { FleetContext } from "../project/context";
 import { environmentNames } from "../project/stackFiles";
 import { stderrLog, type Log } from "../pulumi/progress";
 import { destroyEnvironment as destroyEnvironmentStack, previewStack, type UpResult } from "../pulumi/stacks";
 import {
   deprovisionCustomer, migrateCustomer, provisionCustomer, upCustomer as upCustomerIn,
-  type DeprovisionResult, type ProvisionRequest,
+  type DeprovisionOptions, type DeprovisionResult, type ProvisionRequest,
 } from "./customers";
 import { edgeRootCertificate, upEnvironment } from "./edge";
 import { loadEnvironment } from "./environment";
@@ -28,6 +29,12 @@ import { listCustomers as listIn, type CustomerListing } from "./listing";
 import { moveCustomerToNode as moveIn, type MoveResult } from "./move";
 import { rolloutEnvironments, type RolloutOptions, type RolloutReport } from "./rollout";
 import type { AdoptResult } from "./volumes";
+import {
+  backupCustomer, backupMany, drill, initBackups, listSnapshots, openBackups, pruneBackups as pruneIn, restoreCustomer,
+  type DrillResult, type PruneRequest, type PruneResult, type RestoreRequest, type RestoreResult, type RunSummary,
+} from "./backups";
+import type { BackupRecord } from "../backup/records";
+import type { Snapshot } from "../backup/snapshots";
 
 export { fleetContext, backupDir, type FleetContext } from "../project/context";
 export { environmentNames } from "../project/stackFiles";
@@ -35,7 +42,7 @@ export { loadEnvironment, type Environment } from "./environment";
 export { environmentImage, checkRequest, RolledBackError } from "./customers";
 // for an entry point that loaded the environment already (loadEnvironment)
 export { provisionCustomer, deprovisionCustomer, migrateCustomer } from "./customers";
-export type { ProvisionRequest, DeprovisionResult } from "./customers";
+export type { ProvisionRequest, DeprovisionOptions, DeprovisionResult } from "./customers";
 export { previewStack, destroyStack, destroyEnvironment, changeCount, explainFailure, type UpResult } from "../pulumi/stacks";
 export { listStacks, stackExists, stackImage } from "../pulumi/stackState";
 export { adoptVolume, type AdoptResult } from "./volumes";
@@ -43,6 +50,9 @@ export { getThroughEdge } from "./edge";
 export { formatRolloutReport, type RolloutOptions, type RolloutReport } from "./rollout";
 export type { CustomerListing } from "./listing";
 export type { MoveResult } from "./move";
+export type { DrillResult, PruneResult, RestoreResult, RunSummary } from "./backups";
+export type { BackupRecord } from "../backup/records";
+export type { Snapshot } from "../backup/snapshots";
 
 /** `pulumi preview` of one stack (an environment or a customer), with its environment's passphrase and engine. */
 export async function preview(ctx: FleetContext, stack: string, log: Log = stderrLog): Promise<Record<string, number>> {
@@ -69,11 +79,14 @@ export async function migrate(ctx: FleetContext, req: { customer: string; enviro
   return migrateCustomer(loadEnvironment(ctx, target.environment), target, log);
 }
 
-/** Destroys a customer's stack and removes it. The data volume stays unless purgeData (archived first). */
-export async function deprovision(ctx: FleetContext, req: { customer: string; environment: string; purgeData?: boolean },
+/**
+ * Destroys a customer's stack and removes it, after a final snapshot where the environment has
+ * backups. The data volume stays unless purgeData (deleted once a copy is verified equal to it).
+ */
+export async function deprovision(ctx: FleetContext, req: { customer: string; environment: string } & DeprovisionOptions,
   log: Log = stderrLog): Promise<DeprovisionResult> {
   const target = parseCustomerTarget(req.customer, req.environment);
-  return deprovisionCustomer(loadEnvironment(ctx, target.environment), target, req.purgeData, log);
+  return deprovisionCustomer(loadEnvironment(ctx, target.environment), target, req, log);
 }
 
 /** `fleet up <env>-<customer>`: deploys the customer as configured, going back to what it ran on failure. */
@@ -123,4 +136,42 @@ export async function auditEnvironments(ctx: FleetContext, environments: string[
 /** `fleet edge ca`: the PEM root certificate of the environment's local CA (edge.tls: internal). */
 export async function edgeCaCertificate(ctx: FleetContext, environment: string): Promise<string> {
   return edgeRootCertificate(loadEnvironment(ctx, environment));
+}
+
+/** `fleet backup init`: the environment's backup password, made when it has none (a Pulumi secret of its stack). */
+export async function initEnvironmentBackups(ctx: FleetContext, environment: string, log: Log = stderrLog): Promise<{ created: boolean; repository: string }> {
+  return initBackups(loadEnvironment(ctx, parseEnvironmentName(environment).environment), log);
+}
+
+/** `fleet backup <customer>`: one consistent snapshot of the customer's data now. */
+export async function backup(ctx: FleetContext, req: { customer: string; environment: string }, log: Log = stderrLog): Promise<BackupRecord> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  return backupCustomer(await openBackups(loadEnvironment(ctx, target.environment)), target, "manual", log);
+}
+
+/** `fleet backup --all` (every customer) or `--due` (those whose scheduled slot passed, or whose last attempt failed). */
+export async function backupEnvironment(ctx: FleetContext, environment: string, opts: { dueOnly: boolean }, log: Log = stderrLog): Promise<RunSummary> {
+  return backupMany(await openBackups(loadEnvironment(ctx, parseEnvironmentName(environment).environment)), opts, log);
+}
+
+/** `fleet backups <customer>`: the snapshots of its repository, oldest first. */
+export async function snapshotsOf(ctx: FleetContext, req: { customer: string; environment: string }): Promise<Snapshot[]> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  return listSnapshots(await openBackups(loadEnvironment(ctx, target.environment)), target);
+}
+
+/** `fleet restore <customer>`: from a snapshot (default: the newest), into the customer or into another volume. */
+export async function restore(ctx: FleetContext, req: { customer: string; environment: string } & RestoreRequest, log: Log = stderrLog): Promise<RestoreResult> {
+  const target = parseCustomerTarget(req.customer, req.environment);
+  return restoreCustomer(await openBackups(loadEnvironment(ctx, target.environment)), target, req, log);
+}
+
+/** `fleet backup drill`: every customer's newest snapshot restored, checked and booted without a network. */
+export async function drillBackups(ctx: FleetContext, environment: string, log: Log = stderrLog): Promise<DrillResult[]> {
+  return drill(await openBackups(loadEnvironment(ctx, parseEnvironmentName(environment).environment)), log);
+}
+
+/** `fleet backup prune`: the retention policy, with the repository's delete credential (never kept by fleet). */
+export async function pruneBackups(ctx: FleetContext, environment: string, req: PruneRequest, log: Log = stderrLog): Promise<PruneResult[]> {
+  return pruneIn(await openBackups(loadEnvironment(ctx, parseEnvironmentName(environment).environment)), req, log);
 }

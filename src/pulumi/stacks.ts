@@ -22,7 +22,7 @@ import { ensureBuilt, isBuilt } from "./build";
 import { pulumiOutput, stderrLog, type Log } from "./progress";
 import { clearStaleLocks, resolvePendingOperations } from "./recovery";
 import { listStacks, readStack } from "./stackState";
-import { openStack, passphraseFor, runPulumi, type FleetStack } from "./workspace";
+import { openStack, passphraseFor, PulumiCommandError, runPulumi, type FleetStack } from "./workspace";
 
 export type { FleetStack } from "./workspace";
 
@@ -111,11 +111,14 @@ async function stackOutputs(stack: FleetStack): Promise<Record<string, unknown>>
   return (await readStack(stack.ctx, stack.name))?.outputs ?? {};
 }
 
-/** `pulumi up` of a validated stack; the caller holds the stack's lock (see withStack). */
-export async function runUp(stack: FleetStack, log: Log): Promise<UpResult> {
-  log(`pulumi up ${stack.name}`);
+/**
+ * `pulumi up` of a validated stack; the caller holds the stack's lock (see withStack). `refresh`: read
+ * what exists first, so what was removed behind Pulumi's back (a container, a volume) is made again.
+ */
+export async function runUp(stack: FleetStack, log: Log, opts: { refresh?: boolean } = {}): Promise<UpResult> {
+  log(`pulumi up ${stack.name}${opts.refresh ? " --refresh" : ""}`);
   const t0 = Date.now();
-  const changes = await runOperation(stack, "up", ["--yes", "--skip-preview"], log);
+  const changes = await runOperation(stack, "up", ["--yes", "--skip-preview", ...(opts.refresh ? ["--refresh"] : [])], log);
   return { stack: stack.name, outputs: await stackOutputs(stack), changes, seconds: (Date.now() - t0) / 1000 };
 }
 
@@ -192,4 +195,20 @@ export async function destroyEnvironment(ctx: FleetContext, environment: string,
     throw new Error(`environment stack '${environment}' still has customer stacks: ${live.join(", ")}; deprovision them first (fleet deprovision <customer> --env ${environment})`);
   }
   await withStack(ctx, target, log, (stack) => runDestroy(stack, log), false, settings);
+}
+
+/** A secret of the stack's config (`pulumi config get`, decrypted with its passphrase); undefined when it is not set. */
+export async function readStackSecret(ctx: FleetContext, target: StackTarget, key: string, settings: StackSettings): Promise<string | undefined> {
+  try {
+    const { stdout } = await runPulumi(ctx, target, ["config", "get", key, "--stack", target.stack], undefined, settings.passphrase);
+    return stdout.replace(/\n$/, "");
+  } catch (err) {
+    if (err instanceof PulumiCommandError && /not found/i.test(err.stderr + err.stdout)) return undefined;
+    throw err;
+  }
+}
+
+/** Sets a secret in the stack's config, encrypted with its passphrase; the value goes through stdin, never a command line. */
+export async function writeStackSecret(ctx: FleetContext, target: StackTarget, key: string, value: string, settings: StackSettings): Promise<void> {
+  await runPulumi(ctx, target, ["config", "set", "--secret", key, "--stack", target.stack], undefined, settings.passphrase, value);
 }

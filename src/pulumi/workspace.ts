@@ -103,20 +103,22 @@ export class PulumiCommandError extends Error {
 
 /**
  * Runs the toolchain's `pulumi <args>` in the project with the fleet's environment, passing its
- * output on as it comes. One process; rejects with PulumiCommandError (its whole output) on failure.
+ * output on as it comes; `input` is its stdin (a secret, never an argument). One process; rejects with PulumiCommandError (its whole output) on failure.
  */
 export function runPulumi(ctx: FleetContext, target: StackTarget | undefined, args: string[],
   onOutput?: (chunk: string) => void,
-  passphrase = target ? passphraseFor(ctx.projectDir, target) : process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE): Promise<{ stdout: string; stderr: string }> {
+  passphrase = target ? passphraseFor(ctx.projectDir, target) : process.env.PULUMI_CONFIG_PASSPHRASE ?? DEMO_PASSPHRASE,
+  input?: string): Promise<{ stdout: string; stderr: string }> {
   // PULUMI_DEBUG_COMMANDS exposes --event-log, the engine's machine-readable events (as the Automation API does)
   const env = childEnv(process.env, "pulumi", { ...pulumiEnv(ctx, passphrase), PULUMI_DEBUG_COMMANDS: "true" });
   const bin = path.join(findToolchain().bin, "pulumi");
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { cwd: ctx.projectDir, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(bin, args, { cwd: ctx.projectDir, env, stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    if (input !== undefined) child.stdin!.end(input);
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => { stdout += c; onOutput?.(c); });
-    child.stderr.setEncoding("utf8").on("data", (c: string) => { stderr += c; onOutput?.(c); });
+    child.stdout!.setEncoding("utf8").on("data", (c: string) => { stdout += c; onOutput?.(c); });
+    child.stderr!.setEncoding("utf8").on("data", (c: string) => { stderr += c; onOutput?.(c); });
     child.once("error", (err) => reject(new Error(`cannot run ${bin}: ${err.message}: run 'npm run toolchain'`)));
     child.once("close", (code) => (code === 0 ? resolve({ stdout, stderr }) : reject(new PulumiCommandError(args, code, stdout, stderr))));
   });

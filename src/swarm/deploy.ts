@@ -306,3 +306,19 @@ export async function scaleService(managerHost: string, name: string, replicas: 
     await sleep(250);
   }
 }
+
+/**
+ * Starts the service's task again with its spec unchanged (ForceUpdate), as its update settings say
+ * (start-first: the new task is healthy before the old one stops); waits until Swarm finished it.
+ * After a restore, the app reads its data anew.
+ */
+export async function restartService(managerHost: string, name: string, timeoutSeconds = 180): Promise<void> {
+  const manager = engineAt(managerHost);
+  const service = await findService(manager, name);
+  if (!service) throw new Error(`service ${name} does not exist`);
+  const template = service.Spec.TaskTemplate as Record<string, unknown>;
+  const spec = { ...service.Spec, TaskTemplate: { ...template, ForceUpdate: Number(template.ForceUpdate ?? 0) + 1 } };
+  const image = String((template.ContainerSpec as { Image: string }).Image);
+  await dial(manager, `/services/${service.ID}/update`, "POST", spec, undefined, { version: service.Version.Index });
+  await waitConverged(manager, name, image, true, timeoutSeconds, service.UpdateStatus?.StartedAt);
+}

@@ -82,6 +82,14 @@ export interface DeployTarget {
   /** Moves the customer and its data to another node, checked; on failure it runs where it was. */
   moveToNode(move: NodeMove, log: Log): Promise<MoveResult>;
 
-  // Backups and monitoring will plug in here, one implementation per target: where a customer's
-  // data is archived from is dataEngine (docker: the host, swarm: the customer's node).
+  /**
+   * Starts the customer's app again on the data it has now (after a restore replaced it): docker
+   * restarts its container (the edge proxy retries meanwhile), swarm runs a forced rolling update of
+   * its service. `container` is the one its last deployment made (on a swarm: the service).
+   */
+  restartCustomer(container: string): Promise<void>;
+  /** The engine of node `node`, to restore a customer there after its own node was lost; one host refuses (checkMove). */
+  nodeEngineFor(node: string): Dockerode;
+
+  // Backups (src/fleet/backups.ts) run on dataEngine: the host, or the customer's node.
 }

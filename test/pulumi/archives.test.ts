@@ -18,37 +18,13 @@ import { customerNames } from "../../src/hardening/names";
 import { JobQueue } from "../../src/webhooks/queue";
 import { checkoutCompleted, deliver, getJson, JOBS_TOKEN, SECRET, sign } from "../webhooks/support";
 import { fleet, killLeftovers, orphanedPlugins, show, startFleet } from "../support/cli";
-import { customerContainers, engine, removeCustomers, removeQuietly } from "../support/engine";
+import { customerContainers, engine, inVolume, removeCustomers, removeQuietly } from "../support/engine";
 import { request } from "../support/http";
 import { copyProject, customerUrlIn, editEnvironment, useEdge } from "../support/projectCopy";
 
 const BASE = "hardened-fleet/python-base:bookworm";
 const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Runs `sh -c script` in a throwaway container with the volume at /data (read only); returns its output. */
-async function inVolume(volume: string, script: string): Promise<string> {
-  const c = await engine.createContainer({ Image: BASE, Entrypoint: [], Cmd: ["sh", "-c", script], User: "0:0",
-    HostConfig: { NetworkMode: "none", Mounts: [{ Type: "volume", Source: volume, Target: "/data", ReadOnly: true }] } });
-  try {
-    const out = await c.attach({ stream: true, stdout: true, stderr: true });
-    const chunks: Buffer[] = [];
-    out.on("data", (b: Buffer) => chunks.push(b));
-    await c.start();
-    await c.wait();
-    // the attach stream is multiplexed: 8-byte frame headers before each chunk
-    const raw = Buffer.concat(chunks);
-    const parts: Buffer[] = [];
-    for (let at = 0; at + 8 <= raw.length;) {
-      const len = raw.readUInt32BE(at + 4);
-      parts.push(raw.subarray(at + 8, at + 8 + len));
-      at += 8 + len;
-    }
-    return Buffer.concat(parts).toString("utf8");
-  } finally {
-    await c.remove({ force: true }).catch(() => {});
-  }
-}
 
 describe("customer data archives on the real engines", { timeout: 20 * 60_000 }, () => {
   const ctx = copyProject();

@@ -63,3 +63,27 @@ export async function removeCustomers(list: [string, string][], edges: [string, 
     await removeQuietly({ networks: [n.network], volumes: [n.dataVolume] });
   }
 }
+
+/** Runs `sh -c script` in a throwaway container with the volume at /data (read only); returns its output. */
+export async function inVolume(volume: string, script: string, image = "hardened-fleet/python-base:bookworm"): Promise<string> {
+  const c = await engine.createContainer({ Image: image, Entrypoint: [], Cmd: ["sh", "-c", script], User: "0:0",
+    HostConfig: { NetworkMode: "none", Mounts: [{ Type: "volume", Source: volume, Target: "/data", ReadOnly: true }] } });
+  try {
+    const out = await c.attach({ stream: true, stdout: true, stderr: true });
+    const chunks: Buffer[] = [];
+    out.on("data", (b: Buffer) => chunks.push(b));
+    await c.start();
+    await c.wait();
+    // the attach stream is multiplexed: 8-byte frame headers before each chunk
+    const raw = Buffer.concat(chunks);
+    const parts: Buffer[] = [];
+    for (let at = 0; at + 8 <= raw.length;) {
+      const len = raw.readUInt32BE(at + 4);
+      parts.push(raw.subarray(at + 8, at + 8 + len));
+      at += 8 + len;
+    }
+    return Buffer.concat(parts).toString("utf8");
+  } finally {
+    await c.remove({ force: true }).catch(() => {});
+  }
+}

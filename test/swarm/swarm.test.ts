@@ -11,7 +11,10 @@
  *  - `fleet move` takes a customer to another node with every file it wrote;
  *  - overlays: `fleet audit` fails an unencrypted one unless waived; an existing customer moves to an encrypted one;
  *  - a customer deprovisioned and provisioned again goes back to the node with its data; --purge-data deletes every copy, on its node;
- *  - a `fleet move` killed after it scaled the service to 0: the next `fleet up` of the customer brings it back.
+ *  - a `fleet move` killed after it scaled the service to 0: the next `fleet up` of the customer brings it back;
+ *  - backups: a customer's snapshot is taken on the node that holds its volume, through a backup host
+ *    on the cluster's network (test/support/backupHost.ts); that node lost (its engine stopped),
+ *    `fleet restore --node` brings the customer back on another node with every file.
  *
  * The cluster is removed at the end (and the project copy with its state).
  */
@@ -27,6 +30,11 @@ import { readCluster, requestInNamespace, type Cluster } from "../../demo/swarmC
 import { findService, runningTask } from "../../src/swarm/deploy";
 import { overlayNetworkName } from "../../src/swarm/serviceSpec";
 import { dockerodeOptions } from "../../src/engine/connection";
+import { BACKUP_IMAGE } from "../../src/backup/toolImage";
+import { parseEnvironmentName } from "../../src/config/targets";
+import { writeStackSecret } from "../../src/pulumi/stacks";
+import { clusterAddress } from "../../demo/swarmCluster";
+import { startBackupHost, type BackupHost } from "../support/backupHost";
 
 const CLUSTER = "hfswt";
 const ENV = "swarm";
@@ -393,6 +401,44 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
       await assertFilesKept(id);
     } finally {
       fs.writeFileSync(appPy, goodApp);
+    }
+  });
+
+  it("backups run on the customer's node; that node lost, `fleet restore --node` brings the customer back on another node with every file", async () => {
+    const worker = cluster.nodes[2]!;
+    let host: BackupHost | undefined;
+    try {
+      host = await startBackupHost({ name: "hfbk2", subnet: 242, attach: { netns: `${CLUSTER}-lan`, bridge: "br0", address: `${clusterAddress(cluster, 50)}/24` } });
+      editEnvironment(root, ENV, (e) => { e.backup = { repository: host!.appendUrl(ENV).replace(/\/$/, ""), username: host!.fleet.user }; });
+      const settings = { passphrase: PASSPHRASE, engine: manager };
+      await writeStackSecret(ctx, parseEnvironmentName(ENV), "hardened-fleet:backupCredential", host.fleet.password, settings);
+      await ok(["backup", "init", "--env", ENV]);
+      const onWorker: string[] = [];
+      for (const c of live) if ((await nodeOf(c)) === worker.name) onWorker.push(c);
+      const customer = onWorker[0];
+      assert.ok(customer, `a customer runs on ${worker.name}`);
+      await write(customer, "before-backup");
+      const b = await ok(["backup", customer, "--env", ENV]);
+      assert.match(b.stdout, new RegExp(`${customer}: snapshot [0-9a-f]{8}`));
+      const workerEngine = new Dockerode(dockerodeOptions(worker.host));
+      await workerEngine.getImage(BACKUP_IMAGE).inspect(); // the job ran there: the tool image was loaded into that node
+      const records = fs.readFileSync(path.join(root, ".fleet", "backup-records", `${ENV}.jsonl`), "utf8");
+      assert.match(records, new RegExp(`"customer":"${customer}".*"node":"${worker.name}"`));
+
+      // the node is lost: its engine stops, with the customer's only copy of its data
+      await clusterScript(["stop-node", "3"]);
+      try {
+        const to = cluster.nodes[1]!.name;
+        const restored = await ok(["restore", customer, "--env", ENV, "--node", to]);
+        assert.match(restored.stdout, new RegExp(`${customer}: restored snapshot [0-9a-f]{8} .* on ${to}; healthy`));
+        assert.equal(await nodeOf(customer), to);
+        await assertFilesKept(customer);
+      } finally {
+        await clusterScript(["start-node", "3"]);
+      }
+      assert.match(fs.readFileSync(path.join(root, `Pulumi.${ENV}-${customer}.yaml`), "utf8"), new RegExp(`node: ${cluster.nodes[1]!.name}`));
+    } finally {
+      await host?.destroy();
     }
   });
 

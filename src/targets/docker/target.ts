@@ -65,6 +65,16 @@ export class DockerTarget implements DeployTarget {
     return { kind: "container", engine: this.engine, name: container };
   }
 
+  async restartCustomer(container: string): Promise<void> {
+    const c = this.engine.getContainer(container);
+    if ((await c.inspect()).State.Paused) await c.unpause();
+    await c.restart({ t: 10 });
+  }
+
+  nodeEngineFor(): Dockerode {
+    this.checkMove();
+  }
+
   checkMove(): never {
     throw new ConfigError("--env", [{ path: "--env", found: JSON.stringify(this.config.name), message: "runs on one host (target: docker): there is no other node to move to" }]);
   }

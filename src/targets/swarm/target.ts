@@ -12,7 +12,7 @@ import { pullImage } from "../../engine/pull";
 import { customerNames } from "../../hardening/names";
 import { serviceIdentity } from "../../hardening/serviceSpec";
 import type { Log } from "../../pulumi/progress";
-import { auditTask, runningTask, scaleService } from "../../swarm/deploy";
+import { auditTask, restartService, runningTask, scaleService } from "../../swarm/deploy";
 import { NODE_LABEL, swarmNodeHosts } from "../../swarm/serviceSpec";
 import { type DeployTarget, type LogSource, type MoveResult, type NodeMove, type TargetEngine } from "../deployTarget";
 import { engineAt } from "../../engine/client";
@@ -193,6 +193,15 @@ export class SwarmTarget implements DeployTarget {
 
   logSource(serviceName: string): LogSource {
     return { kind: "service", engine: this.manager, name: serviceName };
+  }
+
+  async restartCustomer(serviceName: string): Promise<void> {
+    await restartService(this.managerHost ?? "", serviceName, 180);
+  }
+
+  nodeEngineFor(node: string): Dockerode {
+    this.checkMove(node);
+    return this.nodeEngine(node);
   }
 
   checkMove(to: string): void {

@@ -1,0 +1,56 @@
+/**
+ * The guard of a paused customer. A backup pauses the customer's containers while restic reads its
+ * volume; if fleet dies meanwhile (kill -9, a power cut of its session), nothing would resume them.
+ * So, before pausing, fleet starts this process on its own (detached, its own process group); it
+ * watches fleet's PID and, when fleet is gone, or past the deadline, interrupts the backup job's
+ * restic first (a snapshot half-read is never finished; restic removes its lock) and then resumes
+ * the customer's containers. When the
+ * backup ends normally, fleet resumes them itself and stops the guard.
+ *
+ *   node pauseWatchdog.js <fleet pid> <deadline, ms since the epoch> <engine address or ""> <job id> <container id>...
+ */
+import { engineAt } from "../engine/client";
+import { LABEL_JOB } from "./restic";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function main(): Promise<void> {
+  const [pidText, deadlineText, host, job, ...containers] = process.argv.slice(2);
+  const pid = Number(pidText);
+  const deadline = Number(deadlineText);
+  if (!Number.isInteger(pid) || !Number.isFinite(deadline) || !job) throw new Error("usage: pauseWatchdog <pid> <deadline> <engine> <job> <container>...");
+  let stop = false;
+  process.on("SIGTERM", () => { stop = true; });
+  while (!stop && alive(pid) && Date.now() < deadline) await sleep(200);
+  if (stop) return;
+  const now = new Date().toISOString();
+  process.stdout.write(`${now} fleet (pid ${pid}) ${alive(pid) ? "passed the pause's deadline" : "is gone"}: stopping backup job ${job}, resuming ${containers.join(", ")}\n`);
+  const engine = engineAt(host || undefined);
+  // restic interrupted (SIGINT) removes its lock from the repository; killed only if it does not stop
+  const jobContainers = await engine.listContainers({ filters: { label: [`${LABEL_JOB}=${job}`] } }).catch(() => []);
+  for (const c of jobContainers) await engine.getContainer(c.Id).kill({ signal: "SIGINT" }).catch(() => { /* finished already */ });
+  for (const c of jobContainers) {
+    const stopped = await Promise.race([engine.getContainer(c.Id).wait().then(() => true, () => true), sleep(10_000).then(() => false)]);
+    if (!stopped) await engine.getContainer(c.Id).kill().catch(() => { /* finished meanwhile */ });
+  }
+  for (const id of containers) {
+    await engine.getContainer(id).unpause().then(() => process.stdout.write(`${new Date().toISOString()} resumed ${id}\n`),
+      (err: Error) => process.stdout.write(`${new Date().toISOString()} ${id}: ${err.message.split("\n")[0]}\n`));
+  }
+}
+
+if (require.main === module) {
+  main().then(() => process.exit(0), (err: Error) => {
+    process.stderr.write(`${new Date().toISOString()} pause guard: ${err.message}\n`);
+    process.exit(1);
+  });
+}
