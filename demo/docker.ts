@@ -10,9 +10,8 @@ import { auditFleet, formatAuditTable } from "../src/audit/audit";
 import { projectContext, summarize } from "../src/cli/stacks";
 import { readEnvironmentConfig } from "../src/project/stackFiles";
 import { engineFor } from "../src/engine/connection";
-import { formatBytes } from "../src/fleet/backups";
 import { backupEnvironment, drillBackups, edgeCaCertificate, getThroughEdge, provision, upStack } from "../src/fleet/operations";
-import { formatTable } from "../src/table";
+import { formatBytes, formatTable } from "../src/table";
 import { edgeNames } from "../src/hardening/names";
 
 export const DEMO_CUSTOMERS = [

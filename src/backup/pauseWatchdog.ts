@@ -10,7 +10,8 @@
  *   node pauseWatchdog.js <fleet pid> <deadline, ms since the epoch> <engine address or ""> <job id> <container id>...
  */
 import { engineAt } from "../engine/client";
-import { LABEL_JOB } from "./restic";
+import { LABEL_ROLE } from "../hardening/names";
+import { LABEL_JOB, ROLE_BACKUP_RELAY } from "./restic";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -35,13 +36,16 @@ async function main(): Promise<void> {
   const now = new Date().toISOString();
   process.stdout.write(`${now} fleet (pid ${pid}) ${alive(pid) ? "passed the pause's deadline" : "is gone"}: stopping backup job ${job}, resuming ${containers.join(", ")}\n`);
   const engine = engineAt(host || undefined);
-  // restic interrupted (SIGINT) removes its lock from the repository; killed only if it does not stop
+  // restic interrupted (SIGINT) removes its lock from the repository, through the relay (stopped
+  // after it); it is killed only if it does not stop
   const jobContainers = await engine.listContainers({ filters: { label: [`${LABEL_JOB}=${job}`] } }).catch(() => []);
-  for (const c of jobContainers) await engine.getContainer(c.Id).kill({ signal: "SIGINT" }).catch(() => { /* finished already */ });
-  for (const c of jobContainers) {
+  const restics = jobContainers.filter((c) => c.Labels[LABEL_ROLE] !== ROLE_BACKUP_RELAY);
+  for (const c of restics) await engine.getContainer(c.Id).kill({ signal: "SIGINT" }).catch(() => { /* finished already */ });
+  for (const c of restics) {
     const stopped = await Promise.race([engine.getContainer(c.Id).wait().then(() => true, () => true), sleep(10_000).then(() => false)]);
     if (!stopped) await engine.getContainer(c.Id).kill().catch(() => { /* finished meanwhile */ });
   }
+  for (const c of jobContainers.filter((x) => !restics.includes(x))) await engine.getContainer(c.Id).kill().catch(() => { /* gone */ });
   for (const id of containers) {
     await engine.getContainer(id).unpause().then(() => process.stdout.write(`${new Date().toISOString()} resumed ${id}\n`),
       (err: Error) => process.stdout.write(`${new Date().toISOString()} ${id}: ${err.message.split("\n")[0]}\n`));

@@ -26,6 +26,8 @@ const LABEL_JOB_OWNER = "io.hardened-fleet.backup-job-owner";
 /** `<environment>-<customer>` whose data a job, scratch volume or drill works on */
 export const LABEL_BACKUP_OF = "io.hardened-fleet.backup-of";
 export const ROLE_BACKUP_JOB = "backup-job";
+/** the relay of a job's network to its repository: it must outlive restic's last request (its lock's removal) */
+export const ROLE_BACKUP_RELAY = "backup-relay";
 
 /** The one network every relay leaves the engine by (a plain bridge); jobs never join it. */
 export const EGRESS_NETWORK = "hf-backup-egress";
@@ -114,7 +116,8 @@ export function jobOptions(repo: Repository): { env: string[]; args: string[] } 
   return { env, args };
 }
 
-const hardened = {
+/** What every container of a job gets (with its own limits and, where it needs one, a capability). */
+export const hardened = {
   CapDrop: ["ALL"],
   SecurityOpt: ["no-new-privileges:true"],
   ReadonlyRootfs: true,
@@ -183,7 +186,7 @@ export async function prepareJob(job: ResticJob): Promise<PreparedJob> {
       networkMode = id;
       made.relay = true;
       const relayContainer = await engine.createContainer({
-        name: `${id}-relay`, Image: job.image, User: `${APP_UID}:${APP_GID}`, Labels: labels,
+        name: `${id}-relay`, Image: job.image, User: `${APP_UID}:${APP_GID}`, Labels: { ...labels, [LABEL_ROLE]: ROLE_BACKUP_RELAY },
         Entrypoint: [], Cmd: ["socat", `TCP-LISTEN:${relay.port},fork,reuseaddr`, `TCP:${relay.host}:${relay.port},connect-timeout=10`],
         Healthcheck: { Test: ["NONE"] },
         HostConfig: { ...hardened, NetworkMode: EGRESS_NETWORK, Memory: 64 * 1024 * 1024, NanoCpus: 500_000_000, PidsLimit: 64 },
@@ -198,21 +201,15 @@ export async function prepareJob(job: ResticJob): Promise<PreparedJob> {
       dispose,
       async run(args, timeoutSeconds = 3600) {
         const name = runs++ === 0 ? id : `${id}-${runs}`;
-        const container = await engine.createContainer({
+        return runContainer(engine, {
           name, Image: job.image, User: `${APP_UID}:${APP_GID}`, Labels: labels, Entrypoint: [],
           Cmd: ["restic", ...options.args, ...args], Env: options.env, WorkingDir: "/tmp",
-          Healthcheck: { Test: ["NONE"] }, AttachStdout: true, AttachStderr: true,
           HostConfig: {
             ...hardened, NetworkMode: networkMode, Mounts: mounts,
             Tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=512m" },
             Memory: 1024 * 1024 * 1024, NanoCpus: 1_000_000_000, PidsLimit: 128,
           },
-        });
-        try {
-          return await attachAndWait(container, timeoutSeconds);
-        } finally {
-          await container.remove({ force: true }).catch(() => {});
-        }
+        }, timeoutSeconds);
       },
     };
   } catch (err) {
@@ -223,21 +220,29 @@ export async function prepareJob(job: ResticJob): Promise<PreparedJob> {
 
 /** Whether the repository's host answers on its port from that engine (a TCP connection, 10 s at most). */
 async function probe(engine: Dockerode, image: string, target: { host: string; port: number }, labels: Record<string, string>, repo: Repository): Promise<void> {
-  const c = await engine.createContainer({
-    Image: image, User: `${APP_UID}:${APP_GID}`, Labels: labels, Entrypoint: [], Healthcheck: { Test: ["NONE"] }, AttachStderr: true, AttachStdout: true,
+  const result = await runContainer(engine, {
+    Image: image, User: `${APP_UID}:${APP_GID}`, Labels: labels, Entrypoint: [],
     Cmd: ["socat", "-T", "5", "-u", "OPEN:/dev/null", `TCP:${target.host}:${target.port},connect-timeout=10`],
     HostConfig: { ...hardened, NetworkMode: EGRESS_NETWORK, Memory: 32 * 1024 * 1024, PidsLimit: 16 },
-  });
+  }, 30);
+  if (result.exitCode !== 0) {
+    const why = /refused/i.test(result.stderr) ? "connection refused" : /timed out|timeout/i.test(result.stderr) ? "no answer within 10 s"
+      : lastLines(result.stderr, 1).replace(/^.*E /, "");
+    throw new Error(`the backup repository ${describeRepository(repo)} cannot be reached from the engine (${target.host}:${target.port}: ${why}); ` +
+      "nothing was paused or changed. Check that the backup host runs and that this engine's host may reach it");
+  }
+}
+
+/**
+ * Creates a one-shot container (no healthcheck: a job, not a service), runs it to the end with its
+ * output collected, and removes it; past `timeoutSeconds` it is killed and that is an error.
+ */
+export async function runContainer(engine: Dockerode, opts: Dockerode.ContainerCreateOptions, timeoutSeconds: number): Promise<ResticResult> {
+  const container = await engine.createContainer({ ...opts, Healthcheck: { Test: ["NONE"] }, AttachStdout: true, AttachStderr: true });
   try {
-    const result = await attachAndWait(c, 30);
-    if (result.exitCode !== 0) {
-      const why = /refused/i.test(result.stderr) ? "connection refused" : /timed out|timeout/i.test(result.stderr) ? "no answer within 10 s"
-        : lastLines(result.stderr, 1).replace(/^.*E /, "");
-      throw new Error(`the backup repository ${describeRepository(repo)} cannot be reached from the engine (${target.host}:${target.port}: ${why}); ` +
-        "nothing was paused or changed. Check that the backup host runs and that this engine's host may reach it");
-    }
+    return await attachAndWait(container, timeoutSeconds);
   } finally {
-    await c.remove({ force: true }).catch(() => {});
+    await container.remove({ force: true }).catch(() => {});
   }
 }
 
@@ -273,19 +278,12 @@ export function lastLines(text: string, n = 3): string {
 
 /** The customer's directory of a local repository, made on the engine's host and given to 1000 (0700). */
 async function prepareLocalRepository(engine: Dockerode, image: string, dir: string, labels: Record<string, string>): Promise<void> {
-  const c = await engine.createContainer({
+  const r = await runContainer(engine, {
     Image: image, User: "0:0", Entrypoint: [], Cmd: ["sh", "-c", `chown ${APP_UID}:${APP_GID} /repo && chmod 0700 /repo`], Labels: labels,
-    Healthcheck: { Test: ["NONE"] },
     // Binds (not Mounts) makes the directory when it is missing
     HostConfig: { ...hardened, CapAdd: ["CHOWN", "FOWNER"], NetworkMode: "none", Binds: [`${dir}:/repo`], Memory: 64 * 1024 * 1024, PidsLimit: 16 },
-  });
-  try {
-    await c.start();
-    const { StatusCode } = (await c.wait()) as { StatusCode: number };
-    if (StatusCode !== 0) throw new Error(`preparing the local backup repository ${dir} on the engine's host failed (exit ${StatusCode})`);
-  } finally {
-    await c.remove({ force: true }).catch(() => {});
-  }
+  }, 60);
+  if (r.exitCode !== 0) throw new Error(`preparing the local backup repository ${dir} on the engine's host failed (exit ${r.exitCode}): ${lastLines(r.stderr)}`);
 }
 
 /**

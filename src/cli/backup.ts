@@ -1,11 +1,10 @@
 /** `fleet backup`, `fleet backups`, `fleet restore`: restic backups of customers' data (docs/backups.md). */
 import type { Command } from "commander";
 import { parseCustomerId } from "../config/load";
-import { formatBytes } from "../fleet/backups";
 import {
   backup, backupEnvironment, drillBackups, initEnvironmentBackups, pruneBackups, restore, snapshotsOf,
 } from "../fleet/operations";
-import { formatTable } from "../table";
+import { formatBytes, formatTable } from "../table";
 import { projectContext } from "./stacks";
 
 export function registerBackup(program: Command): void {

@@ -20,7 +20,7 @@ import type Dockerode from "dockerode";
 import { BACKUP_IMAGE, ensureToolImage } from "../backup/toolImage";
 import { appendRecord, latestByCustomer, readRecords, type BackupRecord } from "../backup/records";
 import { customerRepository, describeRepository, parseRepository, type Repository } from "../backup/repository";
-import { LABEL_BACKUP_OF, LABEL_JOB, lastLines, prepareJob, RESTIC_EXIT, sweepJobs, type JobMount, type JobSecrets, type PreparedJob } from "../backup/restic";
+import { hardened, LABEL_BACKUP_OF, LABEL_JOB, lastLines, prepareJob, RESTIC_EXIT, runContainer, sweepJobs, type JobMount, type JobSecrets, type PreparedJob } from "../backup/restic";
 import { forgetArgs, keptByPolicy } from "../backup/retention";
 import { isDue } from "../backup/schedule";
 import { parseBackupSummary, parseLs, parseSnapshots, resticErrors, tag, type Snapshot } from "../backup/snapshots";
@@ -40,6 +40,7 @@ import { stderrLog, type Log } from "../pulumi/progress";
 import { readStack, stackImage } from "../pulumi/stackState";
 import { prepareStack, readStackSecret, runUp, writeStackSecret } from "../pulumi/stacks";
 import type { FleetContext } from "../project/context";
+import { formatBytes } from "../table";
 import type { Environment } from "./environment";
 
 export const PASSWORD_KEY = "hardened-fleet:backupPassword";
@@ -230,14 +231,6 @@ async function snapshotOf(backups: Backups, customer: CustomerConfig, reason: st
   return record;
 }
 
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
-
 /** The customer's config; an error naming the fix when it has no stack file. */
 function customerOf(environment: Environment, target: CustomerTarget): CustomerConfig {
   const c = readCustomerConfig(environment.ctx.projectDir, target.stack);
@@ -365,6 +358,7 @@ async function restoreInto(job: PreparedJob, engine: Dockerode, volume: string, 
 
 /** A scratch volume for a restore or a drill, empty and owned by 1000 (left ones are replaced). */
 async function scratchVolume(engine: Dockerode, name: string, customer: CustomerConfig): Promise<string> {
+  await ensureToolImage(engine, BACKUP_IMAGE);
   await engine.getVolume(name).remove({ force: true }).catch(() => {});
   await engine.createVolume({ Name: name, Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-scratch", [LABEL_BACKUP_OF]: `${customer.environment}-${customer.id}` } });
   await giveTo1000(engine, name, "/restore");
@@ -373,40 +367,23 @@ async function scratchVolume(engine: Dockerode, name: string, customer: Customer
 
 /** Makes a volume's root (where it is mounted) owned by 1000, so restic running as 1000 can write in it. */
 async function giveTo1000(engine: Dockerode, volume: string, at: string): Promise<void> {
-  const c = await engine.createContainer({
+  const r = await runContainer(engine, {
     Image: BACKUP_IMAGE, User: "0:0", Entrypoint: [], Cmd: ["chown", "1000:1000", at], Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-job" },
-    Healthcheck: { Test: ["NONE"] },
-    HostConfig: { CapDrop: ["ALL"], CapAdd: ["CHOWN"], SecurityOpt: ["no-new-privileges:true"], ReadonlyRootfs: true, NetworkMode: "none",
-      Memory: 64 * 1024 * 1024, PidsLimit: 16, Mounts: [{ Type: "volume", Source: volume, Target: at }] },
-  });
-  try {
-    await c.start();
-    const { StatusCode } = (await c.wait()) as { StatusCode: number };
-    if (StatusCode !== 0) throw new Error(`giving volume ${volume} to 1000 failed (exit ${StatusCode})`);
-  } finally {
-    await c.remove({ force: true }).catch(() => {});
-  }
+    HostConfig: { ...hardened, CapAdd: ["CHOWN"], NetworkMode: "none", Memory: 64 * 1024 * 1024, PidsLimit: 16,
+      Mounts: [{ Type: "volume", Source: volume, Target: at }] },
+  }, 60);
+  if (r.exitCode !== 0) throw new Error(`giving volume ${volume} to 1000 failed (exit ${r.exitCode}): ${lastLines(r.stderr)}`);
 }
 
 /** Replaces everything in `volume` by what `from` holds, as 1000 (the customer is paused meanwhile). */
 async function swapIn(engine: Dockerode, from: string, volume: string, jobId: string): Promise<void> {
-  const c = await engine.createContainer({
+  const r = await runContainer(engine, {
     Image: BACKUP_IMAGE, User: "1000:1000", Entrypoint: [], Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-job", [LABEL_JOB]: jobId },
-    Cmd: ["sh", "-c", "find /data -mindepth 1 -delete && cp -a /restore/. /data/"], Healthcheck: { Test: ["NONE"] },
-    HostConfig: { CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges:true"], ReadonlyRootfs: true, NetworkMode: "none",
-      Memory: 256 * 1024 * 1024, PidsLimit: 32,
+    Cmd: ["sh", "-c", "find /data -mindepth 1 -delete && cp -a /restore/. /data/"],
+    HostConfig: { ...hardened, NetworkMode: "none", Memory: 256 * 1024 * 1024, PidsLimit: 32,
       Mounts: [{ Type: "volume", Source: from, Target: "/restore", ReadOnly: true }, { Type: "volume", Source: volume, Target: "/data" }] },
-  });
-  try {
-    const stream = await c.attach({ stream: true, stdout: true, stderr: true });
-    let output = "";
-    stream.on("data", (b: Buffer) => { output += b.toString("utf8"); });
-    await c.start();
-    const { StatusCode } = (await c.wait()) as { StatusCode: number };
-    if (StatusCode !== 0) throw new Error(`copying the restored data into ${volume} failed (exit ${StatusCode}): ${lastLines(output)}`);
-  } finally {
-    await c.remove({ force: true }).catch(() => {});
-  }
+  }, 3600);
+  if (r.exitCode !== 0) throw new Error(`copying the restored data into ${volume} failed (exit ${r.exitCode}): ${lastLines(r.stderr)}`);
 }
 
 export interface RestoreRequest {
@@ -474,6 +451,7 @@ async function restoreForInspection(backups: Backups, target: CustomerTarget, wa
   const customer = readCustomerConfig(backups.environment.ctx.projectDir, target.stack)
     ?? { id: target.customer, environment: target.environment, plan: "" };
   const engine = backups.environment.target.dataEngine(customer.node ? customer : undefined);
+  await ensureToolImage(engine, BACKUP_IMAGE);
   if (await volumeExists(engine, into)) {
     const m = await volumeManifest(engine, BACKUP_IMAGE, into).catch(() => undefined);
     if (!m || m.size > 0) throw new ConfigError("--into", [{ path: "--into", found: JSON.stringify(into), message: "names a volume that has files already: give a new name" }]);

@@ -9,6 +9,8 @@
  *    is there, integrity_check ok, everything owned by 1000, the customer healthy, its neighbour untouched;
  *  - `fleet backups` lists the snapshots with why they were taken; `--into` restores for inspection
  *    without touching the customer; bad input is refused naming the flag;
+ *  - a running customer restored to an older snapshot answers every request meanwhile, and the data
+ *    it replaced is in the safety snapshot;
  *  - fleet killed (kill -9) while the customer is paused for a snapshot: the customer runs again at
  *    once, nothing lost, and the next backup works;
  *  - the backup host down: the backup fails loudly, is recorded, and `--due` retries it once the host
@@ -80,7 +82,7 @@ describe("backups with restic on the real engines (target: docker)", { timeout: 
       await removeQuietly({ containers: users.map((c) => c.Id) });
     }
     await removeCustomers(IDS.map((id): [string, string] => [ENV, id]), [[ENV, "edge-bk"]]);
-    await removeQuietly({ volumes: ["bk-a-inspect", "bk-b-after-purge", ...IDS.flatMap((id) => ["restore", "drill", "verify"].map((s) => `${customerNames(ENV, id).dataVolume}-${s}`))] });
+    await removeQuietly({ volumes: ["bk-a-inspect", "bk-a-safety", "bk-b-after-purge", ...IDS.flatMap((id) => ["restore", "drill", "verify"].map((s) => `${customerNames(ENV, id).dataVolume}-${s}`))] });
   };
   /** restic on this host, with the fleet host's credential (what a compromised host could do) */
   const hostRestic = async (repoPath: string, args: string[], cred = host.fleet, port = 8000) => {
@@ -174,7 +176,7 @@ describe("backups with restic on the real engines (target: docker)", { timeout: 
       [["restore", "bk-a", "--env", ENV, "--into", "bk-a-inspect"], "--into"],
       [["restore", "bk-a", "--env", ENV, "--snapshot", "xyz"], "--snapshot"],
       [["restore", "bk-a", "--env", ENV, "--snapshot", "0123456789abcdef"], "--snapshot"],
-      [["restore", "bk-a", "--env", ENV, "--node", "node2"], "--env"],
+      [["restore", "bk-a", "--env", ENV, "--node", "node2"], "--node: is for target: swarm"],
       [["backup", "BK-A", "--env", ENV], "customer"],
     ] as [string[], string][]) {
       const r = await fleet(root, args);
@@ -182,6 +184,36 @@ describe("backups with restic on the real engines (target: docker)", { timeout: 
       assert.match(r.stderr, new RegExp(flag.replace(/-/g, "\\-")), show(r));
       assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
     }
+  });
+
+  it("a running customer restored to an older snapshot answers every request meanwhile; what it replaced is in the safety snapshot", async () => {
+    const older = (await snapshotIds("bk-a")).at(-1)!;
+    const body = randomBytes(4000);
+    assert.equal((await request(`${url("bk-a")}/uploads?name=after-snapshot.bin`, "POST", body)).status, 201);
+    let running = true;
+    const failures: string[] = [];
+    let requests = 0;
+    const client = (async () => {
+      while (running) {
+        requests++;
+        const r = await request(`${url("bk-a")}/`, "GET", undefined, { timeoutMs: 30_000 }).catch((e: Error) => ({ status: 0, body: e.message }));
+        if (r.status !== 200) failures.push(`${r.status} ${JSON.stringify(r.body).slice(0, 120)}`);
+      }
+    })();
+    let restored;
+    try {
+      restored = await ok(["restore", "bk-a", "--env", ENV, "--snapshot", older.id.slice(0, 8)]);
+    } finally {
+      running = false;
+      await client;
+    }
+    assert.deepEqual(failures, [], `${failures.length} of ${requests} requests failed during the restore`);
+    assert.ok(requests > 5, `the client kept asking (${requests} requests)`);
+    const safety = /the data it replaced is snapshot ([0-9a-f]{8})/.exec(restored.stdout)![1]!;
+    const files = ((await request(`${url("bk-a")}/files`)).body as { files: { path: string }[] }).files.map((f) => f.path);
+    assert.ok(!files.includes("/data/uploads/after-snapshot.bin"), "the restored data is the older snapshot's");
+    await ok(["restore", "bk-a", "--env", ENV, "--snapshot", safety, "--into", "bk-a-safety"]);
+    assert.match(await inVolume("bk-a-safety", "sha256sum /data/uploads/after-snapshot.bin"), new RegExp(sha256(body)));
   });
 
   it("fleet killed (kill -9) while the customer is paused: it runs again at once, nothing is lost, the next backup works", async () => {

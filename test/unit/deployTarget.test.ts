@@ -114,6 +114,8 @@ describe("docker target", () => {
     const t = targets().docker;
     assert.match(configError(() => t.checkMove("n2")).message, /--env: runs on one host \(target: docker\): there is no other node to move to/);
     await assert.rejects(t.moveToNode({} as never, () => {}), /runs on one host/);
+    // a restore on another node (fleet restore --node) too
+    assert.match(configError(() => t.nodeEngineFor("n2")).message, /--node: is for target: swarm; 'staging' runs on one host/);
   });
 });
 
@@ -152,5 +154,8 @@ describe("swarm target", () => {
     t.checkMove("n2");
     const err = configError(() => t.checkMove("n9"));
     assert.match(err.message, /--to: must be one of the nodes of 'swarm' \(swarm.nodes\): n1, n2, n3 \(found "n9"\)/);
+    // fleet restore --node: the same nodes, and the engine of the one named
+    assert.match(configError(() => t.nodeEngineFor("n9")).message, /--node: must be one of the nodes of 'swarm'/);
+    assert.equal((t.nodeEngineFor("n3") as unknown as { modem: { socketPath?: string } }).modem.socketPath, "/run/test/n3.sock");
   });
 });

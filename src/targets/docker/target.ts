@@ -71,8 +71,9 @@ export class DockerTarget implements DeployTarget {
     await c.restart({ t: 10 });
   }
 
-  nodeEngineFor(): Dockerode {
-    this.checkMove();
+  nodeEngineFor(node: string): Dockerode {
+    throw new ConfigError("--node", [{ path: "--node", found: JSON.stringify(node),
+      message: `is for target: swarm; '${this.config.name}' runs on one host (target: docker), whose engine holds every customer's data` }]);
   }
 
   checkMove(): never {

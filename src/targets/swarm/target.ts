@@ -200,14 +200,14 @@ export class SwarmTarget implements DeployTarget {
   }
 
   nodeEngineFor(node: string): Dockerode {
-    this.checkMove(node);
+    this.checkMove(node, "--node");
     return this.nodeEngine(node);
   }
 
-  checkMove(to: string): void {
+  checkMove(to: string, flag = "--to"): void {
     const nodes = this.config.swarm.nodes.map((n) => n.name);
     if (!nodes.includes(to)) {
-      throw new ConfigError("--to", [{ path: "--to", found: JSON.stringify(to), message: `must be one of the nodes of '${this.config.name}' (swarm.nodes): ${nodes.join(", ")}` }]);
+      throw new ConfigError(flag, [{ path: flag, found: JSON.stringify(to), message: `must be one of the nodes of '${this.config.name}' (swarm.nodes): ${nodes.join(", ")}` }]);
     }
   }
 
