@@ -19,6 +19,7 @@ import * as path from "node:path";
 import Dockerode from "dockerode";
 import { BACKUP_IMAGE, resticBinDir } from "../src/backup/toolImage";
 import { customerNames } from "../src/hardening/names";
+import { findToolchain } from "../src/pulumi/toolchain";
 import { formatTable } from "../src/table";
 import { removeCustomers, removeQuietly } from "../test/support/engine";
 import { copyProject, dropEncryptionSalt, editEnvironment, useEdge } from "../test/support/projectCopy";
@@ -33,7 +34,10 @@ const ctx = copyProject();
 const repository = path.join(ctx.root, ".fleet", "restic");
 const floorRepo = path.join(ctx.root, ".fleet", "restic-floor");
 const volume = customerNames("staging", ID).dataVolume;
-const env: NodeJS.ProcessEnv = { ...process.env, FLEET_PROJECT_DIR: ctx.root, PULUMI_CONFIG_PASSPHRASE: PASSPHRASE };
+// the copy has no toolchain/ of its own: the checkout's toolchain, found once
+const tc = findToolchain();
+const env: NodeJS.ProcessEnv = { ...process.env, FLEET_PROJECT_DIR: ctx.root, PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
+  HARDENED_FLEET_PULUMI_BIN: tc.bin, ...(tc.home ? { PULUMI_HOME: tc.home } : {}) };
 const fleet = (args: string[]) => mustRun([path.join(ctx.root, "scripts", "fleet.sh"), ...args], { cwd: ctx.root, env });
 const restic = (args: string[]) => mustRun([path.join(resticBinDir(), "restic"), "--no-cache", "-r", floorRepo, ...args],
   { env: { ...process.env, RESTIC_PASSWORD: "bench-floor" } });
