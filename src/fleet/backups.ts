@@ -34,7 +34,7 @@ import { writeSecretFile } from "../engine/secretFile";
 import { manifestDifferences } from "../engine/archiveManifest";
 import { customerNames, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
 import { serviceSpec } from "../hardening/serviceSpec";
-import { stackLock, withWaitingLock } from "../project/lock";
+import { BACKUP_LOCK_PURPOSE, stackLock, withWaitingLock } from "../project/lock";
 import { readCustomerConfig, writeCustomerStackFile } from "../project/stackFiles";
 import { stderrLog, type Log } from "../pulumi/progress";
 import { readStack, stackImage } from "../pulumi/stackState";
@@ -242,7 +242,7 @@ function customerOf(environment: Environment, target: CustomerTarget): CustomerC
 export async function backupCustomer(backups: Backups, target: CustomerTarget, reason = "manual", log: Log = stderrLog): Promise<BackupRecord> {
   const customer = customerOf(backups.environment, target);
   const record = await withWaitingLock(backups.environment.ctx.projectDir, stackLock(target.stack),
-    () => snapshotOf(backups, customer, reason, log), 600);
+    () => snapshotOf(backups, customer, reason, log), 600, { purpose: BACKUP_LOCK_PURPOSE });
   if (!record.ok) throw new Error(`backup of ${target.customer} in '${target.environment}' FAILED: ${record.error}`);
   return record;
 }
@@ -274,7 +274,7 @@ export async function backupMany(backups: Backups, opts: { dueOnly: boolean; now
     log(`${environment.name}: backing up ${c.id} (${i + 1}/${chosen.length})`);
     const target: CustomerTarget = { kind: "customer", environment: c.environment, customer: c.id, stack: `${c.environment}-${c.id}` };
     const r = await withWaitingLock(environment.ctx.projectDir, stackLock(target.stack),
-      () => snapshotOf(backups, c, opts.dueOnly ? "scheduled" : "manual", log), 600)
+      () => snapshotOf(backups, c, opts.dueOnly ? "scheduled" : "manual", log), 600, { purpose: BACKUP_LOCK_PURPOSE })
       .catch((err: Error) => ({ kind: "backup", customer: c.id, at: new Date().toISOString(), ok: false, durationMs: 0, error: err.message }) as BackupRecord);
     if (r.ok) out.ok.push(r);
     else {

@@ -13,7 +13,7 @@ import { parseEnvironmentName, type CustomerTarget } from "../config/targets";
 import { ArchiveError, archiveVolume } from "../engine/oneShot";
 import { customerNames } from "../hardening/names";
 import { backupDir, type FleetContext } from "../project/context";
-import { customersLock, stackLock, withLock, withWaitingLock } from "../project/lock";
+import { customersLock, stackLock, WAIT_FOR_BACKUPS, withLock, withWaitingLock } from "../project/lock";
 import { readCustomerConfig, stackFile, writeCustomerStackFile } from "../project/stackFiles";
 import { stderrLog, type Log } from "../pulumi/progress";
 import { outputImage, readStack, stackImage } from "../pulumi/stackState";
@@ -209,6 +209,7 @@ export async function deprovisionCustomer(environment: Environment, target: Cust
   log: Log = stderrLog): Promise<DeprovisionResult> {
   const { ctx } = environment;
   const volume = customerNames(target.environment, target.customer).dataVolume;
+  // a backup of the customer running now is waited for, as a deployment waits for it
   return withLock(ctx.projectDir, stackLock(target.stack), async () => {
     const config = readCustomerConfig(ctx.projectDir, target.stack);
     let finalBackup: Awaited<ReturnType<typeof finalSnapshot>>;
@@ -262,5 +263,5 @@ export async function deprovisionCustomer(environment: Environment, target: Cust
       deletedOn.push(node ?? "");
     }
     return { stack: target.stack, volume, volumeKept: false, archive, snapshot: verified ?? snapshot, deletedOn };
-  });
+  }, WAIT_FOR_BACKUPS);
 }

@@ -17,7 +17,7 @@ import type Dockerode from "dockerode";
 import { parseStackTarget, type StackTarget } from "../config/targets";
 import { engineFor } from "../engine/connection";
 import type { FleetContext } from "../project/context";
-import { BUILD_LOCK, stackLock, withLock, withWaitingLock } from "../project/lock";
+import { BUILD_LOCK, stackLock, WAIT_FOR_BACKUPS, withLock, withWaitingLock } from "../project/lock";
 import { ensureBuilt, isBuilt } from "./build";
 import { pulumiOutput, stderrLog, type Log } from "./progress";
 import { clearStaleLocks, resolvePendingOperations } from "./recovery";
@@ -66,10 +66,15 @@ export async function prepareStack(ctx: FleetContext, target: StackTarget, log: 
   return stack;
 }
 
-/** Runs fn on the prepared stack under its fleet lock (one operation per stack, across processes). */
+/**
+ * Runs fn on the prepared stack under its fleet lock (one operation per stack, across processes).
+ * Another operation on the stack fails this one at once, but a backup of the customer (which holds
+ * the lock while it pauses the customer, seconds) is waited for.
+ */
 export async function withStack<T>(ctx: FleetContext, target: StackTarget, log: Log, fn: (stack: FleetStack) => Promise<T>,
   create = true, settings?: StackSettings): Promise<T> {
-  return withLock(ctx.projectDir, stackLock(target.stack), async () => fn(await prepareStack(ctx, target, log, create, settings)));
+  return withLock(ctx.projectDir, stackLock(target.stack), async () => fn(await prepareStack(ctx, target, log, create, settings)),
+    WAIT_FOR_BACKUPS);
 }
 
 /** The resource changes of a run, from the summary event of Pulumi's engine event log (JSON lines). Pure. */

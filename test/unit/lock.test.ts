@@ -10,9 +10,10 @@ import { StackBusyError, withLock, withWaitingLock } from "../../src/project/loc
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-lock-"));
 const lockModule = path.resolve(__dirname, "../../src/project/lock.ts");
 
-/** A separate node process that takes the lock, says so, and holds it until killed. */
-function holder(name: string) {
-  const code = `require(${JSON.stringify(lockModule)}).withLock(${JSON.stringify(dir)}, ${JSON.stringify(name)}, () => { console.log("held"); return new Promise(() => {}); })`;
+/** A separate node process that takes the lock (for `purpose`, when given), says so, and holds it until killed. */
+function holder(name: string, purpose?: string) {
+  const code = `require(${JSON.stringify(lockModule)}).withLock(${JSON.stringify(dir)}, ${JSON.stringify(name)}, () => { console.log("held"); return new Promise(() => {}); }` +
+    `${purpose ? `, { purpose: ${JSON.stringify(purpose)} }` : ""})`;
   const child = spawn(process.execPath, ["--import", "tsx", "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
   // a holder that ends before it holds the lock (a module that does not load) fails the test instead of hanging it
   const held = new Promise<void>((resolve, reject) => {
@@ -24,6 +25,25 @@ function holder(name: string) {
 
 describe("fleet locks", () => {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("a holder of a purpose the caller waits out (a backup) is waited for; others are refused at once", async () => {
+    const h = holder("stack.staging-bk", "backup");
+    await h.held;
+    try {
+      await assert.rejects(withLock(dir, "stack.staging-bk", async () => "no", { waitWhileHeldFor: { restore: 60 } }), (err: unknown) => {
+        assert.ok(err instanceof StackBusyError);
+        assert.match(err.message, /\(backup\)/, "the holder's purpose is named");
+        return true;
+      });
+      const released = setTimeout(() => h.child.kill("SIGKILL"), 1500);
+      const t0 = Date.now();
+      assert.equal(await withLock(dir, "stack.staging-bk", async () => "waited", { waitWhileHeldFor: { backup: 60 } }), "waited");
+      clearTimeout(released);
+      assert.ok(Date.now() - t0 >= 1000, "it waited for the backup to end");
+    } finally {
+      h.child.kill("SIGKILL");
+    }
+  });
 
   it("a second process is refused at once while the first holds the lock, naming the holder", async () => {
     const h = holder("stack.staging-acme");
