@@ -84,6 +84,14 @@ export interface PreparedJob {
 
 const owner = () => `${os.hostname()}:${process.pid}`;
 
+/**
+ * The labels that tie what a job (or a drill, a swap) makes to this process: sweepJobs removes it
+ * once this process is gone, whatever ended it.
+ */
+export function ownedBy(id: string): Record<string, string> {
+  return { [LABEL_JOB]: id, [LABEL_JOB_OWNER]: owner() };
+}
+
 /** The secret files of the job, for its repository's kind. Pure. */
 export function jobSecretFiles(repo: Repository, secrets: JobSecrets): { name: string; body: string }[] {
   const files = [{ name: "password", body: secrets.password }];
@@ -147,8 +155,7 @@ export async function prepareJob(job: ResticJob): Promise<PreparedJob> {
   const { engine } = job;
   const id = `hf-bkjob-${randomBytes(5).toString("hex")}`;
   // whose data, under a key of its own: a job is never taken for one of the customer's containers
-  const labels = { [LABEL_MANAGED]: "false", [LABEL_ROLE]: ROLE_BACKUP_JOB, [LABEL_JOB]: id, [LABEL_JOB_OWNER]: owner(),
-    [LABEL_BACKUP_OF]: `${job.environment}-${job.customer}` };
+  const labels = { [LABEL_MANAGED]: "false", [LABEL_ROLE]: ROLE_BACKUP_JOB, ...ownedBy(id), [LABEL_BACKUP_OF]: `${job.environment}-${job.customer}` };
   const made = { volume: false, network: false, relay: false };
   const dispose = async () => {
     await removeContainer(engine, id);

@@ -20,7 +20,7 @@ import type Dockerode from "dockerode";
 import { BACKUP_IMAGE, ensureToolImage } from "../backup/toolImage";
 import { appendRecord, latestByCustomer, readRecords, type BackupRecord } from "../backup/records";
 import { customerRepository, describeRepository, parseRepository, type Repository } from "../backup/repository";
-import { hardened, LABEL_BACKUP_OF, LABEL_JOB, lastLines, prepareJob, RESTIC_EXIT, runContainer, sweepJobs, type JobMount, type JobSecrets, type PreparedJob } from "../backup/restic";
+import { hardened, LABEL_BACKUP_OF, lastLines, ownedBy, prepareJob, RESTIC_EXIT, runContainer, sweepJobs, type JobMount, type JobSecrets, type PreparedJob } from "../backup/restic";
 import { forgetArgs, keptByPolicy } from "../backup/retention";
 import { isDue } from "../backup/schedule";
 import { parseBackupSummary, parseLs, parseSnapshots, resticErrors, tag, type Snapshot } from "../backup/snapshots";
@@ -378,7 +378,7 @@ async function giveTo1000(engine: Dockerode, volume: string, at: string): Promis
 /** Replaces everything in `volume` by what `from` holds, as 1000 (the customer is paused meanwhile). */
 async function swapIn(engine: Dockerode, from: string, volume: string, jobId: string): Promise<void> {
   const r = await runContainer(engine, {
-    Image: BACKUP_IMAGE, User: "1000:1000", Entrypoint: [], Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-job", [LABEL_JOB]: jobId },
+    Image: BACKUP_IMAGE, User: "1000:1000", Entrypoint: [], Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-job", ...ownedBy(jobId) },
     Cmd: ["sh", "-c", "find /data -mindepth 1 -delete && cp -a /restore/. /data/"],
     HostConfig: { ...hardened, NetworkMode: "none", Memory: 256 * 1024 * 1024, PidsLimit: 32,
       Mounts: [{ Type: "volume", Source: from, Target: "/restore", ReadOnly: true }, { Type: "volume", Source: volume, Target: "/data" }] },
@@ -538,7 +538,8 @@ async function bootOnScratch(environment: Environment, customer: CustomerConfig,
   const spec = serviceSpec(environment.config, customer, image);
   const name = `${scratch}-app`;
   const secrets = `${scratch}-key`;
-  const labels = { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-drill", [LABEL_BACKUP_OF]: `${customer.environment}-${customer.id}` };
+  const labels = { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-drill", [LABEL_BACKUP_OF]: `${customer.environment}-${customer.id}`,
+    ...ownedBy(`hf-bkdrill-${randomBytes(5).toString("hex")}`) };
   const drillSpec = { ...spec, containerName: name, networkName: "none", labels, data: { ...spec.data, volume: scratch },
     secretFile: { ...spec.secretFile!, volume: secrets } };
   await engine.getContainer(name).remove({ force: true }).catch(() => {});

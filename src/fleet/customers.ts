@@ -236,7 +236,9 @@ export async function deprovisionCustomer(environment: Environment, target: Cust
     const snapshot = finalBackup?.record.snapshot;
     if (!opts.purgeData) return { stack: target.stack, volume, volumeKept: true, snapshot };
     // wherever the target keeps it (on a swarm every node's engine is asked: the stack file may be gone, or name another node)
-    const holders = await environment.target.volumeHolders(volume, config);
+    // the customer's own node last: with backups, its final snapshot is then the newest (a copy a move left elsewhere is older)
+    const holders = (await environment.target.volumeHolders(volume, config))
+      .sort((a, b) => Number(a.node !== undefined && a.node === config?.node) - Number(b.node !== undefined && b.node === config?.node));
     const deletedOn: string[] = [];
     let archive: string | undefined;
     let verified: string | undefined;
