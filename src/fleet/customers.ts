@@ -236,9 +236,10 @@ export async function deprovisionCustomer(environment: Environment, target: Cust
     const snapshot = finalBackup?.record.snapshot;
     if (!opts.purgeData) return { stack: target.stack, volume, volumeKept: true, snapshot };
     // wherever the target keeps it (on a swarm every node's engine is asked: the stack file may be gone, or name another node)
+    const found = await environment.target.volumeHolders(volume, config);
     // the customer's own node last: with backups, its final snapshot is then the newest (a copy a move left elsewhere is older)
-    const holders = (await environment.target.volumeHolders(volume, config))
-      .sort((a, b) => Number(a.node !== undefined && a.node === config?.node) - Number(b.node !== undefined && b.node === config?.node));
+    const ownLast = (h: (typeof found)[number]) => Number(h.node !== undefined && h.node === config?.node);
+    const holders = [...found].sort((a, b) => ownLast(a) - ownLast(b));
     const deletedOn: string[] = [];
     let archive: string | undefined;
     let verified: string | undefined;
@@ -264,6 +265,8 @@ export async function deprovisionCustomer(environment: Environment, target: Cust
       await removeVolume(engine, volume);
       deletedOn.push(node ?? "");
     }
+    // reported in the order the target lists its nodes
+    deletedOn.sort((a, b) => found.findIndex((h) => (h.node ?? "") === a) - found.findIndex((h) => (h.node ?? "") === b));
     return { stack: target.stack, volume, volumeKept: false, archive, snapshot: verified ?? snapshot, deletedOn };
   }, WAIT_FOR_BACKUPS);
 }
