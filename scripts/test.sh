@@ -32,10 +32,24 @@ bash toolchain/check.sh
 log "type check and build"
 npx tsc -p .
 log "tests (two lanes side by side, then the engine restart; each line says its lane)"
+# Each lane's output goes to the terminal and to .fleet/test-logs/<lane>.log; a lane that fails has
+# its failing tests (with their errors) printed again at the very end, where a CI log's tail shows it.
+logs=.fleet/test-logs
+rm -rf "$logs" && mkdir -p "$logs"
 lane() {
   local name=$1; shift
-  node --import tsx --test --test-concurrency=1 "$@" 2>&1 | sed -u "s/^/[$name] /"
+  node --import tsx --test --test-concurrency=1 "$@" 2>&1 | tee "$logs/$name.log" | sed -u "s/^/[$name] /"
   return "${PIPESTATUS[0]}"
+}
+failures() {
+  # node's spec reporter ends a failed run with a "failing tests:" section; without one (a crash),
+  # the lane's last lines.
+  local file="$logs/$1.log"
+  if grep -q 'failing tests:' "$file"; then
+    sed -n '/failing tests:/,$p' "$file" | head -n 400
+  else
+    tail -n 80 "$file"
+  fi | sed "s/^/[$1] /"
 }
 lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts &
 host=$!
@@ -46,6 +60,10 @@ wait "$host" || failed+=(host)
 wait "$swarm" || failed+=(swarm)
 lane reliability test/reliability/*.test.ts || failed+=(reliability)
 if [ ${#failed[@]} -gt 0 ]; then
+  for name in "${failed[@]}"; do
+    log "the failures of lane $name (its whole output: $logs/$name.log)"
+    failures "$name"
+  done
   log "FAILED in: ${failed[*]} (search the output for 'not ok' or '✖' with that lane's prefix)"
   exit 1
 fi
