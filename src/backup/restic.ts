@@ -14,8 +14,8 @@
  */
 import { randomBytes } from "node:crypto";
 import * as os from "node:os";
-import { PassThrough } from "node:stream";
 import type Dockerode from "dockerode";
+import { runToEnd } from "../engine/oneShot";
 import { secretFilesTar } from "../engine/secretFile";
 import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
 import { describeRepository, hostInsideJob, relayTarget, resticLocation, type Repository } from "./repository";
@@ -247,34 +247,9 @@ async function probe(engine: Dockerode, image: string, target: { host: string; p
 export async function runContainer(engine: Dockerode, opts: Dockerode.ContainerCreateOptions, timeoutSeconds: number): Promise<ResticResult> {
   const container = await engine.createContainer({ ...opts, Healthcheck: { Test: ["NONE"] }, AttachStdout: true, AttachStderr: true });
   try {
-    return await attachAndWait(container, timeoutSeconds);
+    return await runToEnd(container, { timeoutSeconds, what: opts.Cmd?.[0] ?? "the job" });
   } finally {
     await container.remove({ force: true }).catch(() => {});
-  }
-}
-
-/** Starts the container, collects its output and waits; past the timeout it is killed and that is an error. */
-async function attachAndWait(container: Dockerode.Container, timeoutSeconds: number): Promise<ResticResult> {
-  const stream = await container.attach({ stream: true, stdout: true, stderr: true });
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const outChunks: Buffer[] = [];
-  const errChunks: Buffer[] = [];
-  out.on("data", (c: Buffer) => outChunks.push(c));
-  err.on("data", (c: Buffer) => errChunks.push(c));
-  container.modem.demuxStream(stream, out, err);
-  const ended = new Promise<void>((resolve) => { stream.on("end", resolve); stream.on("close", resolve); stream.on("error", () => resolve()); });
-  await container.start();
-  let timedOut = false;
-  const timer = setTimeout(() => { timedOut = true; container.kill().catch(() => {}); }, timeoutSeconds * 1000);
-  try {
-    const { StatusCode } = (await container.wait()) as { StatusCode: number };
-    await ended;
-    const result = { exitCode: StatusCode, stdout: Buffer.concat(outChunks).toString("utf8"), stderr: Buffer.concat(errChunks).toString("utf8") };
-    if (timedOut) throw new Error(`restic did not finish within ${timeoutSeconds}s and was stopped; last output: ${lastLines(result.stderr)}`);
-    return result;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -55,42 +55,70 @@ function createOneShot(engine: Dockerode, opts: OneShotSpec): Promise<Dockerode.
 export async function runOneShot(engine: Dockerode, opts: OneShotSpec & { stdoutTo?: Writable }): Promise<OneShotResult> {
   const container = await createOneShot(engine, opts);
   try {
-    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
-    const out = new PassThrough();
-    const err = new PassThrough();
-    const outChunks: Buffer[] = [];
-    const errChunks: Buffer[] = [];
-    err.on("data", (c: Buffer) => errChunks.push(c));
-    let sinkError: Error | undefined;
-    const sink = opts.stdoutTo;
-    if (sink) {
-      // listened to before anything is written: a failing disk must end this run, not the process
-      sink.on("error", (e: Error) => {
-        if (sinkError) return;
-        sinkError = e;
-        out.unpipe(sink);
-        out.resume(); // the rest is dropped, so the container is never blocked on a full pipe
-        container.kill().catch(() => {});
-      });
-      out.pipe(sink);
-    } else {
-      out.on("data", (c: Buffer) => outChunks.push(c));
-    }
-    container.modem.demuxStream(stream, out, err);
-    const ended = new Promise<void>((resolve, reject) => {
-      stream.on("end", () => resolve());
-      stream.on("close", () => resolve());
-      stream.on("error", reject);
+    return await runToEnd(container, { stdoutTo: opts.stdoutTo });
+  } finally {
+    await container.remove({ force: true }).catch(() => {});
+  }
+}
+
+export interface RunToEndOptions {
+  /** where its output goes (else it is collected); an error of this stream kills the container and is thrown */
+  stdoutTo?: Writable;
+  /** past this, the container is killed and that is an error naming `what` and its last messages */
+  timeoutSeconds?: number;
+  what?: string;
+}
+
+/**
+ * Starts a created container (made with AttachStdout/AttachStderr), collects or streams its output
+ * and waits for its end. The caller removes it.
+ */
+export async function runToEnd(container: Dockerode.Container, opts: RunToEndOptions = {}): Promise<OneShotResult> {
+  const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+  const out = new PassThrough();
+  const err = new PassThrough();
+  const outChunks: Buffer[] = [];
+  const errChunks: Buffer[] = [];
+  err.on("data", (c: Buffer) => errChunks.push(c));
+  let sinkError: Error | undefined;
+  const sink = opts.stdoutTo;
+  if (sink) {
+    // listened to before anything is written: a failing disk must end this run, not the process
+    sink.on("error", (e: Error) => {
+      if (sinkError) return;
+      sinkError = e;
+      out.unpipe(sink);
+      out.resume(); // the rest is dropped, so the container is never blocked on a full pipe
+      container.kill().catch(() => {});
     });
-    await container.start();
+    out.pipe(sink);
+  } else {
+    out.on("data", (c: Buffer) => outChunks.push(c));
+  }
+  container.modem.demuxStream(stream, out, err);
+  const ended = new Promise<void>((resolve, reject) => {
+    stream.on("end", () => resolve());
+    stream.on("close", () => resolve());
+    stream.on("error", reject);
+  });
+  await container.start();
+  let timedOut = false;
+  const timer = opts.timeoutSeconds === undefined ? undefined
+    : setTimeout(() => { timedOut = true; container.kill().catch(() => {}); }, opts.timeoutSeconds * 1000);
+  try {
     const { StatusCode } = (await container.wait()) as { StatusCode: number };
     await ended;
     out.end();
     if (sink && !sinkError) await finished(sink).catch((e: Error) => { sinkError ??= e; });
     if (sinkError) throw sinkError;
-    return { exitCode: StatusCode, stdout: Buffer.concat(outChunks).toString("utf8"), stderr: Buffer.concat(errChunks).toString("utf8") };
+    const result = { exitCode: StatusCode, stdout: Buffer.concat(outChunks).toString("utf8"), stderr: Buffer.concat(errChunks).toString("utf8") };
+    if (timedOut) {
+      const last = result.stderr.trim().split("\n").filter(Boolean).slice(-3).join(" | ") || "(no output)";
+      throw new Error(`${opts.what ?? "the job"} did not finish within ${opts.timeoutSeconds}s and was stopped; last output: ${last}`);
+    }
+    return result;
   } finally {
-    await container.remove({ force: true }).catch(() => {});
+    if (timer) clearTimeout(timer);
   }
 }
 
