@@ -29,16 +29,16 @@ import { durationSeconds, type BackupConfig, type CustomerConfig } from "../conf
 import { parseEnvironmentName, type CustomerTarget } from "../config/targets";
 import { engineAddress } from "../engine/client";
 import { toEngineCreateOptions } from "../engine/createOptions";
-import { volumeManifest } from "../engine/oneShot";
+import { chownVolume, volumeManifest } from "../engine/oneShot";
 import { writeSecretFile } from "../engine/secretFile";
 import { manifestDifferences } from "../engine/archiveManifest";
 import { customerNames, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
 import { serviceSpec } from "../hardening/serviceSpec";
 import { BACKUP_LOCK_PURPOSE, stackLock, withWaitingLock } from "../project/lock";
-import { readCustomerConfig, writeCustomerStackFile } from "../project/stackFiles";
+import { customerConfigOrBare, readCustomerConfig, writeCustomerStackFile } from "../project/stackFiles";
 import { stderrLog, type Log } from "../pulumi/progress";
 import { readStack, stackImage } from "../pulumi/stackState";
-import { prepareStack, readStackSecret, runUp, writeStackSecret } from "../pulumi/stacks";
+import { prepareStack, readStackSecret, readStackSecrets, runUp, writeStackSecret } from "../pulumi/stacks";
 import type { FleetContext } from "../project/context";
 import { formatBytes } from "../table";
 import type { Environment } from "./environment";
@@ -57,6 +57,8 @@ export interface Backups {
   config: BackupConfig;
   repository: Repository;
   secrets: JobSecrets;
+  /** the engines this command has made ready for jobs (tool image there, a killed fleet's jobs swept) */
+  engines: WeakSet<Dockerode>;
 }
 
 const alive = (pid: number) => {
@@ -78,14 +80,16 @@ export async function openBackups(environment: Environment): Promise<Backups> {
   const config = backupConfig(environment);
   const target = parseEnvironmentName(environment.name, "--env");
   const settings = environment.stackSettings(target);
-  const password = (await readStackSecret(environment.ctx, target, PASSWORD_KEY, settings)) ??
-    (environment.config.localDemo ? DEMO_BACKUP_PASSWORD : undefined);
+  const stored = await readStackSecrets(environment.ctx, target, [PASSWORD_KEY, CREDENTIAL_KEY], settings);
+  const password = stored[PASSWORD_KEY] ?? (environment.config.localDemo ? DEMO_BACKUP_PASSWORD : undefined);
   if (!password) {
     throw new Error(`environment '${environment.name}' has no backup password yet (the secret ${PASSWORD_KEY}): run 'fleet backup init --env ${environment.name}', ` +
       `or set your own with 'pulumi config set --secret ${PASSWORD_KEY} -s ${environment.name}' (it prompts for it)`);
   }
-  const credential = await readStackSecret(environment.ctx, target, CREDENTIAL_KEY, settings);
-  return { environment, config, repository: parseRepository(config.repository), secrets: { password, username: config.username, credential, sftpHostKey: config.sftpHostKey } };
+  return {
+    environment, config, repository: parseRepository(config.repository), engines: new WeakSet(),
+    secrets: { password, username: config.username, credential: stored[CREDENTIAL_KEY], sftpHostKey: config.sftpHostKey },
+  };
 }
 
 /**
@@ -111,10 +115,17 @@ function dataOf(backups: Backups, customer: CustomerConfig, engine?: Dockerode) 
   return { volume: customerNames(customer.environment, customer.id).dataVolume, engine: engine ?? backups.environment.target.dataEngine(customer) };
 }
 
-/** A job on `engine` for the customer's repository, with `mounts`; the tool image made available there first. */
-async function openJob(backups: Backups, customer: CustomerConfig, engine: Dockerode, mounts: JobMount[]): Promise<PreparedJob> {
+/** The tool image on `engine` and a killed fleet's jobs there swept: once per engine and command. */
+async function readyForJobs(backups: Backups, engine: Dockerode): Promise<void> {
+  if (backups.engines.has(engine)) return;
   await ensureToolImage(engine, BACKUP_IMAGE);
   await sweepJobs(engine, alive);
+  backups.engines.add(engine);
+}
+
+/** A job on `engine` for the customer's repository, with `mounts`; the tool image made available there first. */
+async function openJob(backups: Backups, customer: CustomerConfig, engine: Dockerode, mounts: JobMount[]): Promise<PreparedJob> {
+  await readyForJobs(backups, engine);
   return prepareJob({
     engine, image: BACKUP_IMAGE, repository: customerRepository(backups.repository, customer.id), secrets: backups.secrets,
     environment: customer.environment, customer: customer.id, mounts,
@@ -287,8 +298,7 @@ export async function backupMany(backups: Backups, opts: { dueOnly: boolean; now
 
 /** `fleet backups <customer>`: the snapshots of the customer's repository, oldest first. */
 export async function listSnapshots(backups: Backups, target: CustomerTarget): Promise<Snapshot[]> {
-  const customer = readCustomerConfig(backups.environment.ctx.projectDir, target.stack)
-    ?? { id: target.customer, environment: target.environment, plan: "", node: undefined };
+  const customer = customerConfigOrBare(backups.environment.ctx.projectDir, target);
   const job = await openJob(backups, customer, backups.environment.target.dataEngine(customer.node ? customer : undefined), []);
   try {
     return await snapshotsIn(job);
@@ -357,22 +367,12 @@ async function restoreInto(job: PreparedJob, engine: Dockerode, volume: string, 
 }
 
 /** A scratch volume for a restore or a drill, empty and owned by 1000 (left ones are replaced). */
-async function scratchVolume(engine: Dockerode, name: string, customer: CustomerConfig): Promise<string> {
-  await ensureToolImage(engine, BACKUP_IMAGE);
+async function scratchVolume(backups: Backups, engine: Dockerode, name: string, customer: CustomerConfig): Promise<string> {
+  await readyForJobs(backups, engine);
   await engine.getVolume(name).remove({ force: true }).catch(() => {});
   await engine.createVolume({ Name: name, Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-scratch", [LABEL_BACKUP_OF]: `${customer.environment}-${customer.id}` } });
-  await giveTo1000(engine, name, "/restore");
+  await chownVolume(engine, BACKUP_IMAGE, name);
   return name;
-}
-
-/** Makes a volume's root (where it is mounted) owned by 1000, so restic running as 1000 can write in it. */
-async function giveTo1000(engine: Dockerode, volume: string, at: string): Promise<void> {
-  const r = await runContainer(engine, {
-    Image: BACKUP_IMAGE, User: "0:0", Entrypoint: [], Cmd: ["chown", "1000:1000", at], Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-job" },
-    HostConfig: { ...hardened, CapAdd: ["CHOWN"], NetworkMode: "none", Memory: 64 * 1024 * 1024, PidsLimit: 16,
-      Mounts: [{ Type: "volume", Source: volume, Target: at }] },
-  }, 60);
-  if (r.exitCode !== 0) throw new Error(`giving volume ${volume} to 1000 failed (exit ${r.exitCode}): ${lastLines(r.stderr)}`);
 }
 
 /** Replaces everything in `volume` by what `from` holds, as 1000 (the customer is paused meanwhile). */
@@ -448,17 +448,16 @@ export async function restoreCustomer(backups: Backups, target: CustomerTarget, 
 }
 
 async function restoreForInspection(backups: Backups, target: CustomerTarget, wanted: string | undefined, into: string, log: Log): Promise<RestoreResult> {
-  const customer = readCustomerConfig(backups.environment.ctx.projectDir, target.stack)
-    ?? { id: target.customer, environment: target.environment, plan: "" };
+  const customer = customerConfigOrBare(backups.environment.ctx.projectDir, target);
   const engine = backups.environment.target.dataEngine(customer.node ? customer : undefined);
-  await ensureToolImage(engine, BACKUP_IMAGE);
+  await readyForJobs(backups, engine);
   if (await volumeExists(engine, into)) {
     const m = await volumeManifest(engine, BACKUP_IMAGE, into).catch(() => undefined);
     if (!m || m.size > 0) throw new ConfigError("--into", [{ path: "--into", found: JSON.stringify(into), message: "names a volume that has files already: give a new name" }]);
   } else {
     await engine.createVolume({ Name: into, Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-inspection" } });
   }
-  await giveTo1000(engine, into, "/restore");
+  await chownVolume(engine, BACKUP_IMAGE, into);
   const job = await openJob(backups, customer, engine, [{ volume: into, target: "/restore", readOnly: false }]);
   try {
     const snapshot = chooseSnapshot(await snapshotsIn(job), wanted, target.customer);
@@ -475,12 +474,9 @@ async function restoreLive(backups: Backups, target: CustomerTarget, wanted: str
   const { environment } = backups;
   const { ctx } = environment;
   let customer = customerOf(environment, target);
-  if (node !== undefined && customer.node === undefined) {
-    throw new ConfigError("--node", [{ path: "--node", found: JSON.stringify(node), message: `is for target: swarm; ${target.customer} runs on one host` }]);
-  }
   const engine = node !== undefined ? environment.target.nodeEngineFor(node) : environment.target.dataEngine(customer);
   const volume = customerNames(target.environment, target.customer).dataVolume;
-  const scratch = await scratchVolume(engine, `${volume}-restore`, customer);
+  const scratch = await scratchVolume(backups, engine, `${volume}-restore`, customer);
   try {
     // 1. the snapshot into the scratch volume, checked: the customer runs untouched meanwhile
     const job = await openJob(backups, { ...customer, node: node ?? customer.node }, engine, [{ volume: scratch, target: "/restore", readOnly: false }]);
@@ -580,7 +576,7 @@ export async function drill(backups: Backups, log: Log = stderrLog): Promise<Dri
       const image = await stackImage(environment.ctx, { kind: "customer", environment: customer.environment, customer: customer.id, stack: `${customer.environment}-${customer.id}` });
       if (!image) throw new Error("it has never been deployed: no image to start on the restored data");
       await environment.target.prepareOneShot(engine, image);
-      await scratchVolume(engine, scratch, customer);
+      await scratchVolume(backups, engine, scratch, customer);
       const job = await openJob(backups, customer, engine, [{ volume: scratch, target: "/restore", readOnly: false }]);
       let restored: Restored;
       try {
@@ -694,7 +690,7 @@ export async function verifiedSnapshotOfVolume(backups: Backups, customer: Custo
   const volume = customerNames(customer.environment, customer.id).dataVolume;
   const record = await snapshotOf(backups, customer, "final", log, engine);
   if (!record.ok) throw new Error(`the last snapshot before deleting ${volume} failed: ${record.error}`);
-  const scratch = await scratchVolume(engine, `${volume}-verify`, customer);
+  const scratch = await scratchVolume(backups, engine, `${volume}-verify`, customer);
   try {
     const job = await openJob(backups, customer, engine, [{ volume: scratch, target: "/restore", readOnly: false }]);
     try {

@@ -14,7 +14,7 @@ import { ArchiveError, archiveVolume } from "../engine/oneShot";
 import { customerNames } from "../hardening/names";
 import { backupDir, type FleetContext } from "../project/context";
 import { customersLock, stackLock, WAIT_FOR_BACKUPS, withLock, withWaitingLock } from "../project/lock";
-import { readCustomerConfig, stackFile, writeCustomerStackFile } from "../project/stackFiles";
+import { customerConfigOrBare, readCustomerConfig, stackFile, writeCustomerStackFile } from "../project/stackFiles";
 import { stderrLog, type Log } from "../pulumi/progress";
 import { outputImage, readStack, stackImage } from "../pulumi/stackState";
 import { prepareStack, removeStack, runDestroy, runUp, unprotectAll, withStack, type FleetStack, type UpResult } from "../pulumi/stacks";
@@ -250,7 +250,7 @@ export async function deprovisionCustomer(environment: Environment, target: Cust
       // the volume goes only once a copy of it is verified equal to it, file by file
       try {
         if (finalBackup) {
-          verified = await verifiedSnapshotOfVolume(finalBackup.backups, { ...(config ?? { id: target.customer, environment: target.environment, plan: "" }), node }, engine, log);
+          verified = await verifiedSnapshotOfVolume(finalBackup.backups, { ...(config ?? customerConfigOrBare(ctx.projectDir, target)), node }, engine, log);
         } else {
           archive = await archiveVolume(engine, runImage, volume, backupDir(ctx), node);
           log(`final backup of ${volume}${where}: ${archive} (read back and checked against the volume)`);

@@ -45,6 +45,14 @@ export function readCustomerConfig(projectDir: string, stack: string): CustomerC
   return config?.[CUSTOMER_KEY] as CustomerConfig | undefined;
 }
 
+/**
+ * The customer's stored config, or (its stack file gone: a deprovisioned customer, whose backups
+ * remain) the bare identity with no plan and no node: enough to find its volume and repository.
+ */
+export function customerConfigOrBare(projectDir: string, target: { stack: string; customer: string; environment: string }): CustomerConfig {
+  return readCustomerConfig(projectDir, target.stack) ?? { id: target.customer, environment: target.environment, plan: "" };
+}
+
 /** The project's environments: stack files Pulumi.<name>.yaml whose role is environment (staging, prod, ...). */
 export function environmentNames(projectDir: string): string[] {
   return fs.readdirSync(projectDir)

@@ -213,6 +213,21 @@ export async function readStackSecret(ctx: FleetContext, target: StackTarget, ke
   }
 }
 
+/**
+ * Several secrets of the stack's config at once (one `pulumi config --json --show-secrets`, decrypted
+ * with its passphrase); a key that is not set is undefined. The output is read here, never printed.
+ */
+export async function readStackSecrets<K extends string>(ctx: FleetContext, target: StackTarget, keys: readonly K[], settings: StackSettings): Promise<Record<K, string | undefined>> {
+  const { stdout } = await runPulumi(ctx, target, ["config", "--json", "--show-secrets", "--stack", target.stack], undefined, settings.passphrase);
+  const all = JSON.parse(stdout) as Record<string, { value?: unknown }>;
+  const out = {} as Record<K, string | undefined>;
+  for (const key of keys) {
+    const v = all[key]?.value;
+    out[key] = typeof v === "string" ? v : undefined;
+  }
+  return out;
+}
+
 /** Sets a secret in the stack's config, encrypted with its passphrase; the value goes through stdin, never a command line. */
 export async function writeStackSecret(ctx: FleetContext, target: StackTarget, key: string, value: string, settings: StackSettings): Promise<void> {
   await runPulumi(ctx, target, ["config", "set", "--secret", key, "--stack", target.stack], undefined, settings.passphrase, value);
