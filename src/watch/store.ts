@@ -1,0 +1,233 @@
+/**
+ * The durable state of `fleet watch`: one SQLite file (node:sqlite) in WAL mode, synchronous=FULL.
+ *
+ *  - `health`: per environment and customer, its CustomerHealth (health.ts) as JSON;
+ *  - `alerts`: every alert decided, keyed by its id (incident + ":" + kind);
+ *  - `deliveries`: per alert and sink, queued, delivered or failed (to be tried again from
+ *    next_attempt_at).
+ *
+ * A new state and its alerts are written in one transaction, the alerts queued for every sink in it,
+ * so a kill at any point leaves either the old state and no alert or the new state with its alerts
+ * queued. An alert id already present is not queued again: a decision made twice (a watcher that
+ * crashed before saving decides again) sends once. A failed delivery stays to be tried again (no
+ * alert is dropped); a sink gets its alerts in the order they were decided, and while its oldest
+ * undelivered one waits to be retried the later ones wait too. The store assumes one watcher per file.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { DatabaseSync, type SQLInputValue, type SQLOutputValue } from "node:sqlite";
+import type { Alert, CustomerHealth } from "./health";
+
+export const DELIVERY_STATUSES = ["queued", "delivered", "failed"] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+export interface Delivery {
+  alert: Alert;
+  sink: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptAt: string;
+  lastError: string | null;
+  deliveredAt: string | null;
+}
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE health (
+  environment TEXT NOT NULL,
+  customer TEXT NOT NULL,
+  state TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (environment, customer)
+) STRICT;
+CREATE TABLE alerts (
+  id TEXT PRIMARY KEY,
+  incident TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('down', 'recovered')),
+  payload TEXT NOT NULL,
+  created_at TEXT NOT NULL
+) STRICT;
+CREATE TABLE deliveries (
+  alert_id TEXT NOT NULL REFERENCES alerts(id),
+  sink TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('queued', 'delivered', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT NOT NULL,
+  last_error TEXT,
+  delivered_at TEXT,
+  PRIMARY KEY (alert_id, sink)
+) STRICT;
+CREATE INDEX deliveries_pending ON deliveries (sink, status);
+`;
+
+/** Wait before the retry that follows failed attempt number `attempts` (1-based): 5 s, doubled, at most 5 min. */
+export function deliveryBackoffMs(attempts: number): number {
+  return Math.min(300_000, 5_000 * 2 ** Math.min(16, Math.max(0, attempts - 1)));
+}
+
+const iso = (d: Date) => d.toISOString();
+
+function text(v: SQLOutputValue | undefined): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+
+function rowToDelivery(row: Record<string, SQLOutputValue>): Delivery {
+  return {
+    alert: JSON.parse(String(row.payload)) as Alert,
+    sink: String(row.sink),
+    status: String(row.status) as DeliveryStatus,
+    attempts: Number(row.attempts),
+    nextAttemptAt: String(row.next_attempt_at),
+    lastError: text(row.last_error),
+    deliveredAt: text(row.delivered_at),
+  };
+}
+
+/** Where `fleet watch` keeps its state unless told otherwise. */
+export function defaultWatchStorePath(projectDir: string): string {
+  return path.join(projectDir, ".fleet", "watch", "watch.db");
+}
+
+export class WatchStore {
+  private constructor(private readonly db: DatabaseSync, readonly file: string) {}
+
+  /** Opens (creating it when missing) the store file. */
+  static open(file: string): WatchStore {
+    const absolute = path.resolve(file);
+    const dir = path.dirname(absolute);
+    if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const isNew = !fs.existsSync(absolute);
+    const db = new DatabaseSync(absolute, { timeout: 5000, enableForeignKeyConstraints: true });
+    if (isNew) fs.chmodSync(absolute, 0o600);
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
+    const store = new WatchStore(db, absolute);
+    const version = Number(db.prepare("PRAGMA user_version").get()?.user_version ?? 0);
+    if (version === 0) {
+      store.transaction(() => {
+        db.exec(SCHEMA);
+        db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      });
+    } else if (version !== SCHEMA_VERSION) {
+      db.close();
+      throw new Error(`watch store ${absolute} has schema version ${version}, this fleet knows version ${SCHEMA_VERSION}: ` +
+        "use the fleet version that wrote it, or move the file away to start afresh (every customer's state unknown)");
+    }
+    return store;
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+
+  private transaction<T>(fn: () => T): T {
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  /**
+   * Saves the customer's new state and queues each of its alerts for every sink, in one transaction.
+   * An alert whose id is already stored is left as it is (not queued again). Returns the ids queued.
+   */
+  apply(environment: string, customer: string, state: CustomerHealth, alerts: Alert[], sinks: string[], now: Date = new Date()): string[] {
+    if (state.environment !== environment || state.customer !== customer) {
+      throw new Error(`the state of ${state.environment}/${state.customer} cannot be saved as ${environment}/${customer}`);
+    }
+    for (const a of alerts) {
+      if (a.environment !== environment || a.customer !== customer) {
+        throw new Error(`alert ${a.id} is for ${a.environment}/${a.customer}, not ${environment}/${customer}`);
+      }
+    }
+    return this.transaction(() => {
+      const at = iso(now);
+      this.db.prepare(`INSERT INTO health (environment, customer, state, updated_at) VALUES (:environment, :customer, :state, :at)
+          ON CONFLICT (environment, customer) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`)
+        .run({ environment, customer, state: JSON.stringify(state), at });
+      const queued: string[] = [];
+      for (const alert of alerts) {
+        const inserted = this.db.prepare(`INSERT INTO alerts (id, incident, kind, payload, created_at)
+            VALUES (:id, :incident, :kind, :payload, :at) ON CONFLICT (id) DO NOTHING`)
+          .run({ id: alert.id, incident: alert.incident, kind: alert.kind, payload: JSON.stringify(alert), at });
+        if (Number(inserted.changes) !== 1) continue;
+        for (const sink of sinks) {
+          this.db.prepare(`INSERT INTO deliveries (alert_id, sink, status, next_attempt_at) VALUES (:id, :sink, 'queued', :at)`)
+            .run({ id: alert.id, sink, at });
+        }
+        queued.push(alert.id);
+      }
+      return queued;
+    });
+  }
+
+  healthOf(environment: string, customer: string): CustomerHealth | undefined {
+    const row = this.db.prepare("SELECT state FROM health WHERE environment = :environment AND customer = :customer").get({ environment, customer });
+    return row ? (JSON.parse(String(row.state)) as CustomerHealth) : undefined;
+  }
+
+  allHealth(): CustomerHealth[] {
+    return this.db.prepare("SELECT state FROM health ORDER BY environment, customer").all()
+      .map((row) => JSON.parse(String(row.state)) as CustomerHealth);
+  }
+
+  alert(id: string): Alert | undefined {
+    const row = this.db.prepare("SELECT payload FROM alerts WHERE id = :id").get({ id });
+    return row ? (JSON.parse(String(row.payload)) as Alert) : undefined;
+  }
+
+  private deliveryRows(where: string, params: Record<string, SQLInputValue>): Delivery[] {
+    return this.db.prepare(`SELECT d.*, a.payload FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+        WHERE ${where} ORDER BY a.created_at, a.rowid, d.sink`).all(params).map(rowToDelivery);
+  }
+
+  /** Every delivery of an alert (one per sink it was queued for). */
+  deliveriesOf(alertId: string): Delivery[] {
+    return this.deliveryRows("d.alert_id = :alertId", { alertId });
+  }
+
+  delivery(alertId: string, sink: string): Delivery | undefined {
+    return this.deliveryRows("d.alert_id = :alertId AND d.sink = :sink", { alertId, sink })[0];
+  }
+
+  /**
+   * The sink's undelivered alerts, oldest first, when the oldest may be tried at `now`; none while it
+   * waits for its retry (the sink keeps its order).
+   */
+  due(sink: string, now: Date): Delivery[] {
+    const pending = this.deliveryRows("d.sink = :sink AND d.status <> 'delivered'", { sink });
+    const first = pending[0];
+    if (!first || first.nextAttemptAt > iso(now)) return [];
+    return pending;
+  }
+
+  /** The sink took the alert. An attempt more; nothing changes when it was already delivered. */
+  markDelivered(alertId: string, sink: string, at: Date): void {
+    this.db.prepare(`UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = :at, last_error = NULL
+        WHERE alert_id = :alertId AND sink = :sink AND status <> 'delivered'`)
+      .run({ alertId, sink, at: iso(at) });
+  }
+
+  /** The sink did not take it: an attempt more, tried again from nextAttemptAt. Never undoes a delivery. */
+  markFailed(alertId: string, sink: string, error: string, nextAttemptAt: Date): void {
+    this.db.prepare(`UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = :error, next_attempt_at = :next
+        WHERE alert_id = :alertId AND sink = :sink AND status <> 'delivered'`)
+      .run({ alertId, sink, error, next: iso(nextAttemptAt) });
+  }
+
+  /** Deliveries per sink and status (for metrics). */
+  pending(): Record<string, Record<DeliveryStatus, number>> {
+    const out: Record<string, Record<DeliveryStatus, number>> = {};
+    for (const row of this.db.prepare("SELECT sink, status, count(*) AS n FROM deliveries GROUP BY sink, status").all()) {
+      const sink = String(row.sink);
+      out[sink] ??= { queued: 0, delivered: 0, failed: 0 };
+      out[sink][String(row.status) as DeliveryStatus] = Number(row.n);
+    }
+    return out;
+  }
+}
