@@ -172,14 +172,39 @@ async function paused<T>(ctx: FleetContext, engine: Dockerode, volume: string, j
     if (users.length > 0) log(`pausing ${users.map((u) => u.Names[0]?.replace(/^\//, "")).join(", ")} for a consistent copy of ${volume}`);
     for (const u of users) {
       const c = engine.getContainer(u.Id);
-      await c.pause();
-      frozen.push(c);
+      frozen.push(c); // resumed in any case, even when a pause failed half way
+      await pauseContainer(c, u.Names[0]?.replace(/^\//, "") ?? u.Id, log);
     }
     const result = await fn();
     return { result, pauseMs: Date.now() - t0 };
   } finally {
     for (const c of frozen) await c.unpause().catch(() => { /* gone meanwhile */ });
     guard?.stop();
+  }
+}
+
+/**
+ * Pauses a container (the cgroup freezer). The kernel may fail to freeze it in the time runc gives
+ * (processes busy in the kernel, e.g. in a flush to disk): runc then leaves it running and the engine
+ * says "unable to freeze". That is tried again, 5 times in all over about 8 s, before it is an error.
+ */
+export async function pauseContainer(c: Dockerode.Container, name: string, log: Log, attempts = 5): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await c.pause();
+      return;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (/is already paused/i.test(message)) return;
+      if (attempt >= attempts || !/unable to freeze|freez/i.test(message)) {
+        throw new Error(`the engine could not pause ${name} for a consistent snapshot (${attempt} attempt(s)): ${message.split("\n")[0]}; ` +
+          "it keeps running; the backup is due again at the next run");
+      }
+      const waitMs = 500 * 2 ** (attempt - 1);
+      log(`${name}: the engine could not freeze it yet (busy in the kernel); trying again in ${waitMs / 1000}s`);
+      await c.unpause().catch(() => { /* not paused: runc thawed it */ });
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
   }
 }
 

@@ -15,6 +15,8 @@ import { isDue, latestSlot, nextSlot, slotOffset } from "../../src/backup/schedu
 import { parseBackupSummary, parseLs, parseSnapshots, resticErrors } from "../../src/backup/snapshots";
 import { latestByCustomer, type BackupRecord } from "../../src/backup/records";
 import { engineAddress, engineAt } from "../../src/engine/client";
+import { pauseContainer } from "../../src/fleet/backups";
+import type Dockerode from "dockerode";
 import { rawEnvironment } from "../support/fixtures";
 
 function configProblem(mutate: (r: Record<string, any>) => void, stack: "staging" | "prod" = "staging"): string {
@@ -187,5 +189,37 @@ describe("the pause guard's engine", () => {
     for (const host of ["unix:///run/hf-swarm/hfsw/node1.sock", "tcp://10.231.0.11:2375", "ssh://ops@node2:22"]) assert.equal(engineAddress(engineAt(host)), host);
     // dockerode's default (DOCKER_HOST, else the socket it finds): "" gives the guard the same default
     if (!process.env.DOCKER_HOST) assert.equal(engineAddress(engineAt(undefined)), "");
+  });
+});
+
+describe("pausing for a snapshot", () => {
+  /** a container whose pause fails `failures` times the way runc does when the freezer times out */
+  const fake = (failures: number, message = "(HTTP code 500) server error - Cannot pause container x: OCI runtime pause failed: unable to freeze: unknown") => {
+    const calls: string[] = [];
+    let left = failures;
+    return {
+      calls,
+      container: {
+        pause: async () => { calls.push("pause"); if (left-- > 0) throw new Error(message); },
+        unpause: async () => { calls.push("unpause"); throw new Error("Container x is not paused"); },
+      } as unknown as Dockerode.Container,
+    };
+  };
+
+  it("tries a freeze that timed out again, and says so", async () => {
+    const f = fake(2);
+    const lines: string[] = [];
+    await pauseContainer(f.container, "hf-prod-acme-1", (l) => lines.push(l), 5);
+    assert.deepEqual(f.calls, ["pause", "unpause", "pause", "unpause", "pause"]);
+    assert.equal(lines.length, 2);
+    assert.match(lines[0]!, /could not freeze it yet.*again in 0\.5s/);
+  });
+
+  it("gives up after its attempts naming the container and that it keeps running; other errors are not retried", async () => {
+    const f = fake(9);
+    await assert.rejects(pauseContainer(f.container, "hf-prod-acme-1", () => {}, 2), /could not pause hf-prod-acme-1 .*2 attempt\(s\).*unable to freeze.*keeps running/);
+    const gone = fake(1, "no such container: x");
+    await assert.rejects(pauseContainer(gone.container, "hf-prod-acme-1", () => {}, 5), /1 attempt\(s\).*no such container/);
+    assert.deepEqual(gone.calls, ["pause"]);
   });
 });
