@@ -8,6 +8,7 @@ import { registerEdge } from "./edge";
 import { registerMove } from "./move";
 import { registerServe } from "./serve";
 import { registerStacks } from "./stacks";
+import { registerWatch } from "./watch";
 
 export function buildCli(): Command {
   const program = new Command("fleet")
@@ -22,6 +23,7 @@ export function buildCli(): Command {
   registerBind(program);
   registerMove(program);
   registerBackup(program);
+  registerWatch(program);
   return program;
 }
 

@@ -309,6 +309,36 @@ export function isOffHost(repository: string): boolean {
   return !repository.startsWith("/");
 }
 
+/**
+ * How `fleet watch` watches the environment (docs/watch.md). Alerts go to a chat webhook when the
+ * secret hardened-fleet:alertWebhookUrl is set, and by mail when `email` is (its password: the secret
+ * hardened-fleet:smtpPassword).
+ */
+export const watchSchema = z.strictObject({
+  /** seconds between two end-to-end probes of a customer */
+  intervalSeconds: z.number().int().min(1, { error: "must be at least 1 (seconds)" }).max(3600, { error: "must be at most 3600 (seconds)" }).default(15),
+  /** a probe without a whole answer within this is a failure */
+  timeoutSeconds: z.number().int().min(1, { error: "must be at least 1 (seconds)" }).max(60, { error: "must be at most 60 (seconds)" }).default(5),
+  /** failed probes in a row that make a customer down (so a frozen one is down within this many intervals) */
+  downAfterFailures: z.number().int().min(1).max(20).default(2),
+  /** good probes in a row that end an incident */
+  upAfterSuccesses: z.number().int().min(1).max(20).default(2),
+  /** restarts, not yet stable again, that make a restart loop */
+  restartLoopAfter: z.number().int().min(2).max(50).default(3),
+  /** a certificate the edge shows that expires within this many days is an incident (when renewal is also late) */
+  certificateWarningDays: z.number().int().min(1).max(90).default(14),
+  email: z.strictObject({
+    host: z.string().regex(/^[A-Za-z0-9.-]+$/, { error: "must be a host name or IPv4 address" }),
+    /** 587: STARTTLS, required (mail never goes in clear text); 465: TLS from the start */
+    port: hostPortSchema.default(587),
+    from: z.email({ error: "must be an e-mail address" }),
+    to: z.array(z.email({ error: "must be an e-mail address" })).min(1, { error: "must name at least one address" }),
+    /** the SMTP account; its password is the secret hardened-fleet:smtpPassword */
+    username: z.string().min(1).optional(),
+  }).optional(),
+}).refine((w) => w.timeoutSeconds <= w.intervalSeconds, { path: ["timeoutSeconds"], error: "must be at most intervalSeconds: a probe ends before the next one starts" })
+  .prefault({});
+
 /** The settings every environment has, whatever its target. */
 const environmentFields = {
   name: environmentNameSchema,
@@ -350,6 +380,8 @@ const environmentFields = {
   deploy: z.strictObject({ healthTimeoutSeconds: z.number().int().min(10).max(1800).default(120) }).prefault({}),
   /** restic backups of the customers' data volumes (docs/backups.md); required off the host in production */
   backup: backupSchema.optional(),
+  /** what `fleet watch` probes and where it sends alerts (docs/watch.md) */
+  watch: watchSchema,
   rollout: z.strictObject({
     waveSize: z.number().int().min(1).default(5),
     // customers of one wave deployed at the same time; default: one per CPU core of the machine running fleet
@@ -429,3 +461,4 @@ export type BuildImageConfig = z.output<typeof buildImageSchema>;
 export type RegistryConfig = z.output<typeof registrySchema>;
 export type SwarmConfig = z.output<typeof swarmSchema>;
 export type BackupConfig = z.output<typeof backupSchema>;
+export type WatchConfig = z.output<typeof watchSchema>;

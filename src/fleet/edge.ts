@@ -11,6 +11,7 @@ import { edgeNames } from "../hardening/names";
 import { stderrLog, type Log } from "../pulumi/progress";
 import { upTarget, type UpResult } from "../pulumi/stacks";
 import { parseEnvironmentName } from "../config/targets";
+import { requestThroughEdge } from "../watch/probe";
 import type { Environment } from "./environment";
 
 /** Whether nothing on this host listens on address:port (a foreign process or another container). */
@@ -84,19 +85,6 @@ export async function edgeRootCertificate(env: Environment): Promise<string> {
  * but to this host anyway.
  */
 export async function getThroughEdge(address: string, url: string, ca: string | undefined): Promise<{ status: number; body: string }> {
-  const https = await import("node:https");
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: address, port: u.port || 443, path: `${u.pathname}${u.search}`, method: "GET",
-      servername: u.hostname, headers: { host: u.host }, ca, timeout: 10_000,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
-    });
-    req.on("timeout", () => req.destroy(new Error(`GET ${url} through ${address} timed out`)));
-    req.on("error", reject);
-    req.end();
-  });
+  const { status, body } = await requestThroughEdge(address, url, ca, 10_000);
+  return { status, body };
 }

@@ -4,6 +4,7 @@ import { readStacks } from "../pulumi/stackState";
 import { BindingStore, defaultBindingsPath, type Binding } from "../project/bindings";
 import { latestByCustomer, readRecords, type BackupRecord } from "../backup/records";
 import type { Environment } from "./environment";
+import { watcherView } from "./watch";
 
 export interface CustomerListing {
   environment: string;
@@ -19,6 +20,8 @@ export interface CustomerListing {
   /** its last backup and last restore drill (src/backup/records.ts); null: never */
   lastBackup: BackupOutcome | null;
   lastDrill: BackupOutcome | null;
+  /** what `fleet watch` last saw (src/watch/); null: no watcher state for it */
+  watcher: { status: string; since: string; reason: string; updatedAt: string; stale: boolean } | null;
 }
 
 export interface BackupOutcome {
@@ -40,13 +43,17 @@ export async function listCustomers(environments: Environment[]): Promise<Custom
     const records = readRecords(ctx.projectDir, environment);
     const backups = latestByCustomer(records, "backup");
     const drills = latestByCustomer(records, "drill");
+    const watched = watcherView(env);
     for (const c of env.customers()) {
       const stack = customerStackName(environment, c.id);
       const state = states.get(stack);
       const outputs = state?.outputs ?? {};
       // the container the last deployment made (its name ends in the slot of its spec; on a swarm: the service)
       const container = typeof outputs.containerName === "string" ? outputs.containerName : undefined;
-      const health = container ? await env.target.health(container) : "not deployed";
+      const engineHealth = container ? await env.target.health(container) : "not deployed";
+      const w = watched.get(c.id);
+      // the engine's healthcheck says healthy for a frozen container; the watcher's probes do not
+      const health = w && !w.stale && (w.status === "down" || w.status === "degraded") ? `${w.status} since ${w.since.slice(0, 19)}Z: ${w.reason}` : engineHealth;
       out.push({
         environment, customer: c.id, plan: c.plan,
         url: String(outputs.url ?? "-"),
@@ -57,6 +64,7 @@ export async function listCustomers(environments: Environment[]): Promise<Custom
         binding: bindingOf(bindings.get(`${environment}/${c.id}`)),
         lastBackup: outcomeOf(backups.get(c.id)),
         lastDrill: outcomeOf(drills.get(c.id)),
+        watcher: w ? { status: w.status, since: w.since, reason: w.reason, updatedAt: w.updatedAt, stale: w.stale } : null,
       });
     }
   }

@@ -25,7 +25,15 @@ export interface AlertPayload {
 
 /** Where to look further: the fleet's status command, and `docker logs` when the container is known. */
 export function lookFurtherCommand(alert: Alert): string {
-  const status = `npm run fleet -- status ${alert.customer} --env ${alert.environment}`;
+  const env = `--env ${alert.environment}`;
+  switch (alert.check) {
+    case "backup": return `npm run fleet -- backups ${alert.customer} ${env}; npm run fleet -- list ${env}`;
+    case "drill": return `npm run fleet -- backup drill ${env}`;
+    case "certificate": return `npm run fleet -- edge check ${env}; docker logs --tail 100 <the edge proxy of ${alert.environment}>`;
+    case "webhooks": return "npm run fleet -- jobs --status failed";
+    default: break;
+  }
+  const status = `npm run fleet -- status ${alert.customer} ${env}`;
   return alert.container ? `${status}; docker logs --tail 100 ${alert.container}` : status;
 }
 
@@ -49,8 +57,10 @@ function clean(text: string, max: number, mode: "block" | "line" | "chat"): stri
   return out.length > max ? `${out.slice(0, max - 1)}…` : out;
 }
 
+const CHECK_TITLES = { certificate: "certificate of", backup: "backups of", drill: "restore drill of", webhooks: "payment webhook" } as const;
+
 function headline(alert: Alert): string {
-  const who = `${alert.customer} (environment ${alert.environment})`;
+  const who = `${alert.check ? `${CHECK_TITLES[alert.check]} ` : ""}${alert.customer} (environment ${alert.environment})`;
   return alert.kind === "down"
     ? `DOWN: ${who} since ${alert.at}`
     : `RECOVERED: ${who} at ${alert.at}, down for ${formatDuration(alert.durationSeconds ?? 0)}` +
@@ -71,7 +81,7 @@ export function alertPayload(alert: Alert, opts: { lookFurther: string }): Alert
 
 export function alertMail(alert: Alert, opts: { lookFurther?: string } = {}): { subject: string; text: string } {
   const reasonLine = clean(alert.reason, 120, "line");
-  const subject = `[${ALERT_USERNAME}] ${alert.kind === "down" ? "DOWN" : "RECOVERED"} ${alert.environment}/${alert.customer}: ${reasonLine}`;
+  const subject = `[${ALERT_USERNAME}] ${alert.kind === "down" ? "DOWN" : "RECOVERED"} ${alert.environment}/${alert.check ? `${alert.check}:` : ""}${alert.customer}: ${reasonLine}`;
   const lines = [
     headline(alert),
     "",

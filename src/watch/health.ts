@@ -43,9 +43,24 @@ export type Observation =
 
 export type Status = "up" | "degraded" | "down" | "unknown";
 
+/**
+ * What fleet itself owns, watched beside the customers (checks.ts): a certificate the edge shows, a
+ * customer's backups and drills, the payment-webhook jobs. Each is an incident while its condition
+ * holds, with the same alerts (down when it begins, recovered when it ends).
+ */
+export type CheckKind = "certificate" | "backup" | "drill" | "webhooks";
+
+/** The store's key of a state or alert: the customer, or "<check>:<subject>" for a check. */
+export function healthKey(s: { customer: string; check?: CheckKind }): string {
+  return s.check ? `${s.check}:${s.customer}` : s.customer;
+}
+
 export interface CustomerHealth {
   environment: string;
+  /** the customer; for a check, its subject (a customer, a hostname, "jobs") */
   customer: string;
+  /** set for a check of what fleet owns (not a customer's own health) */
+  check?: CheckKind;
   status: Status;
   /** ISO time the status began */
   since: string;
@@ -90,6 +105,7 @@ export interface Alert {
   kind: AlertKind;
   environment: string;
   customer: string;
+  check?: CheckKind;
   /** ISO time of the transition */
   at: string;
   /** down: why; recovered: why it was down (the incident's last reason) */
@@ -164,6 +180,7 @@ export function observe(
     }
     s.status = "down";
     s.since = at;
+    s.successes = 0; // an incident ends only after upAfterSuccesses good probes from its start
     s.incident = newIncidentId();
     s.reason = reasonOf(s, policy);
     alerts.push({
@@ -236,6 +253,37 @@ export function observe(
       if (s.status === "down") s.reason = reasonOf(s, policy);
       else if (s.status !== "unknown") setServing();
       break;
+  }
+  return { state: s, alerts };
+}
+
+/**
+ * A check's step: the condition holds now (`active`, with `reason`) or not. An incident opens when it
+ * begins to hold and closes when it stops; the reason is kept up to date in between. Pure.
+ */
+export function checkStep(state: CustomerHealth, active: boolean, reason: string, at: string): { state: CustomerHealth; alerts: Alert[] } {
+  const s: CustomerHealth = { ...state, lastAt: at };
+  const alerts: Alert[] = [];
+  const who = { environment: s.environment, customer: s.customer, ...(s.check ? { check: s.check } : {}) };
+  if (active) {
+    if (s.status !== "down") {
+      s.status = "down";
+      s.since = at;
+      s.incident = `${s.environment}/${healthKey(s)}@${at}`;
+      alerts.push({ id: `${s.incident}:down`, incident: s.incident, kind: "down", ...who, at, reason });
+    }
+    s.reason = reason;
+  } else if (s.status !== "up") {
+    if (s.status === "down" && s.incident) {
+      alerts.push({
+        id: `${s.incident}:recovered`, incident: s.incident, kind: "recovered", ...who, at, reason: s.reason ?? "",
+        downSince: s.since, durationSeconds: Math.round((Date.parse(at) - Date.parse(s.since)) / 1000),
+      });
+    }
+    s.status = "up";
+    s.since = at;
+    delete s.incident;
+    delete s.reason;
   }
   return { state: s, alerts };
 }

@@ -3,6 +3,7 @@
  *
  *  - `health`: per environment and customer, its CustomerHealth (health.ts) as JSON;
  *  - `alerts`: every alert decided, keyed by its id (incident + ":" + kind);
+ *  - `cursors`: per engine, the last of its events applied (so a watcher started again reads on from there);
  *  - `deliveries`: per alert and sink, queued, delivered or failed (to be tried again from
  *    next_attempt_at).
  *
@@ -16,7 +17,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue } from "node:sqlite";
-import type { Alert, CustomerHealth } from "./health";
+import { healthKey, type Alert, type CustomerHealth } from "./health";
 
 export const DELIVERY_STATUSES = ["queued", "delivered", "failed"] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
@@ -59,6 +60,10 @@ CREATE TABLE deliveries (
   PRIMARY KEY (alert_id, sink)
 ) STRICT;
 CREATE INDEX deliveries_pending ON deliveries (sink, status);
+CREATE TABLE cursors (
+  source TEXT PRIMARY KEY,
+  position TEXT NOT NULL
+) STRICT;
 `;
 
 /** Wait before the retry that follows failed attempt number `attempts` (1-based): 5 s, doubled, at most 5 min. */
@@ -92,9 +97,13 @@ export function defaultWatchStorePath(projectDir: string): string {
 export class WatchStore {
   private constructor(private readonly db: DatabaseSync, readonly file: string) {}
 
-  /** Opens (creating it when missing) the store file. */
-  static open(file: string): WatchStore {
+  /** Opens (creating it when missing) the store file; readOnly (for `fleet status`) never creates it. */
+  static open(file: string, opts: { readOnly?: boolean } = {}): WatchStore {
     const absolute = path.resolve(file);
+    if (opts.readOnly) {
+      if (!fs.existsSync(absolute)) throw new Error(`no watcher state at ${absolute}: 'fleet watch' creates it on its first start`);
+      return new WatchStore(new DatabaseSync(absolute, { readOnly: true, timeout: 5000 }), absolute);
+    }
     const dir = path.dirname(absolute);
     if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const isNew = !fs.existsSync(absolute);
@@ -136,13 +145,14 @@ export class WatchStore {
    * Saves the customer's new state and queues each of its alerts for every sink, in one transaction.
    * An alert whose id is already stored is left as it is (not queued again). Returns the ids queued.
    */
-  apply(environment: string, customer: string, state: CustomerHealth, alerts: Alert[], sinks: string[], now: Date = new Date()): string[] {
-    if (state.environment !== environment || state.customer !== customer) {
-      throw new Error(`the state of ${state.environment}/${state.customer} cannot be saved as ${environment}/${customer}`);
+  apply(environment: string, customer: string, state: CustomerHealth, alerts: Alert[], sinks: string[], now: Date = new Date(),
+    cursor?: { source: string; position: string }): string[] {
+    if (state.environment !== environment || healthKey(state) !== customer) {
+      throw new Error(`the state of ${state.environment}/${healthKey(state)} cannot be saved as ${environment}/${customer}`);
     }
     for (const a of alerts) {
-      if (a.environment !== environment || a.customer !== customer) {
-        throw new Error(`alert ${a.id} is for ${a.environment}/${a.customer}, not ${environment}/${customer}`);
+      if (a.environment !== environment || healthKey(a) !== customer) {
+        throw new Error(`alert ${a.id} is for ${a.environment}/${healthKey(a)}, not ${environment}/${customer}`);
       }
     }
     return this.transaction(() => {
@@ -150,6 +160,7 @@ export class WatchStore {
       this.db.prepare(`INSERT INTO health (environment, customer, state, updated_at) VALUES (:environment, :customer, :state, :at)
           ON CONFLICT (environment, customer) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`)
         .run({ environment, customer, state: JSON.stringify(state), at });
+      if (cursor) this.saveCursor(cursor.source, cursor.position);
       const queued: string[] = [];
       for (const alert of alerts) {
         const inserted = this.db.prepare(`INSERT INTO alerts (id, incident, kind, payload, created_at)
@@ -164,6 +175,31 @@ export class WatchStore {
       }
       return queued;
     });
+  }
+
+  /** Where the events of `source` were read to (an event that concerned no state moves it too). */
+  saveCursor(source: string, position: string): void {
+    this.db.prepare(`INSERT INTO cursors (source, position) VALUES (:source, :position)
+        ON CONFLICT (source) DO UPDATE SET position = excluded.position`).run({ source, position });
+  }
+
+  cursor(source: string): string | undefined {
+    const row = this.db.prepare("SELECT position FROM cursors WHERE source = :source").get({ source });
+    return row ? String(row.position) : undefined;
+  }
+
+  /** Drops the states of an environment's customers and checks not in `keep` (deprovisioned); their alerts stay. */
+  forgetExcept(environment: string, keep: Set<string>): string[] {
+    const gone = this.db.prepare("SELECT customer FROM health WHERE environment = :environment").all({ environment })
+      .map((r) => String(r.customer)).filter((c) => !keep.has(c));
+    for (const customer of gone) this.db.prepare("DELETE FROM health WHERE environment = :environment AND customer = :customer").run({ environment, customer });
+    return gone;
+  }
+
+  /** When each state was last saved (ISO), by environment and key. */
+  updatedAt(environment: string, customer: string): string | undefined {
+    const row = this.db.prepare("SELECT updated_at FROM health WHERE environment = :environment AND customer = :customer").get({ environment, customer });
+    return row ? String(row.updated_at) : undefined;
   }
 
   healthOf(environment: string, customer: string): CustomerHealth | undefined {

@@ -97,6 +97,15 @@ describe("watch: customer health", () => {
     assert.match(state.reason!, /^OOM-killed \(probe: timeout/);
   });
 
+  it("an OOM kill while probes succeed (a process of the container killed, the app still answering) recovers only after two good probes from then", () => {
+    const one = run([ok(0), ok(15), ok(30), { kind: "oom", at: t(40) }, ok(45)]);
+    assert.equal(one.state.status, "down");
+    assert.deepEqual(one.alerts.map((a) => a.kind), ["down"]);
+    const two = run([{ kind: "probe", at: t(60), ok: true, ms: 40 }], one.state);
+    assert.deepEqual(two.alerts.map((a) => a.kind), ["recovered"]);
+    assert.equal(two.alerts[0]!.durationSeconds, 20);
+  });
+
   it("a restart loop of 5 die/start cycles gives one down alert; the reason then says restart loop", () => {
     const obs: Observation[] = [ok(0), ok(30)];
     for (let i = 0; i < 5; i++) {

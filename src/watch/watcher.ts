@@ -1,0 +1,342 @@
+/**
+ * `fleet watch`: one process that watches every customer of the given environments and what fleet
+ * owns for them, between deployments.
+ *
+ *  - Probes: every `watch.intervalSeconds`, each deployed customer is asked for its healthcheck path
+ *    through its edge hostname over HTTPS (the environment's CA), within `watch.timeoutSeconds`.
+ *  - Events: the container events of every engine of the environment (the host's, or each swarm
+ *    node's): died (with OOMKilled), oom, started, health_status; read on from a cursor kept in the store.
+ *  - Resources: memory, CPU and PIDs of each customer's container against its plan; its data volume's size.
+ *  - Checks: the certificate each hostname is served with, stale backups and failed drills (the
+ *    environment's backup records), failed payment-webhook jobs (the queue of `fleet serve`).
+ *
+ * Every observation goes through the state machine of health.ts (checks through checkStep) and is
+ * saved with its alerts in one transaction of the store; the alerts then go to the environment's sinks
+ * (deliver.ts). A watcher killed at any point and started again reads its states back: no alert is
+ * repeated, none is missed.
+ */
+import type Dockerode from "dockerode";
+import { readRecords } from "../backup/records";
+import { durationSeconds, type EnvironmentConfig } from "../config/schema";
+import { customerHostname, customerUrl } from "../edge/edgeSpec";
+import { edgeRootCertificate } from "../fleet/edge";
+import type { Environment } from "../fleet/environment";
+import { customerNames, LABEL_CUSTOMER, LABEL_ENVIRONMENT, LABEL_ROLE, ROLE_CUSTOMER } from "../hardening/names";
+import { readStacks } from "../pulumi/stackState";
+import { backupChecks, certificateCheck, webhookJobsCheck, type CheckResult } from "./checks";
+import { deliverDue, type Sink } from "./deliver";
+import { followCustomerEvents, type CustomerEvent, type FollowHandle } from "./events";
+import {
+  checkStep, healthKey, incidentIdAt, initialHealth, observe, policyOf, type Alert, type CustomerHealth, type Observation, type Policy,
+} from "./health";
+import type { WatchMetrics } from "./metrics";
+import { EdgeRequestError, requestThroughEdge } from "./probe";
+import type { WatchStore } from "./store";
+
+export interface WatchedEnvironment {
+  env: Environment;
+  /** where its alerts go (names unique across environments: "webhook:staging") */
+  sinks: Sink[];
+}
+
+export interface WatcherOptions {
+  environments: WatchedEnvironment[];
+  store: WatchStore;
+  metrics: WatchMetrics;
+  log: (line: string) => void;
+  /** the payment-webhook job queue to watch for failed jobs, when there is one */
+  jobs?: () => { counts: Record<string, number>; failed: { id: number; environment: string; customer: string | null; error: string | null }[] } | undefined;
+  /** seconds between two looks at the checks (backups, drills, jobs); default 30 */
+  checkEverySeconds?: number;
+  /** seconds between two measures of the data volumes (a walk of every volume); default 300 */
+  volumeEverySeconds?: number;
+}
+
+interface Watched {
+  env: Environment;
+  config: EnvironmentConfig;
+  policy: Policy;
+  sinkNames: string[];
+  ca?: string;
+  /** the deployed customers of the last probe round */
+  customers: Set<string>;
+  followers: FollowHandle[];
+}
+
+const ms = (seconds: number) => seconds * 1000;
+
+export function policyOfConfig(config: EnvironmentConfig): Policy {
+  const w = config.watch;
+  return policyOf({ downAfterFailures: w.downAfterFailures, upAfterSuccesses: w.upAfterSuccesses, restartLoopAfter: w.restartLoopAfter });
+}
+
+export class Watcher {
+  private readonly watched: Watched[];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+  private readonly running = new Set<Promise<unknown>>();
+  private lastVolumes = 0;
+
+  constructor(private readonly opts: WatcherOptions) {
+    this.watched = opts.environments.map(({ env, sinks }) => ({
+      env, config: env.config, policy: policyOfConfig(env.config), sinkNames: sinks.map((s) => s.name), customers: new Set(), followers: [],
+    }));
+  }
+
+  private get allSinks(): Sink[] {
+    return this.opts.environments.flatMap((e) => e.sinks);
+  }
+
+  /** Starts every loop; the first probe round runs at once. */
+  start(): void {
+    this.opts.metrics.cycleDone(new Date()); // a watcher stuck in its first round is seen as stalled
+    for (const w of this.watched) {
+      for (const { node, engine } of w.env.target.engines()) this.follow(w, engine, node);
+      this.every(ms(w.config.watch.intervalSeconds), () => this.probeRound(w));
+    }
+    this.every(1000, () => this.deliver());
+    this.every(ms(this.opts.checkEverySeconds ?? 30), () => this.checkRound());
+  }
+
+  /** Stops the loops and waits for what runs; the store stays open (the caller closes it). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    for (const w of this.watched) for (const f of w.followers) f.stop();
+    await Promise.allSettled([...this.running]);
+  }
+
+  /**
+   * Runs `fn` now and then every `periodMs` from the start of the last run (at a fixed rate, so a
+   * round that waits on a timeout does not push the next one back), never two at once: a run longer
+   * than the period is followed by the next at once.
+   */
+  private every(periodMs: number, fn: () => Promise<void>): void {
+    const run = () => {
+      if (this.stopped) return;
+      const started = Date.now();
+      const p = fn().catch((err: Error) => this.opts.log(`watch: ${err.stack ?? err.message}`));
+      this.running.add(p);
+      void p.finally(() => {
+        this.running.delete(p);
+        if (this.stopped) return;
+        const timer = setTimeout(() => { this.timers.delete(timer); run(); }, Math.max(0, started + periodMs - Date.now()));
+        this.timers.add(timer);
+      });
+    };
+    run();
+  }
+
+  // --- state -------------------------------------------------------------------------------------
+
+  private stateOf(environment: string, key: { customer: string; check?: CheckResult["check"] }, at: string): CustomerHealth {
+    return this.opts.store.healthOf(environment, healthKey(key)) ?? { ...initialHealth(environment, key.customer, at), ...(key.check ? { check: key.check } : {}) };
+  }
+
+  /** Applies one observation to a customer's state and saves it with its alerts (synchronously: nothing interleaves). */
+  private observe(w: Watched, customer: string, observation: Observation, cursor?: { source: string; position: string }): void {
+    const before = this.stateOf(w.env.name, { customer }, observation.at);
+    const { state, alerts } = observe(before, observation, w.policy, () => incidentIdAt(w.env.name, customer, observation.at));
+    this.save(w, state, alerts, cursor);
+    this.opts.metrics.setHealth(state);
+  }
+
+  private check(w: Watched, result: CheckResult, at: string): void {
+    const before = this.stateOf(w.env.name, { customer: result.subject, check: result.check }, at);
+    const { state, alerts } = checkStep(before, result.active, result.reason, at);
+    if (alerts.length === 0 && before.status === state.status && before.reason === state.reason && this.opts.store.healthOf(w.env.name, healthKey(state))) return;
+    this.save(w, state, alerts);
+  }
+
+  private save(w: Watched, state: CustomerHealth, alerts: Alert[], cursor?: { source: string; position: string }): void {
+    const queued = this.opts.store.apply(w.env.name, healthKey(state), state, alerts, w.sinkNames, new Date(), cursor);
+    for (const alert of alerts) {
+      if (queued.includes(alert.id)) this.opts.log(`${alert.kind.toUpperCase()} ${alert.environment}/${healthKey(alert)}: ${alert.reason} (incident ${alert.incident})`);
+    }
+  }
+
+  // --- engine events -----------------------------------------------------------------------------
+
+  private follow(w: Watched, engine: Dockerode, node: string | undefined): void {
+    const source = `${w.env.name}@${node ?? "host"}`;
+    const since = this.opts.store.cursor(source);
+    const handle = followCustomerEvents(engine, since, async (e: CustomerEvent) => this.onEvent(w, source, e),
+      (line) => this.opts.log(`${source}: ${line}`));
+    w.followers.push(handle);
+  }
+
+  private async onEvent(w: Watched, source: string, e: CustomerEvent): Promise<void> {
+    const cursor = { source, position: e.cursor };
+    if (e.environment !== w.env.name || !w.customers.has(e.customer)) {
+      this.opts.store.saveCursor(source, e.cursor);
+      return;
+    }
+    const o = e.observation;
+    if (o.kind === "oom") this.opts.metrics.oomKilled(e.environment, e.customer);
+    if (o.kind === "started" && this.opts.store.healthOf(w.env.name, e.customer)?.stopped) this.opts.metrics.restarted(e.environment, e.customer);
+    this.observe(w, e.customer, o, cursor);
+  }
+
+  // --- probes ------------------------------------------------------------------------------------
+
+  /** The customers of the environment a probe should reach: those whose stack has been deployed. */
+  private async deployedCustomers(w: Watched): Promise<string[]> {
+    const states = await readStacks(w.env.ctx);
+    return w.env.customers().map((c) => c.id).filter((id) => states.get(`${w.env.name}-${id}`)?.outputs?.url !== undefined);
+  }
+
+  private async caOf(w: Watched, refresh = false): Promise<string | undefined> {
+    if (w.config.edge.tls !== "internal") return undefined;
+    if (w.ca === undefined || refresh) {
+      try {
+        w.ca = await edgeRootCertificate(w.env);
+      } catch (err) {
+        this.opts.log(`${w.env.name}: the edge's CA cannot be read (${(err as Error).message}); probes fail as TLS errors until it can`);
+      }
+    }
+    return w.ca;
+  }
+
+  private async probeRound(w: Watched): Promise<void> {
+    const customers = await this.deployedCustomers(w);
+    const current = new Set(customers);
+    for (const id of current) if (!w.customers.has(id)) this.opts.metrics.watching(w.env.name, id);
+    for (const gone of w.customers) if (!current.has(gone)) this.opts.metrics.forget(w.env.name, gone);
+    w.customers = current;
+    let ca = await this.caOf(w);
+    const { edge, watch, app } = w.config;
+    const results = await Promise.all(customers.map(async (id) => {
+      const url = `${customerUrl(edge, id)}${app.healthcheck.path}`;
+      try {
+        let r;
+        try {
+          r = await requestThroughEdge(edge.address, url, ca, ms(watch.timeoutSeconds));
+        } catch (err) {
+          // the edge's CA may be new (its volume made again): read it once more before calling it a TLS error
+          if (!(err instanceof EdgeRequestError && err.failure === "tls" && edge.tls === "internal")) throw err;
+          ca = await this.caOf(w, true);
+          r = await requestThroughEdge(edge.address, url, ca, ms(watch.timeoutSeconds));
+        }
+        return { id, r };
+      } catch (err) {
+        return { id, err: err as Error };
+      }
+    }));
+    const now = new Date();
+    for (const { id, r, err } of results) {
+      if (this.stopped) return;
+      const at = now.toISOString();
+      if (r) {
+        if (r.certificate) {
+          const host = customerHostname(edge, id);
+          this.opts.metrics.setCertificate(w.env.name, host, r.certificate);
+          this.check(w, certificateCheck(host, r.certificate, watch.certificateWarningDays, now), at);
+        }
+        if (r.status >= 200 && r.status < 300) {
+          this.opts.metrics.probed(w.env.name, id, { ok: true, ms: r.ms });
+          this.observe(w, id, { kind: "probe", at, ok: true, ms: r.ms });
+        } else {
+          this.opts.metrics.probed(w.env.name, id, { ok: false, failure: "http" });
+          this.observe(w, id, { kind: "probe", at, ok: false, failure: "http", detail: `HTTP ${r.status}${r.body ? `: ${r.body.trim().slice(0, 120)}` : ""}` });
+        }
+      } else {
+        const failure = err instanceof EdgeRequestError ? err.failure : "connect";
+        this.opts.metrics.probed(w.env.name, id, { ok: false, failure });
+        this.observe(w, id, { kind: "probe", at, ok: false, failure, detail: (err?.message ?? "").replace(/^GET \S+ through \S+: /, "") });
+      }
+    }
+    await this.measure(w);
+    // states of customers that are gone (deprovisioned), and of their checks, are dropped; their alerts stay
+    const keep = new Set(["webhooks:jobs", ...customers.flatMap((id) => [id, `backup:${id}`, `drill:${id}`, `certificate:${customerHostname(edge, id)}`])]);
+    this.opts.store.forgetExcept(w.env.name, keep);
+    this.opts.metrics.cycleDone(new Date());
+  }
+
+  // --- resources ---------------------------------------------------------------------------------
+
+  /** Memory, CPU and PIDs of each customer's running container (one-shot stats); volume sizes now and then. */
+  private async measure(w: Watched): Promise<void> {
+    const plans = new Map(w.env.customers().map((c) => [c.id, w.config.plans[c.plan]]));
+    const measureVolumes = Date.now() - this.lastVolumes >= ms(this.opts.volumeEverySeconds ?? 300);
+    for (const { engine } of w.env.target.engines()) {
+      let containers: Dockerode.ContainerInfo[];
+      try {
+        containers = await engine.listContainers({ filters: { label: [`${LABEL_ROLE}=${ROLE_CUSTOMER}`, `${LABEL_ENVIRONMENT}=${w.env.name}`], status: ["running"] } });
+      } catch (err) {
+        this.opts.log(`${w.env.name}: listing containers failed: ${(err as Error).message.split("\n")[0]}`);
+        continue;
+      }
+      await Promise.all(containers.map(async (c) => {
+        const customer = c.Labels[LABEL_CUSTOMER];
+        if (!customer || !w.customers.has(customer)) return;
+        try {
+          const s = (await engine.getContainer(c.Id).stats({ stream: false, "one-shot": true } as { stream: false })) as unknown as DockerStats;
+          const plan = plans.get(customer);
+          const inactive = s.memory_stats?.stats?.inactive_file ?? s.memory_stats?.stats?.total_inactive_file ?? 0;
+          this.opts.metrics.setResources(w.env.name, customer, {
+            memoryBytes: s.memory_stats?.usage !== undefined ? Math.max(0, s.memory_stats.usage - inactive) : undefined,
+            memoryLimitBytes: plan ? plan.memoryMb * 1024 * 1024 : s.memory_stats?.limit,
+            cpuSeconds: s.cpu_stats?.cpu_usage?.total_usage !== undefined ? s.cpu_stats.cpu_usage.total_usage / 1e9 : undefined,
+            cpuLimitCores: plan?.cpus,
+            pids: s.pids_stats?.current,
+            pidsLimit: plan?.pids ?? s.pids_stats?.limit,
+          });
+        } catch {
+          // gone meanwhile (replaced by a deployment)
+        }
+      }));
+      if (measureVolumes) {
+        try {
+          const df = (await engine.df()) as { Volumes?: { Name: string; UsageData?: { Size: number } }[] };
+          for (const id of w.customers) {
+            const v = df.Volumes?.find((x) => x.Name === customerNames(w.env.name, id).dataVolume);
+            if (v?.UsageData && v.UsageData.Size >= 0) this.opts.metrics.setVolumeSize(w.env.name, id, v.UsageData.Size);
+          }
+        } catch (err) {
+          this.opts.log(`${w.env.name}: measuring volumes failed: ${(err as Error).message.split("\n")[0]}`);
+        }
+      }
+    }
+    if (measureVolumes) this.lastVolumes = Date.now();
+  }
+
+  // --- checks and deliveries ---------------------------------------------------------------------
+
+  private async checkRound(): Promise<void> {
+    const now = new Date();
+    const at = now.toISOString();
+    const jobs = this.opts.jobs?.();
+    if (jobs) this.opts.metrics.setJobs(jobs.counts);
+    for (const w of this.watched) {
+      const customers = [...w.customers];
+      if (w.config.backup) {
+        const records = readRecords(w.env.ctx.projectDir, w.env.name);
+        const results = backupChecks(customers, records, durationSeconds(w.config.backup.schedule), now);
+        for (const r of results) this.check(w, r, at);
+        for (const id of customers) {
+          const good = records.filter((r) => r.customer === id && r.kind === "backup" && r.ok).at(-1);
+          const drill = records.filter((r) => r.customer === id && r.kind === "drill").at(-1);
+          const goodDrill = records.filter((r) => r.customer === id && r.kind === "drill" && r.ok).at(-1);
+          this.opts.metrics.setBackups(w.env.name, id, {
+            lastGood: good?.at, stale: results.some((r) => r.check === "backup" && r.subject === id && r.active),
+            lastDrillGood: goodDrill?.at, drillFailed: drill !== undefined && !drill.ok,
+          });
+        }
+      }
+      if (jobs) this.check(w, webhookJobsCheck(jobs.failed.filter((j) => j.environment === w.env.name)), at);
+    }
+    this.opts.metrics.setDeliveries(this.opts.store.pending());
+  }
+
+  private async deliver(): Promise<void> {
+    await deliverDue(this.opts.store, this.allSinks, new Date(), this.opts.log);
+    this.opts.metrics.setDeliveries(this.opts.store.pending());
+  }
+}
+
+/** The fields of the engine's stats this module reads (cgroup v1 and v2). */
+interface DockerStats {
+  memory_stats?: { usage?: number; limit?: number; stats?: { inactive_file?: number; total_inactive_file?: number } };
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+  pids_stats?: { current?: number; limit?: number };
+}
