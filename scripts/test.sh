@@ -12,7 +12,8 @@
 #                    lifecycle tests on the real Pulumi engine
 #        swarm lane: the swarm cluster (three engines of its own in network namespaces), then the
 #                    webhook server on the real engines, then backups (a backup host in a network
-#                    namespace of their own)
+#                    namespace of their own), then the watcher (alert sinks, Prometheus rules, and
+#                    `fleet watch` against faults on the real engines with a real Prometheus)
 #        then:       the reliability tests (they stop and start the host's engine)
 #      The suites of the two lanes share no names, ports or state: each works in its own project
 #      copy with its own environment names, customers and edge ports.
@@ -26,6 +27,8 @@ log "Node.js $(node --version) ($(command -v node))"
 bash scripts/ensure-node-modules.sh
 log "engine"
 bash scripts/setup-engine.sh
+log "Prometheus (Debian's package: the watcher's scrape config and rules are tested against it)"
+bash scripts/ensure-prometheus.sh
 log "Pulumi toolchain (built from official sources once, then cached; toolchain/README.md)"
 bash toolchain/build.sh >/dev/null
 bash toolchain/check.sh
@@ -53,7 +56,7 @@ failures() {
 }
 lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts &
 host=$!
-lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts test/backup/*.test.ts &
+lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts test/backup/*.test.ts test/watch/*.test.ts &
 swarm=$!
 failed=()
 wait "$host" || failed+=(host)

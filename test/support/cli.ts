@@ -91,9 +91,14 @@ export interface LongRun {
   waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpExecArray>;
 }
 
-/** Starts a long-running fleet command (such as `fleet serve`) in its own process group. */
-export function startFleet(root: string, args: string[], env: Record<string, string> = {}): LongRun {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "cli", "main.ts"), ...args], {
+/**
+ * Starts a long-running fleet command (such as `fleet serve`) in its own process group; `prefix` runs
+ * it through another command (`ip netns exec <namespace>`: inside a network namespace of the test).
+ */
+export function startFleet(root: string, args: string[], env: Record<string, string> = {}, prefix: string[] = []): LongRun {
+  const node = [process.execPath, "--import", "tsx", path.join(root, "src", "cli", "main.ts"), ...args];
+  const [command, ...rest] = [...prefix, ...node];
+  const child = spawn(command!, rest, {
     cwd: root,
     env: { ...process.env, ...toolchainEnv(), FLEET_PROJECT_DIR: root, ...env },
     stdio: ["ignore", "pipe", "pipe"],

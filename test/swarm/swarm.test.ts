@@ -14,7 +14,9 @@
  *  - a `fleet move` killed after it scaled the service to 0: the next `fleet up` of the customer brings it back;
  *  - backups: a customer's snapshot is taken on the node that holds its volume, through a backup host
  *    on the cluster's network (test/support/backupHost.ts); that node lost (its engine stopped),
- *    `fleet restore --node` brings the customer back on another node with every file.
+ *    `fleet restore --node` brings the customer back on another node with every file;
+ *  - `fleet watch` (run inside the manager's namespace, where the proxy listens): a task on a worker
+ *    frozen is down within two probe intervals, its neighbours quiet, and recovered once it resumes.
  *
  * The cluster is removed at the end (and the project copy with its state).
  */
@@ -24,7 +26,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import Dockerode from "dockerode";
-import { fleet, killLeftovers, orphanedPlugins, show } from "../support/cli";
+import { fleet, killLeftovers, orphanedPlugins, show, startFleet } from "../support/cli";
+import { startReceiverIn } from "../support/alertReceiver";
 import { copyProject, customerUrlIn, editEnvironment } from "../support/projectCopy";
 import { readCluster, requestInNamespace, type Cluster } from "../../demo/swarmCluster";
 import { findService, runningTask } from "../../src/swarm/deploy";
@@ -439,6 +442,53 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
       assert.match(fs.readFileSync(path.join(root, `Pulumi.${ENV}-${customer}.yaml`), "utf8"), new RegExp(`node: ${cluster.nodes[1]!.name}`));
     } finally {
       await host?.destroy();
+    }
+  });
+
+  it("fleet watch (inside the manager's namespace): a task on a worker node frozen is down within two probe intervals, its neighbours quiet; recovered once it resumes", async () => {
+    const INTERVAL = 2;
+    const TIMEOUT = 2;
+    const ns = cluster.nodes[0]!.namespace;
+    editEnvironment(root, ENV, (e) => { e.watch = { intervalSeconds: INTERVAL, timeoutSeconds: TIMEOUT }; });
+    const receiver = await startReceiverIn(ns);
+    const watcher = startFleet(root, ["watch", "--env", ENV, "--listen", "127.0.0.1:0"], env, ["ip", "netns", "exec", ns]);
+    try {
+      await writeStackSecret(ctx, parseEnvironmentName(ENV), "hardened-fleet:alertWebhookUrl", receiver.url, { passphrase: PASSPHRASE, engine: manager });
+      await watcher.waitFor(/metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/);
+      const status = async () => JSON.parse((await ok(["status", "--env", ENV, "--json"])).stdout) as { subject: string; status: string; reason: string }[];
+      const until = async <T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 60_000): Promise<T> => {
+        const deadline = Date.now() + ms;
+        for (;;) {
+          const v = await fn();
+          if (v) return v;
+          if (Date.now() > deadline) assert.fail(`no ${what}; alerts: ${JSON.stringify(receiver.alerts())}\n${watcher.stderr().slice(-3000)}`);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      };
+      await until("every customer up", async () => { const rows = await status(); return live.every((id) => rows.find((r) => r.subject === id)?.status === "up"); });
+      const worker = cluster.nodes[2]!;
+      let customer: string | undefined;
+      for (const c of live) if (!customer && (await nodeOf(c)) === worker.name) customer = c;
+      assert.ok(customer, `a customer runs on ${worker.name}`);
+      const workerEngine = new Dockerode(dockerodeOptions(worker.host));
+      const [task] = await workerEngine.listContainers({ filters: { label: [`io.hardened-fleet.customer=${customer}`, `io.hardened-fleet.environment=${ENV}`], status: ["running"] } });
+      assert.ok(task, `the task container of ${customer} on ${worker.name}`);
+      const pausedAt = Date.now();
+      await workerEngine.getContainer(task.Id).pause();
+      try {
+        const down = await until("down alert", () => receiver.alerts().find((a) => a.customer === customer && a.kind === "down"), 30_000);
+        assert.ok(Date.parse(down.at) - pausedAt <= (2 * INTERVAL + TIMEOUT + 1) * 1000, `down ${Date.parse(down.at) - pausedAt} ms after the pause`);
+        assert.match(down.reason, /timeout through the proxy/);
+        assert.equal((await status()).find((r) => r.subject === customer)?.status, "down");
+      } finally {
+        await workerEngine.getContainer(task.Id).unpause();
+      }
+      await until("recovered alert", () => receiver.alerts().find((a) => a.customer === customer && a.kind === "recovered"), 30_000);
+      assert.deepEqual(receiver.alerts().filter((a) => !a.check).map((a) => `${a.customer} ${a.kind}`), [`${customer} down`, `${customer} recovered`]);
+    } finally {
+      process.kill(watcher.child.pid!, "SIGTERM");
+      await watcher.exited;
+      receiver.stop();
     }
   });
 
