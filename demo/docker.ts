@@ -13,6 +13,11 @@ import { engineFor } from "../src/engine/connection";
 import { backupEnvironment, drillBackups, edgeCaCertificate, getThroughEdge, provision, upStack } from "../src/fleet/operations";
 import { formatBytes, formatTable } from "../src/table";
 import { edgeNames } from "../src/hardening/names";
+import { loadEnvironment } from "../src/fleet/environment";
+import { watchStatus } from "../src/fleet/watch";
+import { WatchMetrics } from "../src/watch/metrics";
+import { defaultWatchStorePath, WatchStore } from "../src/watch/store";
+import { Watcher } from "../src/watch/watcher";
 
 export const DEMO_CUSTOMERS = [
   { customer: "acme", plan: "starter" },
@@ -58,7 +63,30 @@ export function buildDockerDemoCli(): Command {
       console.log(formatAuditTable(audits));
       if (audits.length !== DEMO_CUSTOMERS.length + 1 || audits.some((a) => !a.ok)) process.exitCode = 1;
       await backupDemo(ctx);
+      await watchDemo(ctx);
     });
+}
+
+/** One round of the watcher over the demo's customers (what `fleet watch` does every 15 s), then its view. */
+async function watchDemo(ctx: ReturnType<typeof projectContext>): Promise<void> {
+  const env = loadEnvironment(ctx, "staging");
+  const store = WatchStore.open(defaultWatchStorePath(ctx.projectDir));
+  const watcher = new Watcher({ environments: [{ env, sinks: [] }], store, metrics: new WatchMetrics(), log: () => {} });
+  try {
+    watcher.start();
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && !DEMO_CUSTOMERS.every((c) => (store.healthOf("staging", c.customer)?.status ?? "unknown") !== "unknown")) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await watcher.stop();
+    store.close();
+  }
+  const rows = watchStatus(env).filter((r) => DEMO_CUSTOMERS.some((c) => c.customer === r.subject));
+  console.log(["", "the watcher's view (each customer probed through its hostname over HTTPS; `fleet watch` does it every 15 s and alerts on changes):",
+    formatTable(["customer", "status", "since", "reason"], rows.map((r) => [r.subject, r.status, r.since.replace(/\.\d+Z$/, "Z"), r.reason || "-"])),
+    "", "try: npm run fleet -- watch (Prometheus metrics on 127.0.0.1:9464); npm run fleet -- status --env staging (docs/watch.md)", ""].join("\n"));
+  if (rows.length !== DEMO_CUSTOMERS.length || rows.some((r) => r.status !== "up")) process.exitCode = 1;
 }
 
 /** A backup of each demo customer (restic, into backup.repository), then a restore drill of them. */

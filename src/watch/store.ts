@@ -14,9 +14,9 @@
  * alert is dropped); a sink gets its alerts in the order they were decided, and while its oldest
  * undelivered one waits to be retried the later ones wait too. The store assumes one watcher per file.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
-import { DatabaseSync, type SQLInputValue, type SQLOutputValue } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, SQLOutputValue } from "node:sqlite";
+import { inTransaction, openSqliteFile } from "../project/sqliteFile";
 import { healthKey, type Alert, type CustomerHealth } from "./health";
 
 export const DELIVERY_STATUSES = ["queued", "delivered", "failed"] as const;
@@ -99,30 +99,11 @@ export class WatchStore {
 
   /** Opens (creating it when missing) the store file; readOnly (for `fleet status`) never creates it. */
   static open(file: string, opts: { readOnly?: boolean } = {}): WatchStore {
-    const absolute = path.resolve(file);
-    if (opts.readOnly) {
-      if (!fs.existsSync(absolute)) throw new Error(`no watcher state at ${absolute}: 'fleet watch' creates it on its first start`);
-      return new WatchStore(new DatabaseSync(absolute, { readOnly: true, timeout: 5000 }), absolute);
-    }
-    const dir = path.dirname(absolute);
-    if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const isNew = !fs.existsSync(absolute);
-    const db = new DatabaseSync(absolute, { timeout: 5000, enableForeignKeyConstraints: true });
-    if (isNew) fs.chmodSync(absolute, 0o600);
-    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
-    const store = new WatchStore(db, absolute);
-    const version = Number(db.prepare("PRAGMA user_version").get()?.user_version ?? 0);
-    if (version === 0) {
-      store.transaction(() => {
-        db.exec(SCHEMA);
-        db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-      });
-    } else if (version !== SCHEMA_VERSION) {
-      db.close();
-      throw new Error(`watch store ${absolute} has schema version ${version}, this fleet knows version ${SCHEMA_VERSION}: ` +
-        "use the fleet version that wrote it, or move the file away to start afresh (every customer's state unknown)");
-    }
-    return store;
+    const { db, file: absolute } = openSqliteFile(file, {
+      what: "watch store", schema: SCHEMA, version: SCHEMA_VERSION,
+      missing: "'fleet watch' creates it on its first start", afresh: "start afresh (every customer's state unknown)",
+    }, opts);
+    return new WatchStore(db, absolute);
   }
 
   close(): void {
@@ -130,15 +111,7 @@ export class WatchStore {
   }
 
   private transaction<T>(fn: () => T): T {
-    this.db.exec("BEGIN IMMEDIATE");
-    try {
-      const result = fn();
-      this.db.exec("COMMIT");
-      return result;
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec("ROLLBACK");
-      throw err;
-    }
+    return inTransaction(this.db, fn);
   }
 
   /**

@@ -16,9 +16,9 @@
  * A job ends done, failed (its operation could not complete), ignored (nothing to do, or superseded)
  * or refused: the event was not allowed to act on its customer (authorize.ts), and nothing changed.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
-import { DatabaseSync, type SQLInputValue, type SQLOutputValue } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, SQLOutputValue } from "node:sqlite";
+import { inTransaction, openSqliteFile } from "../project/sqliteFile";
 import type { EventDecision, JobAction } from "./stripeEvents";
 
 export const JOB_STATUSES = ["queued", "running", "done", "failed", "ignored", "refused"] as const;
@@ -182,66 +182,20 @@ export class JobQueue {
    * anything and fails, naming the file, when there is no queue there.
    */
   static open(file: string, opts: { readOnly?: boolean } = {}): JobQueue {
-    const absolute = path.resolve(file);
-    if (opts.readOnly) {
-      if (!fs.existsSync(absolute)) {
-        throw new Error(`no job queue at ${absolute}: 'fleet serve' creates it on its first start (or pass --db with the path 'fleet serve' uses)`);
-      }
-      const db = new DatabaseSync(absolute, { readOnly: true, timeout: 5000 });
-      const queue = new JobQueue(db, absolute);
-      queue.checkVersion();
-      return queue;
-    }
-    const dir = path.dirname(absolute);
-    if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const isNew = !fs.existsSync(absolute);
-    const db = new DatabaseSync(absolute, { timeout: 5000, enableForeignKeyConstraints: true });
-    if (isNew) fs.chmodSync(absolute, 0o600); // customer ids; the -wal and -shm files take the same mode
-    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
-    const queue = new JobQueue(db, absolute);
-    const version = queue.userVersion();
-    if (version === 0) {
-      queue.transaction(() => {
-        db.exec(SCHEMA);
-        db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-      });
-    } else if (version === 1) {
-      queue.transaction(() => {
-        db.exec(MIGRATE_1_TO_2);
-        db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-      });
-    } else {
-      queue.checkVersion();
-    }
-    return queue;
+    const { db, file: absolute } = openSqliteFile(file, {
+      what: "job queue", schema: SCHEMA, version: SCHEMA_VERSION, migrations: { 1: MIGRATE_1_TO_2 },
+      missing: "'fleet serve' creates it on its first start (or pass --db with the path 'fleet serve' uses)",
+      afresh: "start an empty queue",
+    }, opts);
+    return new JobQueue(db, absolute);
   }
 
   close(): void {
     if (this.db.isOpen) this.db.close();
   }
 
-  private userVersion(): number {
-    return Number(this.db.prepare("PRAGMA user_version").get()?.user_version ?? 0);
-  }
-
-  private checkVersion(): void {
-    const version = this.userVersion();
-    if (version !== SCHEMA_VERSION) {
-      throw new Error(`job queue ${this.file} has schema version ${version}, this fleet knows version ${SCHEMA_VERSION}: ` +
-        "use the fleet version that wrote it, or move the file away to start an empty queue");
-    }
-  }
-
   private transaction<T>(fn: () => T): T {
-    this.db.exec("BEGIN IMMEDIATE");
-    try {
-      const result = fn();
-      this.db.exec("COMMIT");
-      return result;
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec("ROLLBACK");
-      throw err;
-    }
+    return inTransaction(this.db, fn);
   }
 
   private one(sql: string, params: Record<string, SQLInputValue> = {}): Job | undefined {
