@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   editEnvironment(ctx.root, "staging", (e) => {
     e.localDemo = false;
     e.watch = { intervalSeconds: INTERVAL, timeoutSeconds: 5 };
-    e.plans.bench = { memoryMb: 96, cpus: 0.1, pids: 32, nofile: 256, tmpfsMb: 8 };
+    e.plans.bench = { memoryMb: 96, cpus: 0.25, pids: 32, nofile: 256, tmpfsMb: 8 };
   });
   process.env.PULUMI_CONFIG_PASSPHRASE = PASSPHRASE;
   const fleet = (args: string[]) => mustRun([path.join(ctx.root, "scripts", "fleet.sh"), ...args], { cwd: ctx.root, env });
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   const environment = loadEnvironment(ctx, "staging");
   say(`provisioning ${N} customers`);
   let done = 0;
-  await mapBounded(ids, 4, async (id) => {
+  await mapBounded(ids, 2, async (id) => {
     await provisionCustomer(environment, parseCustomerTarget(id, "staging"), "bench", () => {});
     if (++done % 10 === 0) say(`${done} of ${N} provisioned`);
   });

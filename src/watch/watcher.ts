@@ -93,6 +93,8 @@ export class Watcher {
     for (const w of this.watched) {
       for (const { node, engine } of w.env.target.engines()) this.follow(w, engine, node);
       this.every(ms(w.config.watch.intervalSeconds), () => this.probeRound(w));
+      // apart from the probes: a slow engine never delays the next round of probes
+      this.every(ms(w.config.watch.intervalSeconds), () => this.measure(w));
     }
     this.every(1000, () => this.deliver());
     this.every(ms(this.opts.checkEverySeconds ?? 30), () => this.checkRound());
@@ -245,7 +247,6 @@ export class Watcher {
         this.observe(w, id, { kind: "probe", at, ok: false, failure, detail: (err?.message ?? "").replace(/^GET \S+ through \S+: /, "") });
       }
     }
-    await this.measure(w);
     // states of customers that are gone (deprovisioned), and of their checks, are dropped; their alerts stay
     const keep = new Set(["webhooks:jobs", ...customers.flatMap((id) => [id, `backup:${id}`, `drill:${id}`, `certificate:${customerHostname(edge, id)}`])]);
     this.opts.store.forgetExcept(w.env.name, keep);

@@ -466,10 +466,17 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
         }
       };
       await until("every customer up", async () => { const rows = await status(); return live.every((id) => rows.find((r) => r.subject === id)?.status === "up"); });
-      const worker = cluster.nodes[2]!;
+      // a customer whose task runs on a worker (not the manager, where the proxy is)
       let customer: string | undefined;
-      for (const c of live) if (!customer && (await nodeOf(c)) === worker.name) customer = c;
-      assert.ok(customer, `a customer runs on ${worker.name}`);
+      let worker: (typeof cluster.nodes)[number] | undefined;
+      for (const c of live) {
+        const node = await nodeOf(c);
+        if (!customer && node !== cluster.nodes[0]!.name) {
+          customer = c;
+          worker = cluster.nodes.find((n) => n.name === node);
+        }
+      }
+      assert.ok(customer && worker, "a customer runs on a worker");
       const workerEngine = new Dockerode(dockerodeOptions(worker.host));
       const [task] = await workerEngine.listContainers({ filters: { label: [`io.hardened-fleet.customer=${customer}`, `io.hardened-fleet.environment=${ENV}`], status: ["running"] } });
       assert.ok(task, `the task container of ${customer} on ${worker.name}`);
