@@ -12,7 +12,9 @@
  *  - a restart loop (its main process killed with SIGKILL from the host, three times): one alert;
  *  - the webhook receiver down for a minute: the alerts decided meanwhile arrive afterwards, once;
  *  - the watcher killed with SIGKILL during an incident, the customer resumed while it is dead, the
- *    watcher started again: no duplicate down alert, and the recovered one arrives.
+ *    watcher started again: no duplicate down alert, and the recovered one arrives;
+ *  - what fleet owns: a failed restore drill and a failed payment-webhook job alert once each, and
+ *    recover once a drill passes and the job is queued again.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -25,6 +27,10 @@ import { parseEnvironmentName } from "../../src/config/targets";
 import { writeStackSecret } from "../../src/pulumi/stacks";
 import { DEMO_PASSPHRASE } from "../../src/pulumi/workspace";
 import type { Alert } from "../../src/watch/health";
+import { defaultQueuePath, JobQueue } from "../../src/webhooks/queue";
+import { parseEnvelope } from "../../src/webhooks/signature";
+import { decideEvent } from "../../src/webhooks/stripeEvents";
+import { checkoutCompleted } from "../webhooks/support";
 import { fleet, killLeftovers, orphanedPlugins, show, startFleet, type LongRun } from "../support/cli";
 import { customerContainer, engine, removeCustomers } from "../support/engine";
 import { startPrometheus, type Prometheus } from "../support/prometheus";
@@ -109,6 +115,8 @@ describe("fleet watch on the real engines (target: docker)", { timeout: 20 * 60_
     editEnvironment(root, ENV, (e) => {
       e.deploy.healthTimeoutSeconds = 60;
       e.watch = { intervalSeconds: INTERVAL, timeoutSeconds: TIMEOUT };
+      // backups are configured (so stale backups and failed drills are watched); none is taken here
+      e.backup = { repository: "/var/lib/hardened-fleet/backups/watch-test", schedule: "24h" };
       // wa-c's plan: little memory, so a process allocating in it is OOM-killed
       e.plans.tiny = { memoryMb: 96, cpus: 0.25, pids: 64, nofile: 1024, tmpfsMb: 16 };
     });
@@ -252,6 +260,36 @@ describe("fleet watch on the real engines (target: docker)", { timeout: 20 * 60_
     assert.equal(recovered.incident, down.incident);
     await sleep(3000);
     assert.deepEqual(hook.accepted.slice(before).map((a) => `${a.customer} ${a.kind}`), ["wa-a down", "wa-a recovered"]);
+  });
+
+  it("what fleet owns: a failed restore drill and a failed payment-webhook job each give one alert, and a recovered one once mended", async () => {
+    const before = hook.accepted.length;
+    const checks = () => hook.accepted.slice(before).filter((a) => a.check);
+    // a drill of wa-b failed (as `fleet backup drill` records it); a provision a payment asked for failed
+    const records = path.join(root, ".fleet", "backup-records", `${ENV}.jsonl`);
+    fs.mkdirSync(path.dirname(records), { recursive: true });
+    const record = (ok: boolean) => `${JSON.stringify({ kind: "drill", customer: "wa-b", at: new Date().toISOString(), ok, durationMs: 900,
+      ...(ok ? {} : { error: "the restored volume differs from snapshot 1a2b3c4d" }) })}\n`;
+    fs.appendFileSync(records, record(false));
+    const queue = JobQueue.open(defaultQueuePath(root));
+    const event = parseEnvelope(JSON.parse(JSON.stringify(checkoutCompleted("evt_watch_1", 100, "wa-new", "starter"))));
+    const { job } = queue.accept(event, ENV, decideEvent(event, ENV), new Date());
+    assert.equal(queue.claim(new Date())?.id, job.id);
+    queue.fail(job.id, "pulumi up failed: no space left on device", new Date());
+    const downs = await waitUntil("two check alerts", () => checks().length >= 2 && checks(), 60_000);
+    assert.deepEqual(downs.map((a) => `${a.check}:${a.customer} ${a.kind}`).sort(), ["drill:wa-b down", "webhooks:jobs down"]);
+    assert.match(downs.find((a) => a.check === "drill")!.reason, /differs from snapshot/);
+    assert.match(downs.find((a) => a.check === "webhooks")!.reason, new RegExp(`#${job.id} wa-new: pulumi up failed`));
+    const rows = await status();
+    assert.equal(rows.find((r) => r.subject === "drill:wa-b")?.status, "down");
+    // mended: a good drill, and the job queued again (`fleet jobs --retry`)
+    fs.appendFileSync(records, record(true));
+    const retried = await fleet(root, ["jobs", "--retry", String(job.id)]);
+    assert.equal(retried.code, 0, show(retried));
+    queue.close();
+    await waitUntil("two recovered alerts", () => checks().length >= 4, 60_000);
+    assert.deepEqual(checks().map((a) => `${a.check} ${a.kind}`).sort(), ["drill down", "drill recovered", "webhooks down", "webhooks recovered"]);
+    assert.match(await fetchMetrics(), /hardened_fleet_drill_failed\{environment="staging",customer="wa-b"\} 0/);
   });
 
   it("SIGTERM stops the watcher cleanly", async () => {
