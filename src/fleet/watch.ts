@@ -86,14 +86,16 @@ export function watchStatus(env: Environment, customer?: string, dbPath = defaul
   const store = WatchStore.open(dbPath, { readOnly: true });
   try {
     const staleAfterMs = 3 * env.config.watch.intervalSeconds * 1000 + 30_000;
+    // a state is written when it changes; the watcher's last round of probes says how fresh they all are
+    const round = store.lastRound(env.name);
     return store.allHealth()
       .filter((h) => h.environment === env.name && (customer === undefined || h.customer === customer))
       .map((h) => {
-        const updatedAt = store.updatedAt(h.environment, healthKey(h)) ?? h.since;
+        const saved = store.updatedAt(h.environment, healthKey(h)) ?? h.since;
+        const updatedAt = round && round > saved ? round : saved;
         return {
           environment: h.environment, subject: healthKey(h), status: h.status, since: h.since, reason: h.reason ?? "",
-          // a check is saved when it changes; a customer at every probe
-          updatedAt, stale: h.check === undefined && now.getTime() - Date.parse(updatedAt) > staleAfterMs,
+          updatedAt, stale: now.getTime() - Date.parse(updatedAt) > staleAfterMs,
         };
       });
   } finally {

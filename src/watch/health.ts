@@ -68,9 +68,9 @@ export interface CustomerHealth {
   reason?: string;
   /** the open incident (while down) */
   incident?: string;
-  /** probe failures in a row */
+  /** probe failures in a row (counted up to the policy's downAfterFailures) */
   failures: number;
-  /** successful probes in a row */
+  /** successful probes in a row (counted up to the policy's upAfterSuccesses) */
   successes: number;
   /** restarts since the customer was last stable (see the rules) */
   restarts: number;
@@ -203,7 +203,7 @@ export function observe(
   switch (observation.kind) {
     case "probe":
       if (observation.ok) {
-        s.successes++;
+        s.successes = Math.min(s.successes + 1, policy.upAfterSuccesses); // capped: a steady customer's state stays the same
         s.failures = 0;
         delete s.probe;
         const stable = s.successes >= policy.upAfterSuccesses;
@@ -224,7 +224,7 @@ export function observe(
         }
         setServing();
       } else {
-        s.failures++;
+        s.failures = Math.min(s.failures + 1, policy.downAfterFailures);
         s.successes = 0;
         s.probe = describeProbeFailure(observation.failure, observation.detail);
         if (s.status === "down" || s.failures >= policy.downAfterFailures) goDown();

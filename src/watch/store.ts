@@ -3,6 +3,8 @@
  *
  *  - `health`: per environment and customer, its CustomerHealth (health.ts) as JSON;
  *  - `alerts`: every alert decided, keyed by its id (incident + ":" + kind);
+ *  - `rounds`: per environment, when the watcher last finished a round of probes (a customer's state
+ *    is written when it changes, so this says how fresh the states are);
  *  - `cursors`: per engine, the last of its events applied (so a watcher started again reads on from there);
  *  - `deliveries`: per alert and sink, queued, delivered or failed (to be tried again from
  *    next_attempt_at).
@@ -60,6 +62,10 @@ CREATE TABLE deliveries (
   PRIMARY KEY (alert_id, sink)
 ) STRICT;
 CREATE INDEX deliveries_pending ON deliveries (sink, status);
+CREATE TABLE rounds (
+  environment TEXT PRIMARY KEY,
+  at TEXT NOT NULL
+) STRICT;
 CREATE TABLE cursors (
   source TEXT PRIMARY KEY,
   position TEXT NOT NULL
@@ -154,6 +160,17 @@ export class WatchStore {
   saveCursor(source: string, position: string): void {
     this.db.prepare(`INSERT INTO cursors (source, position) VALUES (:source, :position)
         ON CONFLICT (source) DO UPDATE SET position = excluded.position`).run({ source, position });
+  }
+
+  /** The watcher finished a round of probes of the environment at `at`. */
+  saveRound(environment: string, at: Date): void {
+    this.db.prepare(`INSERT INTO rounds (environment, at) VALUES (:environment, :at)
+        ON CONFLICT (environment) DO UPDATE SET at = excluded.at`).run({ environment, at: at.toISOString() });
+  }
+
+  lastRound(environment: string): string | undefined {
+    const row = this.db.prepare("SELECT at FROM rounds WHERE environment = :environment").get({ environment });
+    return row ? String(row.at) : undefined;
   }
 
   cursor(source: string): string | undefined {

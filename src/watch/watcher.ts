@@ -60,10 +60,14 @@ interface Watched {
   ca?: string;
   /** the deployed customers of the last probe round */
   customers: Set<string>;
+  /** customers whose stack has been deployed (their stack state has a URL) */
+  deployed: Set<string>;
   followers: FollowHandle[];
 }
 
 const ms = (seconds: number) => seconds * 1000;
+/** memory, CPU and PIDs are read this often at most (Prometheus graphs them; alerts do not wait on them) */
+const RESOURCES_EVERY_SECONDS = 30;
 
 export function policyOfConfig(config: EnvironmentConfig): Policy {
   const w = config.watch;
@@ -79,7 +83,7 @@ export class Watcher {
 
   constructor(private readonly opts: WatcherOptions) {
     this.watched = opts.environments.map(({ env, sinks }) => ({
-      env, config: env.config, policy: policyOfConfig(env.config), sinkNames: sinks.map((s) => s.name), customers: new Set(), followers: [],
+      env, config: env.config, policy: policyOfConfig(env.config), sinkNames: sinks.map((s) => s.name), customers: new Set(), deployed: new Set(), followers: [],
     }));
   }
 
@@ -94,7 +98,7 @@ export class Watcher {
       for (const { node, engine } of w.env.target.engines()) this.follow(w, engine, node);
       this.every(ms(w.config.watch.intervalSeconds), () => this.probeRound(w));
       // apart from the probes: a slow engine never delays the next round of probes
-      this.every(ms(w.config.watch.intervalSeconds), () => this.measure(w));
+      this.every(ms(Math.max(w.config.watch.intervalSeconds, RESOURCES_EVERY_SECONDS)), () => this.measure(w));
     }
     this.every(1000, () => this.deliver());
     this.every(ms(this.opts.checkEverySeconds ?? 30), () => this.checkRound());
@@ -139,14 +143,15 @@ export class Watcher {
   private observe(w: Watched, customer: string, observation: Observation, cursor?: { source: string; position: string }): void {
     const before = this.stateOf(w.env.name, { customer }, observation.at);
     const { state, alerts } = observe(before, observation, w.policy, () => incidentIdAt(w.env.name, customer, observation.at));
-    this.save(w, state, alerts, cursor);
+    // a steady customer's probe changes nothing but the time: no write (the round's time is saved once)
+    if (alerts.length > 0 || cursor || !sameState(before, state) || !this.opts.store.healthOf(w.env.name, customer)) this.save(w, state, alerts, cursor);
     this.opts.metrics.setHealth(state);
   }
 
   private check(w: Watched, result: CheckResult, at: string): void {
     const before = this.stateOf(w.env.name, { customer: result.subject, check: result.check }, at);
     const { state, alerts } = checkStep(before, result.active, result.reason, at);
-    if (alerts.length === 0 && before.status === state.status && before.reason === state.reason && this.opts.store.healthOf(w.env.name, healthKey(state))) return;
+    if (alerts.length === 0 && sameState(before, state) && this.opts.store.healthOf(w.env.name, healthKey(state))) return;
     this.save(w, state, alerts);
   }
 
@@ -183,8 +188,13 @@ export class Watcher {
 
   /** The customers of the environment a probe should reach: those whose stack has been deployed. */
   private async deployedCustomers(w: Watched): Promise<string[]> {
-    const states = await readStacks(w.env.ctx);
-    return w.env.customers().map((c) => c.id).filter((id) => states.get(`${w.env.name}-${id}`)?.outputs?.url !== undefined);
+    const ids = w.env.customers().map((c) => c.id);
+    // the backend is read only when a customer is not known to be deployed yet (one being provisioned)
+    if (ids.some((id) => !w.deployed.has(id))) {
+      const states = await readStacks(w.env.ctx);
+      w.deployed = new Set(ids.filter((id) => states.get(`${w.env.name}-${id}`)?.outputs?.url !== undefined));
+    }
+    return ids.filter((id) => w.deployed.has(id));
   }
 
   private async caOf(w: Watched, refresh = false): Promise<string | undefined> {
@@ -250,6 +260,7 @@ export class Watcher {
     // states of customers that are gone (deprovisioned), and of their checks, are dropped; their alerts stay
     const keep = new Set(["webhooks:jobs", ...customers.flatMap((id) => [id, `backup:${id}`, `drill:${id}`, `certificate:${customerHostname(edge, id)}`])]);
     this.opts.store.forgetExcept(w.env.name, keep);
+    this.opts.store.saveRound(w.env.name, now);
     this.opts.metrics.cycleDone(new Date());
   }
 
@@ -333,6 +344,11 @@ export class Watcher {
     await deliverDue(this.opts.store, this.allSinks, new Date(), this.opts.log);
     this.opts.metrics.setDeliveries(this.opts.store.pending());
   }
+}
+
+/** Whether two states differ in anything but the time of their last observation. Pure. */
+export function sameState(a: CustomerHealth, b: CustomerHealth): boolean {
+  return JSON.stringify({ ...a, lastAt: undefined }) === JSON.stringify({ ...b, lastAt: undefined });
 }
 
 /** The fields of the engine's stats this module reads (cgroup v1 and v2). */
