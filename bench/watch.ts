@@ -4,8 +4,8 @@
  *
  *  - `fleet watch` as an operator runs it (scripts/fleet.sh, a separate process): probes through the
  *    edge over HTTPS with the CA, engine events, container stats, the store, metrics;
- *  - the floor: a bare process that only sends the same 50 HTTPS requests through the edge every 15 s
- *    (test/support's nothing: node's https, the CA, no state).
+ *  - the floor: a bare process that only sends the same 50 HTTPS requests through the edge every 15 s,
+ *    with the same connections (kept between rounds, new every minute): node's https, the CA, no state.
  *
  * Each is measured over BENCH_WATCH_SECONDS (default 180: twelve rounds) after its first round: CPU
  * time of the process (/proc/<pid>/stat) as a share of one core, and its resident memory at the end.
@@ -62,15 +62,20 @@ async function measure(child: ChildProcess, what: string): Promise<{ cpuShare: n
   return { cpuShare: cpu / ((Date.now() - t0) / 1000), rss };
 }
 
+// the same connection policy as the watcher's: kept between rounds, new ones every minute
 const FLOOR = `
 const https = require("node:https");
 const [address, port, ca, interval, ...hosts] = JSON.parse(process.argv[1]);
+let agent, since = 0;
 const probe = (host) => new Promise((resolve) => {
-  const req = https.request({ host: address, port, path: "/healthz", servername: host, headers: { host: host + ":" + port }, ca, agent: false, timeout: 5000 },
+  const req = https.request({ host: address, port, path: "/healthz", servername: host, headers: { host: host + ":" + port }, agent, timeout: 5000 },
     (res) => { res.resume(); res.on("end", resolve); });
   req.on("error", resolve); req.on("timeout", () => req.destroy()); req.end();
 });
-const round = async () => { await Promise.all(hosts.map(probe)); process.stdout.write("round\\n"); };
+const round = async () => {
+  if (Date.now() - since >= 60000) { if (agent) agent.destroy(); agent = new https.Agent({ keepAlive: true, maxSockets: 2, ca }); since = Date.now(); }
+  await Promise.all(hosts.map(probe)); process.stdout.write("round\\n");
+};
 round(); setInterval(round, interval * 1000);
 `;
 
@@ -89,7 +94,7 @@ async function main(): Promise<void> {
   const environment = loadEnvironment(ctx, "staging");
   say(`provisioning ${N} customers`);
   let done = 0;
-  await mapBounded(ids, 2, async (id) => {
+  await mapBounded(ids, 3, async (id) => {
     await provisionCustomer(environment, parseCustomerTarget(id, "staging"), "bench", () => {});
     if (++done % 10 === 0) say(`${done} of ${N} provisioned`);
   });

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import * as path from "node:path";
 import type { Command } from "commander";
+import { ConfigError } from "../config/errors";
 import { loadEnvironment } from "../fleet/environment";
 import { jobsReader, watchedEnvironments, watchStatus } from "../fleet/watch";
 import { withWaitingLock } from "../project/lock";
@@ -33,7 +34,13 @@ async function watch(opts: { env: string[]; listen: string; db?: string }): Prom
   await withWaitingLock(ctx.projectDir, lock, async () => {
     const store = WatchStore.open(dbPath);
     const metrics = new WatchMetrics();
-    const { server, port } = await metrics.serve(listen.host, listen.port);
+    const { server, port } = await metrics.serve(listen.host, listen.port).catch((err: NodeJS.ErrnoException) => {
+      store.close();
+      throw err.code === "EADDRINUSE" || err.code === "EACCES"
+        ? new ConfigError("--listen", [{ path: "--listen", found: JSON.stringify(opts.listen),
+          message: `cannot be listened on (${err.code}: another program, or another fleet watch, has it): choose another address with --listen host:port` }])
+        : err;
+    });
     const log = (line: string) => console.error(`fleet watch: ${line}`);
     const watcher = new Watcher({ environments, store, metrics, log, jobs: jobsReader(ctx.projectDir) });
     console.log(`fleet watch: metrics on http://${listen.host}:${port}/metrics; watching ${environments.map((e) =>

@@ -1,6 +1,7 @@
 /**
  * An end-to-end probe of a customer: HTTPS through the environment's edge proxy, the way its own
- * customers come in. It connects to the edge's address whatever the hostname resolves to, sends the
+ * customers come in. The watcher keeps its connections between probes (an agent it makes new every
+ * minute, so every hostname has a fresh TLS handshake that often); without an agent, a new one each time. It connects to the edge's address whatever the hostname resolves to, sends the
  * hostname (SNI and Host) and checks the certificate against the environment's CA. The answer, how
  * long it took and the certificate's validity (free from the handshake) are what the watcher uses.
  */
@@ -21,7 +22,7 @@ export interface EdgeResponse {
 const TLS_CODES = /^(ERR_TLS_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET|VERIFY)_|ERR_SSL_|HOSTNAME_MISMATCH)/;
 
 export class EdgeRequestError extends Error {
-  constructor(message: string, readonly failure: Exclude<ProbeFailure, "http">, readonly ms: number) {
+  constructor(message: string, readonly failure: Exclude<ProbeFailure, "http">, readonly ms: number, readonly reusedSocket = false) {
     super(message);
     this.name = "EdgeRequestError";
   }
@@ -39,7 +40,16 @@ export function classify(err: NodeJS.ErrnoException, timedOut: boolean): Exclude
  * GET `url` (https://<host>[:port]/path) from the edge at `address`, trusting `ca` (undefined: the
  * system's CAs), within `timeoutMs` for the whole answer. Rejects with an EdgeRequestError.
  */
-export function requestThroughEdge(address: string, url: string, ca: string | undefined, timeoutMs: number): Promise<EdgeResponse> {
+export function requestThroughEdge(address: string, url: string, ca: string | undefined, timeoutMs: number,
+  agent?: https.Agent): Promise<EdgeResponse> {
+  return once(address, url, ca, timeoutMs, agent).catch((err: unknown) => {
+    // a kept connection the edge closed meanwhile (it restarted, or its idle timeout): once more, on a new one
+    if (err instanceof EdgeRequestError && err.reusedSocket) return once(address, url, ca, timeoutMs, agent);
+    throw err;
+  });
+}
+
+function once(address: string, url: string, ca: string | undefined, timeoutMs: number, agent: https.Agent | undefined): Promise<EdgeResponse> {
   const u = new URL(url);
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
@@ -47,7 +57,7 @@ export function requestThroughEdge(address: string, url: string, ca: string | un
     let certificate: EdgeResponse["certificate"];
     const req = https.request({
       host: address, port: u.port || 443, path: `${u.pathname}${u.search}`, method: "GET",
-      servername: u.hostname, headers: { host: u.host }, ca, agent: false,
+      servername: u.hostname, headers: { host: u.host }, ...(agent ? { agent } : { ca, agent: false }),
     }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
@@ -58,17 +68,21 @@ export function requestThroughEdge(address: string, url: string, ca: string | un
       res.on("error", (err) => req.destroy(err));
     });
     req.on("socket", (socket) => {
-      socket.once("secureConnect", () => {
+      const read = () => {
         const peer = (socket as TLSSocket).getPeerCertificate();
         if (peer?.valid_to) certificate = { validFrom: new Date(peer.valid_from).toISOString(), validTo: new Date(peer.valid_to).toISOString() };
-      });
+      };
+      // a kept connection did its handshake already; a new one does it now
+      if (req.reusedSocket) read();
+      else socket.once("secureConnect", read);
     });
     const timer = setTimeout(() => { timedOut = true; req.destroy(new Error(`no answer within ${timeoutMs} ms`)); }, timeoutMs);
     req.on("error", (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const ms = performance.now() - t0;
       const failure = classify(err, timedOut);
-      reject(new EdgeRequestError(`GET ${url} through ${address}: ${timedOut ? `no answer within ${timeoutMs} ms` : err.message}`, failure, ms));
+      const reused = !timedOut && req.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE");
+      reject(new EdgeRequestError(`GET ${url} through ${address}: ${timedOut ? `no answer within ${timeoutMs} ms` : err.message}`, failure, ms, reused));
     });
     req.end();
   });

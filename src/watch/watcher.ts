@@ -15,9 +15,11 @@
  * (deliver.ts). A watcher killed at any point and started again reads its states back: no alert is
  * repeated, none is missed.
  */
+import * as fs from "node:fs";
+import * as https from "node:https";
 import type Dockerode from "dockerode";
 import { readRecords } from "../backup/records";
-import { durationSeconds, type EnvironmentConfig } from "../config/schema";
+import { durationSeconds, type CustomerConfig, type EnvironmentConfig } from "../config/schema";
 import { customerHostname, customerUrl } from "../edge/edgeSpec";
 import { edgeRootCertificate } from "../fleet/edge";
 import type { Environment } from "../fleet/environment";
@@ -62,12 +64,19 @@ interface Watched {
   customers: Set<string>;
   /** customers whose stack has been deployed (their stack state has a URL) */
   deployed: Set<string>;
+  /** the connections of its probes (agentOf) */
+  agent?: { agent: https.Agent; ca: string | undefined; since: number };
+  /** its customers' stack files as last read, and the project directory's mtime then */
+  configs?: CustomerConfig[];
+  configsAt?: number;
   followers: FollowHandle[];
 }
 
 const ms = (seconds: number) => seconds * 1000;
-/** memory, CPU and PIDs are read this often at most (Prometheus graphs them; alerts do not wait on them) */
-const RESOURCES_EVERY_SECONDS = 30;
+/** memory, CPU and PIDs are read at most this often (Prometheus graphs them; no alert waits on them) */
+const RESOURCES_EVERY_SECONDS = 60;
+/** how long the probes' connections are kept before new ones (a fresh TLS handshake per hostname) */
+const AGENT_RENEW_MS = 60_000;
 
 export function policyOfConfig(config: EnvironmentConfig): Policy {
   const w = config.watch;
@@ -80,6 +89,8 @@ export class Watcher {
   private stopped = false;
   private readonly running = new Set<Promise<unknown>>();
   private lastVolumes = 0;
+  /** the states as saved, by "<environment>/<key>" (undefined: none saved) */
+  private readonly states = new Map<string, CustomerHealth | undefined>();
 
   constructor(private readonly opts: WatcherOptions) {
     this.watched = opts.environments.map(({ env, sinks }) => ({
@@ -108,7 +119,10 @@ export class Watcher {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
-    for (const w of this.watched) for (const f of w.followers) f.stop();
+    for (const w of this.watched) {
+      for (const f of w.followers) f.stop();
+      w.agent?.agent.destroy();
+    }
     await Promise.allSettled([...this.running]);
   }
 
@@ -135,8 +149,15 @@ export class Watcher {
 
   // --- state -------------------------------------------------------------------------------------
 
+  /** The saved state (read from the store once, then kept here: one watcher per store), if any. */
+  private saved(environment: string, key: string): CustomerHealth | undefined {
+    const id = `${environment}/${key}`;
+    if (!this.states.has(id)) this.states.set(id, this.opts.store.healthOf(environment, key));
+    return this.states.get(id);
+  }
+
   private stateOf(environment: string, key: { customer: string; check?: CheckResult["check"] }, at: string): CustomerHealth {
-    return this.opts.store.healthOf(environment, healthKey(key)) ?? { ...initialHealth(environment, key.customer, at), ...(key.check ? { check: key.check } : {}) };
+    return this.saved(environment, healthKey(key)) ?? { ...initialHealth(environment, key.customer, at), ...(key.check ? { check: key.check } : {}) };
   }
 
   /** Applies one observation to a customer's state and saves it with its alerts (synchronously: nothing interleaves). */
@@ -144,19 +165,20 @@ export class Watcher {
     const before = this.stateOf(w.env.name, { customer }, observation.at);
     const { state, alerts } = observe(before, observation, w.policy, () => incidentIdAt(w.env.name, customer, observation.at));
     // a steady customer's probe changes nothing but the time: no write (the round's time is saved once)
-    if (alerts.length > 0 || cursor || !sameState(before, state) || !this.opts.store.healthOf(w.env.name, customer)) this.save(w, state, alerts, cursor);
+    if (alerts.length > 0 || cursor || !sameState(before, state) || !this.saved(w.env.name, customer)) this.save(w, state, alerts, cursor);
     this.opts.metrics.setHealth(state);
   }
 
   private check(w: Watched, result: CheckResult, at: string): void {
     const before = this.stateOf(w.env.name, { customer: result.subject, check: result.check }, at);
     const { state, alerts } = checkStep(before, result.active, result.reason, at);
-    if (alerts.length === 0 && sameState(before, state) && this.opts.store.healthOf(w.env.name, healthKey(state))) return;
+    if (alerts.length === 0 && sameState(before, state) && this.saved(w.env.name, healthKey(state))) return;
     this.save(w, state, alerts);
   }
 
   private save(w: Watched, state: CustomerHealth, alerts: Alert[], cursor?: { source: string; position: string }): void {
     const queued = this.opts.store.apply(w.env.name, healthKey(state), state, alerts, w.sinkNames, new Date(), cursor);
+    this.states.set(`${w.env.name}/${healthKey(state)}`, state); // once written
     for (const alert of alerts) {
       if (queued.includes(alert.id)) this.opts.log(`${alert.kind.toUpperCase()} ${alert.environment}/${healthKey(alert)}: ${alert.reason} (incident ${alert.incident})`);
     }
@@ -180,15 +202,25 @@ export class Watcher {
     }
     const o = e.observation;
     if (o.kind === "oom") this.opts.metrics.oomKilled(e.environment, e.customer);
-    if (o.kind === "started" && this.opts.store.healthOf(w.env.name, e.customer)?.stopped) this.opts.metrics.restarted(e.environment, e.customer);
+    if (o.kind === "started" && this.saved(w.env.name, e.customer)?.stopped) this.opts.metrics.restarted(e.environment, e.customer);
     this.observe(w, e.customer, o, cursor);
   }
 
   // --- probes ------------------------------------------------------------------------------------
 
   /** The customers of the environment a probe should reach: those whose stack has been deployed. */
+  /** The environment's customers, read again only when a stack file was written (the project directory changed). */
+  private customerConfigs(w: Watched): CustomerConfig[] {
+    const mtime = fs.statSync(w.env.ctx.projectDir).mtimeMs;
+    if (!w.configs || w.configsAt !== mtime) {
+      w.configs = w.env.customers();
+      w.configsAt = mtime;
+    }
+    return w.configs;
+  }
+
   private async deployedCustomers(w: Watched): Promise<string[]> {
-    const ids = w.env.customers().map((c) => c.id);
+    const ids = this.customerConfigs(w).map((c) => c.id);
     // the backend is read only when a customer is not known to be deployed yet (one being provisioned)
     if (ids.some((id) => !w.deployed.has(id))) {
       const states = await readStacks(w.env.ctx);
@@ -209,6 +241,18 @@ export class Watcher {
     return w.ca;
   }
 
+  /**
+   * The connections probes go through: kept between rounds, and made anew every minute (and when the
+   * CA changes), so each hostname gets a fresh TLS handshake, and its certificate a fresh check, that often.
+   */
+  private agentOf(w: Watched, ca: string | undefined, renew = false): https.Agent {
+    if (!w.agent || renew || w.agent.ca !== ca || Date.now() - w.agent.since >= AGENT_RENEW_MS) {
+      w.agent?.agent.destroy();
+      w.agent = { agent: new https.Agent({ keepAlive: true, maxSockets: 2, ca }), ca, since: Date.now() };
+    }
+    return w.agent.agent;
+  }
+
   private async probeRound(w: Watched): Promise<void> {
     const customers = await this.deployedCustomers(w);
     const current = new Set(customers);
@@ -216,18 +260,19 @@ export class Watcher {
     for (const gone of w.customers) if (!current.has(gone)) this.opts.metrics.forget(w.env.name, gone);
     w.customers = current;
     let ca = await this.caOf(w);
+    const agent = this.agentOf(w, ca);
     const { edge, watch, app } = w.config;
     const results = await Promise.all(customers.map(async (id) => {
       const url = `${customerUrl(edge, id)}${app.healthcheck.path}`;
       try {
         let r;
         try {
-          r = await requestThroughEdge(edge.address, url, ca, ms(watch.timeoutSeconds));
+          r = await requestThroughEdge(edge.address, url, ca, ms(watch.timeoutSeconds), agent);
         } catch (err) {
           // the edge's CA may be new (its volume made again): read it once more before calling it a TLS error
           if (!(err instanceof EdgeRequestError && err.failure === "tls" && edge.tls === "internal")) throw err;
           ca = await this.caOf(w, true);
-          r = await requestThroughEdge(edge.address, url, ca, ms(watch.timeoutSeconds));
+          r = await requestThroughEdge(edge.address, url, ca, ms(watch.timeoutSeconds), this.agentOf(w, ca, true));
         }
         return { id, r };
       } catch (err) {
@@ -259,7 +304,7 @@ export class Watcher {
     }
     // states of customers that are gone (deprovisioned), and of their checks, are dropped; their alerts stay
     const keep = new Set(["webhooks:jobs", ...customers.flatMap((id) => [id, `backup:${id}`, `drill:${id}`, `certificate:${customerHostname(edge, id)}`])]);
-    this.opts.store.forgetExcept(w.env.name, keep);
+    for (const gone of this.opts.store.forgetExcept(w.env.name, keep)) this.states.delete(`${w.env.name}/${gone}`);
     this.opts.store.saveRound(w.env.name, now);
     this.opts.metrics.cycleDone(new Date());
   }
@@ -268,7 +313,7 @@ export class Watcher {
 
   /** Memory, CPU and PIDs of each customer's running container (one-shot stats); volume sizes now and then. */
   private async measure(w: Watched): Promise<void> {
-    const plans = new Map(w.env.customers().map((c) => [c.id, w.config.plans[c.plan]]));
+    const plans = new Map(this.customerConfigs(w).map((c) => [c.id, w.config.plans[c.plan]]));
     const measureVolumes = Date.now() - this.lastVolumes >= ms(this.opts.volumeEverySeconds ?? 300);
     for (const { engine } of w.env.target.engines()) {
       let containers: Dockerode.ContainerInfo[];

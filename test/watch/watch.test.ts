@@ -151,6 +151,15 @@ describe("fleet watch on the real engines (target: docker)", { timeout: 20 * 60_
     assert.deepEqual(hook.accepted, []);
   });
 
+  it("a second watcher of the same state fails naming the first; a --listen address in use fails naming --listen", async () => {
+    const second = await fleet(root, ["watch", "--env", ENV, "--listen", "127.0.0.1:0"], { timeoutMs: 60_000 });
+    assert.notEqual(second.code, 0, show(second));
+    assert.match(second.stderr, /another fleet operation holds 'watch\.[0-9a-f]+' \(waited 10s\) \(pid \d+ since .*watch/);
+    const taken = await fleet(root, ["watch", "--env", ENV, "--listen", `127.0.0.1:${metricsPort}`, "--db", path.join(root, ".fleet", "other-watch.db")], { timeoutMs: 60_000 });
+    assert.notEqual(taken.code, 0, show(taken));
+    assert.match(taken.stderr, /--listen.*cannot be listened on \(EADDRINUSE/);
+  });
+
   it("a frozen customer (docker pause): down within two probe intervals, neighbours quiet, Prometheus fires its down rule alone; recovered after it resumes", async () => {
     prometheus = await startPrometheus({ targets: [`127.0.0.1:${metricsPort}`], rulesFile: path.resolve("docs/prometheus/rules.yml") });
     const c = await container("wa-a");
