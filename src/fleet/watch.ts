@@ -2,18 +2,18 @@
  * `fleet watch` and `fleet status` as operations: the watcher's environments with their alert sinks
  * (from each environment's config and secrets), and the watcher's view read back from its store.
  */
-import type { FleetContext } from "../project/context";
-import { parseEnvironmentName } from "../config/targets";
-import { readStackSecrets } from "../pulumi/stacks";
-import { defaultQueuePath, JobQueue } from "../webhooks/queue";
 import * as fs from "node:fs";
+import { parseEnvironmentName } from "../config/targets";
+import type { FleetContext } from "../project/context";
+import { environmentNames } from "../project/stackFiles";
+import { readStackSecrets } from "../pulumi/stacks";
 import type { Sink } from "../watch/deliver";
 import { healthKey, type CustomerHealth } from "../watch/health";
 import { mailSink, parseWebhookUrl, webhookSink, WEBHOOK_SETTING } from "../watch/sinks";
 import { defaultWatchStorePath, WatchStore } from "../watch/store";
-import type { WatchedEnvironment } from "../watch/watcher";
+import type { JobsView, WatchedEnvironment } from "../watch/watcher";
+import { defaultQueuePath, JobQueue } from "../webhooks/queue";
 import { loadEnvironment, type Environment } from "./environment";
-import { environmentNames } from "../project/stackFiles";
 
 export const SMTP_PASSWORD_SETTING = "hardened-fleet:smtpPassword";
 
@@ -54,7 +54,7 @@ export async function watchedEnvironments(ctx: FleetContext, names: string[] | u
 }
 
 /** Failed payment-webhook jobs (the queue of `fleet serve`), read without writing; undefined when there is no queue. */
-export function jobsReader(projectDir: string): () => ReturnType<NonNullable<import("../watch/watcher").WatcherOptions["jobs"]>> {
+export function jobsReader(projectDir: string): () => JobsView | undefined {
   const file = defaultQueuePath(projectDir);
   return () => {
     if (!fs.existsSync(file)) return undefined;

@@ -41,13 +41,19 @@ export interface WatchedEnvironment {
   sinks: Sink[];
 }
 
+/** What the watcher reads of the payment-webhook job queue: counts by status, and the failed jobs. */
+export interface JobsView {
+  counts: Record<string, number>;
+  failed: { id: number; environment: string; customer: string | null; error: string | null }[];
+}
+
 export interface WatcherOptions {
   environments: WatchedEnvironment[];
   store: WatchStore;
   metrics: WatchMetrics;
   log: (line: string) => void;
   /** the payment-webhook job queue to watch for failed jobs, when there is one */
-  jobs?: () => { counts: Record<string, number>; failed: { id: number; environment: string; customer: string | null; error: string | null }[] } | undefined;
+  jobs?: () => JobsView | undefined;
   /** seconds between two looks at the checks (backups, drills, jobs); default 30 */
   checkEverySeconds?: number;
   /** seconds between two measures of the data volumes (a walk of every volume); default 300 */
