@@ -3,7 +3,7 @@
  * each holds or not at a given time, with the reason it holds. Pure: the callers read the records,
  * the job counts and the certificates, and feed the results to checkStep.
  */
-import type { BackupRecord } from "../backup/records";
+import { latestByCustomer, type BackupRecord } from "../backup/records";
 import { formatDuration } from "./alertText";
 import type { CheckKind } from "./health";
 
@@ -23,11 +23,12 @@ const DAY = 86_400_000;
  */
 export function backupChecks(customers: string[], records: BackupRecord[], intervalSeconds: number, now: Date): CheckResult[] {
   const out: CheckResult[] = [];
-  const last = (customer: string, kind: BackupRecord["kind"], ok?: boolean) =>
-    records.filter((r) => r.customer === customer && r.kind === kind && (ok === undefined || r.ok === ok)).at(-1);
+  const goodBackups = latestByCustomer(records, "backup", true);
+  const attempts = latestByCustomer(records, "backup");
+  const drills = latestByCustomer(records, "drill");
   for (const customer of customers) {
-    const good = last(customer, "backup", true);
-    const attempt = last(customer, "backup");
+    const good = goodBackups.get(customer);
+    const attempt = attempts.get(customer);
     const ageMs = good ? now.getTime() - Date.parse(good.at) : undefined;
     const limitMs = 2 * intervalSeconds * 1000;
     let reason = "";
@@ -38,7 +39,7 @@ export function backupChecks(customers: string[], records: BackupRecord[], inter
       reason = `no backup has succeeded yet; the last attempt failed: ${attempt.error ?? "no reason recorded"}`;
     }
     out.push({ check: "backup", subject: customer, active: reason !== "", reason });
-    const drill = last(customer, "drill");
+    const drill = drills.get(customer);
     out.push({ check: "drill", subject: customer, active: drill !== undefined && !drill.ok,
       reason: drill && !drill.ok ? `the restore drill of ${drill.at} failed: ${drill.error ?? "no reason recorded"}` : "" });
   }

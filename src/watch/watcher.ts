@@ -18,7 +18,7 @@
 import * as fs from "node:fs";
 import * as https from "node:https";
 import type Dockerode from "dockerode";
-import { readRecords } from "../backup/records";
+import { latestByCustomer, readRecords } from "../backup/records";
 import { durationSeconds, type CustomerConfig, type EnvironmentConfig } from "../config/schema";
 import { customerHostname, customerUrl } from "../edge/edgeSpec";
 import { edgeRootCertificate } from "../fleet/edge";
@@ -376,13 +376,13 @@ export class Watcher {
         const records = readRecords(w.env.ctx.projectDir, w.env.name);
         const results = backupChecks(customers, records, durationSeconds(w.config.backup.schedule), now);
         for (const r of results) this.check(w, r, at);
+        const goodBackups = latestByCustomer(records, "backup", true);
+        const goodDrills = latestByCustomer(records, "drill", true);
+        const active = (check: CheckResult["check"], id: string) => results.some((r) => r.check === check && r.subject === id && r.active);
         for (const id of customers) {
-          const good = records.filter((r) => r.customer === id && r.kind === "backup" && r.ok).at(-1);
-          const drill = records.filter((r) => r.customer === id && r.kind === "drill").at(-1);
-          const goodDrill = records.filter((r) => r.customer === id && r.kind === "drill" && r.ok).at(-1);
           this.opts.metrics.setBackups(w.env.name, id, {
-            lastGood: good?.at, stale: results.some((r) => r.check === "backup" && r.subject === id && r.active),
-            lastDrillGood: goodDrill?.at, drillFailed: drill !== undefined && !drill.ok,
+            lastGood: goodBackups.get(id)?.at, stale: active("backup", id),
+            lastDrillGood: goodDrills.get(id)?.at, drillFailed: active("drill", id),
           });
         }
       }
