@@ -15,7 +15,7 @@
 import { randomBytes } from "node:crypto";
 import * as os from "node:os";
 import type Dockerode from "dockerode";
-import { runToEnd } from "../engine/oneShot";
+import { lastLines, runToEnd } from "../engine/oneShot";
 import { secretFilesTar } from "../engine/secretFile";
 import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
 import { describeRepository, hostInsideJob, relayTarget, resticLocation, type Repository } from "./repository";
@@ -253,10 +253,8 @@ export async function runContainer(engine: Dockerode, opts: Dockerode.ContainerC
   }
 }
 
-/** The last lines of restic's messages, for an error. Pure. */
-export function lastLines(text: string, n = 3): string {
-  return text.trim().split("\n").filter(Boolean).slice(-n).join(" | ") || "(no output)";
-}
+/** The last lines of restic's messages, for an error (the one-shot containers' helper). */
+export { lastLines };
 
 /** The customer's directory of a local repository, made on the engine's host and given to 1000 (0700). */
 async function prepareLocalRepository(engine: Dockerode, image: string, dir: string, labels: Record<string, string>): Promise<void> {

@@ -113,13 +113,17 @@ export async function runToEnd(container: Dockerode.Container, opts: RunToEndOpt
     if (sinkError) throw sinkError;
     const result = { exitCode: StatusCode, stdout: Buffer.concat(outChunks).toString("utf8"), stderr: Buffer.concat(errChunks).toString("utf8") };
     if (timedOut) {
-      const last = result.stderr.trim().split("\n").filter(Boolean).slice(-3).join(" | ") || "(no output)";
-      throw new Error(`${opts.what ?? "the job"} did not finish within ${opts.timeoutSeconds}s and was stopped; last output: ${last}`);
+      throw new Error(`${opts.what ?? "the job"} did not finish within ${opts.timeoutSeconds}s and was stopped; last output: ${lastLines(result.stderr)}`);
     }
     return result;
   } finally {
     if (timer) clearTimeout(timer);
   }
+}
+
+/** The last lines a job printed, for an error. Pure. */
+export function lastLines(text: string, n = 3): string {
+  return text.trim().split("\n").filter(Boolean).slice(-n).join(" | ") || "(no output)";
 }
 
 /** An archive that could not be written or does not match its volume; `archive` says where it is (or was). */
