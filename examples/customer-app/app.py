@@ -140,7 +140,11 @@ def files(environ, start_response, query):
     out = []
     for root, dirs, names in os.walk(DATA_DIR):
         for n in dirs + names:
-            out.append(_owner(os.path.join(root, n)))
+            try:
+                out.append(_owner(os.path.join(root, n)))
+            except FileNotFoundError:
+                # removed between the listing and the stat: a health probe's file, or SQLite's journal
+                continue
     return _json(start_response, "200 OK", {"files": out})
 
 

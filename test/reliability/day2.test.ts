@@ -73,7 +73,7 @@ describe("day-2 reliability: the fleet CLI under faults, on the real engines", (
   /** Every file written through the app before is still there, and everything is owned by 1000:1000. */
   async function nothingLost(environment: string, id: string): Promise<void> {
     const r = await request(`${url(environment, id)}/files`);
-    assert.equal(r.status, 200, `${environment}-${id} answers`);
+    assert.equal(r.status, 200, `${environment}-${id} answers: ${JSON.stringify(r.body).slice(0, 300)}`);
     const files = (r.body as { files: FileEntry[] }).files;
     const paths = new Set(files.map((f) => f.path));
     for (const p of proof.get(`${environment}-${id}`) ?? []) assert.ok(paths.has(p), `${environment}-${id}: ${p} was lost`);
