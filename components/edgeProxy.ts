@@ -10,8 +10,6 @@
  * A new proxy container stops the old one first (the host ports are fixed): a few seconds without
  * the edge, so it is replaced only when its image or settings change.
  */
-import * as crypto from "node:crypto";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -22,7 +20,7 @@ import { NAME_PREFIX, customerNames, edgeNames } from "../src/hardening/names";
 import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
 import { ContainerGate, DynamicProvider } from "./containerGate";
 import { EdgeNetworks } from "./edgeLinks";
-import { buildPath } from "./hardenedImage";
+import { assetsVersion, buildPath } from "./hardenedImage";
 
 export interface EdgeProxyArgs {
   env: EnvironmentConfig;
@@ -39,13 +37,6 @@ export interface EdgeProxyArgs {
 /** The ending of every customer network's name in `environment`, after hf-<environment>-<customer>. Pure. */
 export function customerNetworkSuffix(environment: string): string {
   return customerNames(environment, "x").network.slice(`${NAME_PREFIX}-${environment}-x`.length);
-}
-
-/** A short hash of the image's inputs (the asset files and the base), for its tag. */
-function assetsVersion(dir: string, base: string): string {
-  const hash = crypto.createHash("sha256").update(base);
-  for (const file of fs.readdirSync(dir).sort()) hash.update(file).update(fs.readFileSync(path.join(dir, file)));
-  return hash.digest("hex").slice(0, 12);
 }
 
 export class EdgeProxy extends pulumi.ComponentResource {

@@ -7,6 +7,7 @@
 #       hardened-fleet/python-builder:bookworm  builder base: python3, pip, venv, gcc, headers
 #       hardened-fleet/edge-base:bookworm       the edge proxy's base: Debian's caddy
 #       hardened-fleet/backup-base:bookworm     the backup job's base: ca-certificates, openssh-client, socat
+#       hardened-fleet/log-base:bookworm        the log collector's base: Debian's rsyslog and logrotate
 #   - builds restic and rest-server from the Go module proxy (scripts/ensure-restic.sh, versions in
 #     scripts/restic-versions.env; needs Go) and the backup job's image on the backup base, when it
 #     is missing or its restic, base or Dockerfile changed (labels io.hardened-fleet.restic-sha256,
@@ -28,6 +29,8 @@ builder_image=${HF_BUILDER_BASE:-hardened-fleet/python-builder:bookworm}
 edge_image=${HF_EDGE_BASE:-hardened-fleet/edge-base:bookworm}
 # the backup job's base and image (src/backup/toolImage.ts: BACKUP_IMAGE)
 backup_base=${HF_BACKUP_BASE:-hardened-fleet/backup-base:bookworm}
+# the log collector's base (src/logs/assets/Dockerfile; docs/logs.md)
+log_base=${HF_LOG_BASE:-hardened-fleet/log-base:bookworm}
 # shellcheck source=restic-versions.env
 . "$here/scripts/restic-versions.env"
 backup_image=hardened-fleet/backup:restic-$RESTIC_VERSION
@@ -96,6 +99,7 @@ ensure_base_images() {
   image_exists "$builder_image" || import_rootfs "$builder_image" python3,python3-venv,python3-pip,python3-dev,gcc,make,libc6-dev
   image_exists "$edge_image" || import_rootfs "$edge_image" caddy,ca-certificates
   image_exists "$backup_base" || import_rootfs "$backup_base" ca-certificates,openssh-client,socat
+  image_exists "$log_base" || import_rootfs "$log_base" rsyslog,logrotate
 }
 
 # the backup job's image: restic on the backup base; rebuilt when the binary, the base or the
@@ -144,4 +148,4 @@ ensure_engine
 ensure_base_images
 ensure_wheelhouse
 ensure_backup_image
-log "ready: engine $(docker version --format '{{.Server.Version}}'), bases $runtime_image, $builder_image, $edge_image, $backup_base; $backup_image"
+log "ready: engine $(docker version --format '{{.Server.Version}}'), bases $runtime_image, $builder_image, $edge_image, $backup_base, $log_base; $backup_image"

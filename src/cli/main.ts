@@ -8,6 +8,7 @@ import { registerEdge } from "./edge";
 import { registerMove } from "./move";
 import { registerServe } from "./serve";
 import { registerStacks } from "./stacks";
+import { registerLogs } from "./logs";
 import { registerWatch } from "./watch";
 
 export function buildCli(): Command {
@@ -24,6 +25,7 @@ export function buildCli(): Command {
   registerMove(program);
   registerBackup(program);
   registerWatch(program);
+  registerLogs(program);
   return program;
 }
 

@@ -366,6 +366,16 @@ const environmentFields = {
     .strictObject({
       maxSize: z.string().regex(/^[1-9][0-9]*[kmg]$/, { error: "must be a size like 10m" }).default("10m"),
       maxFile: z.number().int().min(1).max(20).default(3),
+      /** the environment's log collector (docs/logs.md): every customer's lines, kept past its containers */
+      collector: z
+        .strictObject({
+          base: imageRefSchema.default("hardened-fleet/log-base:bookworm"),
+          /** what one customer's lines may take on disk, rotated files included */
+          perCustomerMb: z.number().int().min(2, { error: "must be at least 2 (MiB)" }).max(10240).default(20),
+          /** lines older than this many days are removed with their file */
+          maxAgeDays: z.number().int().min(1).max(3650).default(14),
+        })
+        .prefault({}),
     })
     .prefault({}),
   restart: z

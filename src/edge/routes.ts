@@ -19,7 +19,21 @@ export interface RouteInput {
   upstreamContainer: string;
   upstreamPort: number;
   tls: Pick<EdgeConfig, "tls" | "acmeEmail">;
+  /** the customer's access log: rolled at maxMb, `keep` rolled files, none older than keepForHours */
+  accessLog: AccessLogRoll;
 }
+
+export interface AccessLogRoll {
+  maxMb: number;
+  keep: number;
+  keepForHours: number;
+}
+
+/** A customer's access log in the proxy's volume (Caddy rolls it into access-<time>.log beside it). */
+export function accessLogDir(customerId: string): string {
+  return `${EDGE_DATA_DIR}/access/${customerId}`;
+}
+export const ACCESS_LOG_FILE = "access.log";
 
 export function routeFileName(customerId: string): string {
   return `${customerId}.caddy`;
@@ -36,6 +50,15 @@ export function routeFile(r: RouteInput): string {
     // a connection refused while the container restarts is tried again, not answered with 502 at once
     "\t\tlb_try_duration 5s",
     "\t\tlb_try_interval 250ms",
+    "\t}",
+    // one JSON line per request (fleet logs --access; usage counts requests and bytes from it)
+    "\tlog {",
+    `\t\toutput file ${accessLogDir(r.customerId)}/${ACCESS_LOG_FILE} {`,
+    `\t\t\troll_size ${r.accessLog.maxMb}MiB`,
+    `\t\t\troll_keep ${r.accessLog.keep}`,
+    `\t\t\troll_keep_for ${r.accessLog.keepForHours}h`,
+    "\t\t}",
+    "\t\tformat json",
     "\t}",
     "}",
     "",

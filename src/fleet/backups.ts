@@ -561,6 +561,7 @@ async function bootOnScratch(environment: Environment, customer: CustomerConfig,
   const secrets = `${scratch}-key`;
   const labels = { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-drill", [LABEL_BACKUP_OF]: `${customer.environment}-${customer.id}`,
     ...ownedBy(`hf-bkdrill-${randomBytes(5).toString("hex")}`) };
+  // its lines stay with the engine (json-file): a drill is not the customer's service
   const drillSpec = { ...spec, containerName: name, networkName: "none", labels, data: { ...spec.data, volume: scratch },
     secretFile: { ...spec.secretFile!, volume: secrets } };
   await engine.getContainer(name).remove({ force: true }).catch(() => {});

@@ -38,6 +38,22 @@ export function edgeNames(environment: string, name: string): EdgeNames {
   return { container: base, network: `${base}-net`, dataVolume: `${base}-data` };
 }
 
+export interface LogCollectorNames {
+  container: string;
+  network: string;
+  /** the customers' lines: kept when the collector is replaced or its stack destroyed */
+  dataVolume: string;
+}
+
+/**
+ * The log collector of an environment, named after its edge proxy (edge.name, an id no customer takes):
+ * no customer's container (always `-<slot>`), volume (`-data`, `-secrets`) or network (`-edge`, `-net`) ends like these.
+ */
+export function logCollectorNames(environment: string, edgeName: string): LogCollectorNames {
+  const base = `${NAME_PREFIX}-${environment}-${edgeName}-logs`;
+  return { container: base, network: `${base}-lognet`, dataVolume: `${base}-store` };
+}
+
 /** Customer stacks are `<environment>-<customer>` (config/targets.ts, where stack names are parsed). */
 export { customerStackName } from "../config/targets";
 
@@ -54,6 +70,8 @@ export const LABEL_CAP_REASONS = "io.hardened-fleet.cap-add-reasons";
 /** values of LABEL_ROLE */
 export const ROLE_CUSTOMER = "customer-service";
 export const ROLE_EDGE = "edge-proxy";
+/** an environment's log collector (src/logs/collector.ts) */
+export const ROLE_LOGS = "log-collector";
 /** the volume holding a customer's secret key file (components/secretFile.ts) */
 export const ROLE_SECRETS = "customer-secrets";
 

@@ -4,6 +4,7 @@
  * are mapped from this one value, so what is tested is what is deployed.
  */
 import { createHash } from "node:crypto";
+import { customerLog } from "../logs/driver";
 import type { CustomerConfig, EnvironmentConfig } from "../config/schema";
 import {
   APP_GID, APP_SECRET_KEY_FILE, APP_SECRETS_DIR, APP_UID, HARDENING_PROFILE_VERSION, LABEL_CAP_REASONS, LABEL_CUSTOMER,
@@ -59,7 +60,8 @@ export interface ContainerSpec {
   healthcheck: HealthcheckSpec;
   /** seconds the deployment waits for healthy before it fails */
   healthTimeoutSeconds: number;
-  log: { driver: "json-file"; opts: Record<string, string> };
+  /** json-file, or syslog into the environment's log collector (src/logs/collector.ts, customerLog) */
+  log: { driver: "json-file" | "syslog"; opts: Record<string, string> };
   /** the port the app listens on inside the container */
   port: number;
   /** host ports: none for a customer (its traffic comes through the edge proxy) */
@@ -121,7 +123,12 @@ export function tmpfsOptions(path: string, sizeMb: number): string {
   return `rw,noexec,nosuid,nodev,size=${sizeMb}m,${owner}`;
 }
 
-export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, image: string): ServiceSpec {
+/**
+ * A customer's service from config alone, and where its lines go: `logCollector`, the address of the
+ * environment's log collector its environment stack published (output `logs`), or, without one, the
+ * engine's json-file (src/logs/driver.ts).
+ */
+export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, image: string, logCollector?: string): ServiceSpec {
   // own keys only: a plan named 'constructor' must not find Object.prototype's
   const plan = Object.hasOwn(env.plans, customer.plan) ? env.plans[customer.plan] : undefined;
   if (!plan) throw new Error(`plan '${customer.plan}' is not defined in environment '${env.name}'`);
@@ -169,7 +176,7 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
       startPeriodSeconds: app.healthcheck.startPeriodSeconds,
     },
     healthTimeoutSeconds: env.deploy.healthTimeoutSeconds,
-    log: { driver: "json-file", opts: { "max-size": env.logging.maxSize, "max-file": String(env.logging.maxFile) } },
+    log: customerLog(env, customer.id, logCollector),
     port: app.port,
     publish: [],
     data: { volume: names.dataVolume, target: app.dataPath },

@@ -9,6 +9,7 @@ import { customerHostname, customerUrl } from "../edge/edgeSpec";
 import { EDGE_ROUTES_DIR, reloadCommand, routeFile, routeFileName } from "../edge/routes";
 import { edgeNames } from "../hardening/names";
 import { serviceIdentity, serviceSpec, type ServiceSpec } from "../hardening/serviceSpec";
+import { accessLogRoll } from "../logs/retention";
 import type { SettledCustomer } from "../targets/customerProgram";
 import { customerProgramFor } from "../targets/programFor";
 import { readEnvironment } from "./environmentView";
@@ -35,7 +36,7 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
       throw new Error(`environment stack '${env.name}' has no image yet: run 'pulumi up' on stack '${env.name}' first`);
     }
     const imageRef = customer.image ?? view.image.ref;
-    const spec = serviceSpec(env, customer, imageRef);
+    const spec = serviceSpec(env, customer, imageRef, view.logs?.address);
     const settledCustomer: SettledCustomer = {
       env,
       customer,
@@ -88,6 +89,7 @@ export function serviceRoute(env: EnvironmentConfig, spec: ServiceSpec, upstream
       upstreamContainer: upstream,
       upstreamPort: spec.port,
       tls: env.edge,
+      accessLog: accessLogRoll(env),
     }),
     reload: reloadCommand(),
   };

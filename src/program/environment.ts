@@ -6,6 +6,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { EdgeProxy, customerNetworkSuffix } from "../../components/edgeProxy";
 import { HardenedImage } from "../../components/hardenedImage";
+import { LogCollector } from "../../components/logCollector";
 import type { EnvironmentConfig } from "../config/schema";
 import { checkPromotableImage } from "./imageCheck";
 import { programDockerHost, stackReferenceName } from "./stackRef";
@@ -38,6 +39,13 @@ function edgeProxy(env: EnvironmentConfig, projectDir: string) {
   };
 }
 
+/** The environment's log collector, as the stack output `logs`, when its target has one (CustomerProgram.logCollector). */
+function logCollector(env: EnvironmentConfig, projectDir: string): Record<string, unknown> {
+  if (!environmentCustomerProgram(env).logCollector) return {};
+  const collector = new LogCollector(`${env.name}-logs`, { env, projectDir, dockerHost: programDockerHost() });
+  return { logs: { container: collector.containerName, address: collector.address } };
+}
+
 /** The registry account (env.registry, with the secret hardened-fleet:registryPassword), if the environment has one. */
 function registryAccount(env: EnvironmentConfig) {
   if (!env.registry) return undefined;
@@ -54,6 +62,7 @@ function registryAccount(env: EnvironmentConfig) {
 
 export async function environmentProgram(env: EnvironmentConfig, projectDir: string): Promise<Record<string, unknown>> {
   const edge = edgeProxy(env, projectDir);
+  const logs = logCollector(env, projectDir);
   const registry = registryAccount(env);
   // customer stacks read it to pull on every node (a secret output: never in plain text in the state)
   const registryOutputs = registry?.auth ? { registryAuth: registry.auth } : {};
@@ -69,6 +78,7 @@ export async function environmentProgram(env: EnvironmentConfig, projectDir: str
       role: "environment",
       settings: env,
       edge,
+      ...logs,
       ...registryOutputs,
       image: pulumi.all([image.imageRef, image.imageName]).apply(([ref, name]) => ({
         ref, name, version: image.version, revision: image.revision,
@@ -93,5 +103,5 @@ export async function environmentProgram(env: EnvironmentConfig, projectDir: str
     pinnedBase: env.registry ? env.image.base : undefined,
     auth: registry?.auth ? await outputValue(registry.auth) : undefined,
   });
-  return { role: "environment", settings: env, edge, ...registryOutputs, image: { ...image, promotedFrom: source } };
+  return { role: "environment", settings: env, edge, ...logs, ...registryOutputs, image: { ...image, promotedFrom: source } };
 }

@@ -11,6 +11,8 @@ export interface EnvironmentView {
   image: { ref?: string; version?: string } | undefined;
   /** the registry account every node pulls with (a secret output of the environment stack), if it has one */
   registryAuth?: { username: string; password: string; serveraddress: string };
+  /** the environment's log collector (components/logCollector.ts), if its target has one */
+  logs?: { container: string; address: string };
 }
 
 /** Reads what the environment stack published; says what to run first when it has nothing yet. */
@@ -23,5 +25,6 @@ export async function readEnvironment(envStack: string): Promise<EnvironmentView
   const image = (await ref.getOutputDetails("image")).value as EnvironmentView["image"];
   const auth = await ref.getOutputDetails("registryAuth");
   const registryAuth = (auth.secretValue ?? auth.value) as EnvironmentView["registryAuth"];
-  return { settings, image, registryAuth };
+  const logs = (await ref.getOutputDetails("logs")).value as EnvironmentView["logs"];
+  return { settings, image, registryAuth, logs };
 }

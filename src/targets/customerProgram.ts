@@ -42,6 +42,11 @@ export interface CustomerProgram {
    * (components/edgeProxy.ts, customerNetworkSuffix).
    */
   edgeAlsoSuffixes(networkSuffix: string): string[];
+  /**
+   * Whether the environment stack runs a log collector its customers send their lines to
+   * (components/logCollector.ts); without one they keep json-file on their engine.
+   */
+  readonly logCollector: boolean;
   /** What the customer stack publishes besides the outputs every customer stack has. */
   stackOutputs(customer: CustomerConfig): Record<string, unknown>;
 }

@@ -18,9 +18,14 @@ export interface TargetEngine {
   engine: Dockerode;
 }
 
-/** Where a customer's logs are read from (for the coming `fleet logs`). */
+/** Where `fleet logs` reads a customer's lines (src/fleet/logs.ts). */
 export type LogSource =
-  | { kind: "container"; engine: Dockerode; name: string }
+  /**
+   * target docker: the environment's log collector (src/logs/collector.ts), which keeps every container's
+   * lines past its end; `container`, the customer's current one, while the collector is not there yet
+   */
+  | { kind: "collector"; engine: Dockerode; collector: string; customer: string; container: string }
+  /** target swarm: the service's tasks' lines, as long as their nodes keep them (no collector per node yet) */
   | { kind: "service"; engine: Dockerode; name: string };
 
 /** A customer moved between nodes: the customer as it is now, and how fleet deploys it (fleet/move.ts). */
@@ -74,8 +79,8 @@ export interface DeployTarget {
   /** `fleet audit` of this environment: what runs on every engine, each with the checks of its target. */
   audit(filter: AuditFilter): Promise<ContainerAudit[]>;
 
-  /** Where the logs of the customer's `container` (or service) are. */
-  logSource(container: string): LogSource;
+  /** Where the lines of `customer` are; `container` is the one its last deployment made (on a swarm: the service). */
+  logSource(customer: string, container: string): LogSource;
 
   /** Refuses a move to `to` that cannot be (one host: there is no other node), before anything is locked. */
   checkMove(to: string): void;

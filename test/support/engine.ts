@@ -1,6 +1,6 @@
 /** Real Docker engine helpers for tests: wait for health, clean up by name. */
 import Dockerode from "dockerode";
-import { customerNames, edgeNames, legacyCustomerNetwork } from "../../src/hardening/names";
+import { customerNames, edgeNames, logCollectorNames, legacyCustomerNetwork } from "../../src/hardening/names";
 import type { ServiceSpec } from "../../src/hardening/serviceSpec";
 import { writeSecretFile } from "../../src/engine/secretFile";
 
@@ -60,7 +60,9 @@ export async function removeCustomers(list: [string, string][], edges: [string, 
   }
   for (const [environment, name] of edges) {
     const n = edgeNames(environment, name);
-    await removeQuietly({ networks: [n.network], volumes: [n.dataVolume] });
+    const logs = logCollectorNames(environment, name);
+    await removeQuietly({ containers: [logs.container] });
+    await removeQuietly({ networks: [n.network, logs.network], volumes: [n.dataVolume, logs.dataVolume] });
   }
 }
 

@@ -16,6 +16,8 @@ export function installMocks(stack = "staging"): void {
       const state: Record<string, unknown> = { ...args.inputs };
       if (args.type === "docker:index/image:Image") state.repoDigest = `sha256:${"e".repeat(64)}`;
       if (args.type === "random:index/randomPassword:RandomPassword") state.result = "x".repeat(48);
+      // the engine gives a container the first address of its network
+      if (args.type === "docker:index/container:Container") state.networkDatas = [{ networkName: args.inputs.networkMode, ipAddress: "172.20.0.2" }];
       return { id: `${args.name}-id`, state };
     },
     call(args: pulumi.runtime.MockCallArgs) {

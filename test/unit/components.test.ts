@@ -355,9 +355,9 @@ describe("stack programs on mocks", () => {
     const image = await valueOf(outputs.image as import("@pulumi/pulumi").Output<{ ref: string; version: string }>);
     assert.equal(image.ref, `sha256:${"e".repeat(64)}`);
     assert.equal(image.version, "1.0.0");
-    // the app's image and the edge proxy's
+    // the app's image, the edge proxy's and the log collector's
     assert.deepEqual(byType("docker:index/image:Image").map((r) => r.inputs.imageName.replace(/:.*/, "")).sort(),
-      ["hardened-fleet/customer-app", "hardened-fleet/edge"]);
+      ["hardened-fleet/customer-app", "hardened-fleet/edge", "hardened-fleet/log-collector"]);
     await settle(); // the edge proxy's container registers once its image is built
   });
 
@@ -370,8 +370,11 @@ describe("stack programs on mocks", () => {
     const outputs = await environmentProgram(env, projectDir);
     await settle();
     const containers = byType(CONTAINER);
-    assert.equal(containers.length, 1, "an environment has one container: its edge proxy");
-    return { outputs, c: containers[0]!.inputs, container: containers[0]! };
+    const role = (r: { inputs: Record<string, any> }) => (r.inputs.labels as { label: string; value: string }[]).find((l) => l.label === "io.hardened-fleet.role")?.value;
+    assert.deepEqual(containers.map(role).sort(), ["edge-proxy", "log-collector"], "an environment has two containers: its edge proxy and its log collector");
+    const proxy = containers.find((r) => role(r) === "edge-proxy")!;
+    const collector = containers.find((r) => role(r) === "log-collector")!;
+    return { outputs, c: proxy.inputs, container: proxy, collector };
   }
 
   it("the environment's edge proxy publishes exactly its two ports, on edge.address", async () => {
@@ -408,8 +411,8 @@ describe("stack programs on mocks", () => {
     assert.equal(label("io.hardened-fleet.role"), "edge-proxy");
     assert.equal(label("io.hardened-fleet.customer"), undefined);
     // its gate: the PIDs limit, healthy, audited
-    const [gate] = byType(GATE);
-    assert.equal(gate!.inputs.containerId, `${container.name}-id`);
+    const gate = byType(GATE).find((g) => g.inputs.containerId === `${container.name}-id`);
+    assert.ok(gate, "the proxy's container has a gate");
     assert.equal(gate!.inputs.pidsLimit, 256);
     assert.equal(byType("hardened-fleet:edge:EdgeProxy").length, 1);
     assert.equal(byType("pulumi-nodejs:dynamic/hardened-fleet:EdgeNetworks").length, 1);
@@ -420,6 +423,43 @@ describe("stack programs on mocks", () => {
     const edge = outputs.edge as { container: string; urls: string };
     assert.equal(edge.container, "hf-staging-gateway");
     assert.equal(edge.urls, "https://<customer>.staging.localhost:8443");
+  });
+
+  it("the environment's log collector: hardened, alone on its own network, no port, its volume retained, its address an output", async () => {
+    const { outputs, collector } = await edgeOf();
+    const c = collector.inputs;
+    assert.equal(c.name, "hf-staging-edge-logs");
+    assert.equal(c.user, "1000:1000");
+    assert.deepEqual(c.capabilities, { drops: ["ALL"], adds: [] });
+    assert.deepEqual(c.securityOpts, ["no-new-privileges:true"]);
+    assert.equal(c.readOnly, true);
+    assert.equal(c.privileged, false);
+    assert.deepEqual(c.ports ?? [], []);
+    assert.equal(c.networkMode, "hf-staging-edge-logs-lognet");
+    assert.equal(c.logDriver, "json-file", "the collector's own lines stay with the engine");
+    assert.deepEqual(c.volumes, [{ volumeName: "hf-staging-edge-logs-store", containerPath: "/logs" }]);
+    assert.ok(byType(GATE).some((g) => g.inputs.containerId === `${collector.name}-id`), "the collector has a gate");
+    const volume = byType("docker:index/volume:Volume").find((v) => v.inputs.name === "hf-staging-edge-logs-store");
+    assert.ok(volume, "the collector has its volume");
+    const logs = outputs.logs as { container: string; address: import("@pulumi/pulumi").Output<string> };
+    assert.equal(logs.container, "hf-staging-edge-logs");
+    assert.equal(await valueOf(logs.address), "udp://172.20.0.2:5514");
+  });
+
+  it("a customer sends its lines to the collector its environment published, tagged with its id; without one, json-file", async () => {
+    const read = (logs?: { container: string; address: string }) => async () => ({ settings: staging, image: { ref: IMAGE, version: "1.0.0" }, logs });
+    await customerProgram({ id: "acme", environment: "staging", plan: "starter" }, read({ container: "hf-staging-edge-logs", address: "udp://172.20.9.2:5514" }));
+    await settle();
+    const [container] = byType(CONTAINER);
+    assert.equal(container!.inputs.logDriver, "syslog");
+    assert.deepEqual(container!.inputs.logOpts, {
+      "syslog-address": "udp://172.20.9.2:5514", "syslog-format": "rfc5424micro", tag: "acme.{{.ID}}",
+      "cache-max-size": "10m", "cache-max-file": "3",
+    });
+    reset();
+    await customerProgram({ id: "acme", environment: "staging", plan: "starter" }, read(undefined));
+    await settle();
+    assert.equal(byType(CONTAINER)[0]!.inputs.logDriver, "json-file");
   });
 
   it("a customer stack runs its environment's image with that environment's settings, at its edge URL", async () => {

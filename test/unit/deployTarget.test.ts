@@ -107,7 +107,8 @@ describe("docker target", () => {
 
   it("logs come from the customer's container", () => {
     const engine = fakeEngine();
-    assert.deepEqual(targets(engine).docker.logSource("hf-staging-acme-1234"), { kind: "container", engine, name: "hf-staging-acme-1234" });
+    assert.deepEqual(targets(engine).docker.logSource("acme", "hf-staging-acme-1234"),
+      { kind: "collector", engine, collector: "hf-staging-edge-logs", customer: "acme", container: "hf-staging-acme-1234" });
   });
 
   it("a move is refused: one host has no other node", async () => {
@@ -146,7 +147,7 @@ describe("swarm target", () => {
 
   it("logs come from the customer's service, through the manager", () => {
     const engine = fakeEngine();
-    assert.deepEqual(targets(engine).swarm.logSource("hf-swarm-acme"), { kind: "service", engine, name: "hf-swarm-acme" });
+    assert.deepEqual(targets(engine).swarm.logSource("acme", "hf-swarm-acme"), { kind: "service", engine, name: "hf-swarm-acme" });
   });
 
   it("a move goes to a node of the environment only", () => {

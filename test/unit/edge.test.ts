@@ -11,6 +11,7 @@ import {
   EDGE_CADDYFILE, EDGE_CA_ROOT, EDGE_ROUTES_DIR, reloadCommand, removeRouteCommand, routeFile, routeFileName,
 } from "../../src/edge/routes";
 import { serviceSpec } from "../../src/hardening/serviceSpec";
+import { accessLogRoll } from "../../src/logs/retention";
 import { projectDir, rawEnvironment } from "../support/fixtures";
 
 const staging = parseEnvironmentConfig(rawEnvironment("staging"));
@@ -43,6 +44,7 @@ describe("route files and commands", () => {
     const text = routeFile({
       environment: "staging", customerId: "acme", hostname: "acme.staging.localhost",
       upstreamContainer: "hf-staging-acme-0123abcd", upstreamPort: 8000, tls: { tls: "internal" },
+      accessLog: { maxMb: 4, keep: 4, keepForHours: 336 },
     });
     assert.equal(text, [
       "# acme in staging: written by hardened-fleet (customer stack staging-acme); do not edit",
@@ -51,6 +53,14 @@ describe("route files and commands", () => {
       "\treverse_proxy hf-staging-acme-0123abcd:8000 {",
       "\t\tlb_try_duration 5s",
       "\t\tlb_try_interval 250ms",
+      "\t}",
+      "\tlog {",
+      "\t\toutput file /data/access/acme/access.log {",
+      "\t\t\troll_size 4MiB",
+      "\t\t\troll_keep 4",
+      "\t\t\troll_keep_for 336h",
+      "\t\t}",
+      "\t\tformat json",
       "\t}",
       "}",
       "",
@@ -61,6 +71,7 @@ describe("route files and commands", () => {
     const text = routeFile({
       environment: "prod", customerId: "beta", hostname: "beta.prod.example.com",
       upstreamContainer: "hf-prod-beta-89abcdef", upstreamPort: 8080, tls: { tls: "acme", acmeEmail: "ops@example.com" },
+      accessLog: accessLogRoll(parseEnvironmentConfig({ ...rawEnvironment("prod"), logging: { collector: { perCustomerMb: 5, maxAgeDays: 1 } } })),
     });
     assert.equal(text, [
       "# beta in prod: written by hardened-fleet (customer stack prod-beta); do not edit",
@@ -69,6 +80,14 @@ describe("route files and commands", () => {
       "\treverse_proxy hf-prod-beta-89abcdef:8080 {",
       "\t\tlb_try_duration 5s",
       "\t\tlb_try_interval 250ms",
+      "\t}",
+      "\tlog {",
+      "\t\toutput file /data/access/beta/access.log {",
+      "\t\t\troll_size 1MiB",
+      "\t\t\troll_keep 4",
+      "\t\t\troll_keep_for 24h",
+      "\t\t}",
+      "\t\tformat json",
       "\t}",
       "}",
       "",

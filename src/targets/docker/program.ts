@@ -8,5 +8,6 @@ export const dockerProgram: CustomerProgram = {
   },
   edgeUpstream: (spec) => spec.containerName,
   edgeAlsoSuffixes: () => [],
+  logCollector: true,
   stackOutputs: () => ({}),
 };

@@ -4,6 +4,7 @@ import { auditContainer, auditFleet, failedChecks, type AuditFilter, type Contai
 import { ConfigError } from "../../config/errors";
 import type { DockerEnvironmentConfig } from "../../config/schema";
 import { type DeployTarget, type LogSource, type MoveResult, type TargetEngine } from "../deployTarget";
+import { logCollectorNames } from "../../hardening/names";
 
 export class DockerTarget implements DeployTarget {
   readonly kind = "docker" as const;
@@ -61,8 +62,9 @@ export class DockerTarget implements DeployTarget {
     return auditFleet(this.engine, filter);
   }
 
-  logSource(container: string): LogSource {
-    return { kind: "container", engine: this.engine, name: container };
+  logSource(customer: string, container: string): LogSource {
+    const { name, edge } = this.config;
+    return { kind: "collector", engine: this.engine, collector: logCollectorNames(name, edge.name).container, customer, container };
   }
 
   async restartCustomer(container: string): Promise<void> {

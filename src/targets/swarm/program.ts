@@ -36,5 +36,7 @@ export const swarmProgram: CustomerProgram = {
   edgeUpstream: (spec) => swarmServiceName(spec),
   // a customer's overlay is encrypted (its name has this suffix too) unless waived
   edgeAlsoSuffixes: (networkSuffix) => [overlayNetworkName(networkSuffix, true)],
+  // the engine on each node sends its tasks' lines: that needs a collector per node (not built yet)
+  logCollector: false,
   stackOutputs: (customer) => ({ node: customer.node, target: "swarm" }),
 };

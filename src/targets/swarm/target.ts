@@ -191,7 +191,7 @@ export class SwarmTarget implements DeployTarget {
     return audits;
   }
 
-  logSource(serviceName: string): LogSource {
+  logSource(_customer: string, serviceName: string): LogSource {
     return { kind: "service", engine: this.manager, name: serviceName };
   }
 

@@ -1,0 +1,96 @@
+/**
+ * hardened-fleet:logs:LogCollector — an environment's log collector (target docker): Debian's rsyslog
+ * and logrotate in a hardened container (src/logs/collector.ts), taking every customer container's
+ * lines from the engine's syslog driver and keeping them per customer in its volume, bounded and
+ * rotated, past the containers that wrote them (docs/logs.md). Customer stacks read its address
+ * from the environment stack's output `logs`.
+ *
+ * Its image is built here from src/logs/assets on logging.collector.base (made by
+ * scripts/setup-engine.sh). It is alone on its own network, so it has the network's first address
+ * whenever it is made again: the address customers send to stays the same.
+ */
+import * as path from "node:path";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { EnvironmentConfig } from "../src/config/schema";
+import { logCollectorNames } from "../src/hardening/names";
+import { collectorAddress } from "../src/logs/driver";
+import { logCollectorLabels, logCollectorSpec } from "../src/logs/collector";
+import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
+import { ContainerGate, DynamicProvider } from "./containerGate";
+import { assetsVersion, buildPath } from "./hardenedImage";
+
+export interface LogCollectorArgs {
+  env: EnvironmentConfig;
+  /** the Pulumi project directory, which holds src/logs/assets */
+  projectDir: string;
+  dockerHost?: string;
+}
+
+export class LogCollector extends pulumi.ComponentResource {
+  readonly containerName: string;
+  /** where the customers' syslog driver sends: udp://<its address>:5514 */
+  readonly address: pulumi.Output<string>;
+
+  constructor(name: string, args: LogCollectorArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("hardened-fleet:logs:LogCollector", name, {}, opts);
+    const { env } = args;
+    const names = logCollectorNames(env.name, env.edge.name);
+    const labels = Object.entries(logCollectorLabels(env.name)).map(([label, value]) => ({ label, value }));
+    const assets = path.join(args.projectDir, "src", "logs", "assets");
+
+    const network = new docker.Network(`${name}-net`, {
+      name: names.network,
+      driver: "bridge",
+      options: { "com.docker.network.bridge.enable_icc": "false" },
+      labels,
+    }, { parent: this, ignoreChanges: ["labels"] });
+
+    // the customers' lines: kept when the collector is replaced or its stack destroyed
+    const volume = new docker.Volume(`${name}-data`, { name: names.dataVolume, labels }, {
+      parent: this, ignoreChanges: ["labels"], retainOnDelete: true,
+    });
+
+    const base = env.logging.collector.base;
+    const image = new docker.Image(`${name}-image`, {
+      imageName: `hardened-fleet/log-collector:${assetsVersion(assets, base)}`,
+      skipPush: true,
+      buildOnPreview: false,
+      build: {
+        context: buildPath(assets),
+        dockerfile: buildPath(path.join(assets, "Dockerfile")),
+        args: { BASE: base },
+        platform: "linux/amd64",
+        builderVersion: "BuilderBuildKit",
+      },
+    }, { parent: this });
+
+    const dynamicProvider = new DynamicProvider(`${name}-dynamic`, { parent: this, dependsOn: [volume] });
+
+    const spec = logCollectorSpec(env, "pending");
+    const container = new docker.Container(`${name}-container`, {
+      ...toContainerArgs(spec),
+      image: image.repoDigest,
+      networkMode: network.name,
+      networksAdvanced: [{ name: network.name }],
+      volumes: [{ volumeName: volume.name, containerPath: spec.data.target }],
+    }, {
+      parent: this,
+      replaceOnChanges: REPLACE_ON_CHANGES,
+      // a fixed name; and the old one must free the network's first address for the new one
+      deleteBeforeReplace: true,
+    });
+
+    new ContainerGate(`${name}-gate`, {
+      containerId: container.id, pidsLimit: spec.pidsLimit, healthTimeoutSeconds: spec.healthTimeoutSeconds, dockerHost: args.dockerHost ?? "",
+    }, { parent: this, provider: dynamicProvider });
+
+    this.containerName = names.container;
+    this.address = container.networkDatas.apply((data) => {
+      const ip = data.find((d) => d.networkName === names.network)?.ipAddress;
+      if (!ip) throw new pulumi.ResourceError(`log collector ${names.container} has no address on ${names.network}`, this);
+      return collectorAddress(ip);
+    });
+    this.registerOutputs({ containerName: this.containerName, address: this.address });
+  }
+}

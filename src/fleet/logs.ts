@@ -1,0 +1,152 @@
+/**
+ * `fleet logs`: a customer's lines, from where its target keeps them (DeployTarget.logSource): on one
+ * host the environment's log collector, which has every container's lines past its end (a plan change,
+ * a rollback, a move); on a swarm the service's tasks. With --access, the edge proxy's access log.
+ * With follow, new lines as they come, across replacements and rotations, until `signal` aborts.
+ */
+import type Dockerode from "dockerode";
+import { ConfigError } from "../config/errors";
+import { customerStackName, edgeNames } from "../hardening/names";
+import { execIn } from "../engine/exec";
+import { ACCESS_LOG_FILE, accessLogDir } from "../edge/routes";
+import { formatLine, matches, parseAccessLogLine, parseCollectorLine, selectLines, type LogFilter, type LogLine } from "../logs/lines";
+import { accessReadCommand, parsePoll, parseRead, pollCommand, readCommand, type FilePosition } from "../logs/reading";
+import { readStack } from "../pulumi/stackState";
+import type { Environment } from "./environment";
+
+export interface LogsRequest {
+  customer: string;
+  filter: LogFilter;
+  follow?: boolean;
+  /** the edge proxy's access log instead of the app's lines */
+  access?: boolean;
+  /** how often a follow asks for new lines (ms) */
+  pollMs?: number;
+}
+
+export interface LogsOutput {
+  line(text: string): void;
+  /** what the operator should know about the lines (which source, what is missing) */
+  note(text: string): void;
+}
+
+const isMissing = (err: unknown) => (err as { statusCode?: number }).statusCode === 404;
+
+async function runningContainer(engine: Dockerode, name: string): Promise<Dockerode.Container | undefined> {
+  const c = engine.getContainer(name);
+  try {
+    const info = await c.inspect();
+    return info.State.Running ? c : undefined;
+  } catch (err) {
+    if (isMissing(err)) return undefined;
+    throw err;
+  }
+}
+
+/** The container (or service) the customer's last deployment made, from its stack's outputs. */
+async function deployedName(environment: Environment, customer: string): Promise<string> {
+  const state = await readStack(environment.ctx, customerStackName(environment.name, customer));
+  const name = state?.outputs.containerName;
+  if (typeof name !== "string") {
+    throw new ConfigError("customer", [{ path: "customer", found: JSON.stringify(customer),
+      message: `has no deployment in ${environment.name}: see 'fleet list --env ${environment.name}'` }]);
+  }
+  return name;
+}
+
+/** A customer's lines through the engine's own logs API (a container, or a swarm service's tasks): `<time> <message>` per line. */
+async function engineLogs(engine: Dockerode, target: { container?: string; service?: string }, req: LogsRequest, out: LogsOutput,
+  signal?: AbortSignal): Promise<void> {
+  const opts = { stdout: true, stderr: true, timestamps: true, follow: Boolean(req.follow),
+    ...(req.filter.since !== undefined ? { since: Math.floor(req.filter.since / 1000) } : {}) };
+  const source = target.container ?? target.service!;
+  const stream = target.container
+    ? await engine.getContainer(target.container).logs({ ...opts, follow: opts.follow as true })
+    : await (engine.getService(target.service!) as unknown as { logs(o: object): Promise<NodeJS.ReadableStream> }).logs(opts);
+  const { PassThrough } = await import("node:stream");
+  const lines: LogLine[] = [];
+  const emit = (stream: "out" | "err") => {
+    let rest = "";
+    const pass = new PassThrough();
+    pass.on("data", (c: Buffer) => {
+      const parts = (rest + c.toString("utf8")).split("\n");
+      rest = parts.pop()!;
+      for (const p of parts) {
+        const sp = p.indexOf(" ");
+        const line: LogLine = { time: p.slice(0, sp), source: source.slice(-12), stream, message: p.slice(sp + 1) };
+        if (req.follow) { if (matches(line, req.filter)) out.line(formatLine(line)); } else lines.push(line);
+      }
+    });
+    return pass;
+  };
+  engine.modem.demuxStream(stream as NodeJS.ReadableStream, emit("out"), emit("err"));
+  await new Promise<void>((resolve) => {
+    const stop = () => { (stream as unknown as { destroy(): void }).destroy(); resolve(); };
+    signal?.addEventListener("abort", stop, { once: true });
+    stream.on("end", () => resolve());
+    stream.on("error", () => resolve());
+  });
+  for (const l of selectLines(lines, req.filter)) out.line(formatLine(l));
+}
+
+/** Follows the collector's file of the customer from `from`, printing new lines, until `signal` aborts. */
+async function followCollector(collector: Dockerode.Container, customer: string, from: FilePosition, req: LogsRequest,
+  out: LogsOutput, signal?: AbortSignal): Promise<void> {
+  let at = from;
+  while (!signal?.aborted) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, req.pollMs ?? 500);
+      signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
+    if (signal?.aborted) break;
+    const r = await execIn(collector, pollCommand(customer, at));
+    if (r.exitCode !== 0) throw new Error(`reading ${customer}'s lines in the log collector failed: ${r.output.trim()}`);
+    const polled = parsePoll(Buffer.from(r.stdout, "utf8"), at);
+    at = polled.position;
+    for (const text of polled.lines) {
+      const line = parseCollectorLine(text);
+      if (line && matches(line, req.filter)) out.line(formatLine(line));
+    }
+  }
+}
+
+export async function customerLogs(environment: Environment, req: LogsRequest, out: LogsOutput, signal?: AbortSignal): Promise<void> {
+  if (!environment.customers().some((c) => c.id === req.customer)) {
+    throw new ConfigError("customer", [{ path: "customer", found: JSON.stringify(req.customer),
+      message: `is not a customer of ${environment.name}: see 'fleet list --env ${environment.name}'` }]);
+  }
+  if (req.access) return accessLog(environment, req, out);
+  const source = environment.target.logSource(req.customer, await deployedName(environment, req.customer));
+  if (source.kind === "service") {
+    out.note(`${req.customer}: the lines of service ${source.name}'s tasks that their nodes still keep (target swarm has no log collector yet)`);
+    return engineLogs(source.engine, { service: source.name }, req, out, signal);
+  }
+  const collector = await runningContainer(source.engine, source.collector);
+  if (!collector) {
+    out.note(`${req.customer}: the log collector ${source.collector} is not running (run 'fleet up ${environment.name}'): ` +
+      `only the lines of the current container ${source.container}`);
+    return engineLogs(source.engine, { container: source.container }, req, out, signal);
+  }
+  // the engine's buffer of lines on their way to the file is under a second; none are lost waiting
+  const r = await execIn(collector, readCommand(req.customer), 120_000);
+  if (r.exitCode !== 0) throw new Error(`reading ${req.customer}'s lines in the log collector failed: ${r.output.trim()}`);
+  const read = parseRead(Buffer.from(r.stdout, "utf8"));
+  const lines = read.lines.map(parseCollectorLine).filter((l): l is LogLine => l !== undefined);
+  for (const l of selectLines(lines, req.filter)) out.line(formatLine(l));
+  if (req.follow) await followCollector(collector, req.customer, read.position, req, out, signal);
+}
+
+/** The customer's requests through the edge proxy (Caddy's access log in its volume). */
+async function accessLog(environment: Environment, req: LogsRequest, out: LogsOutput): Promise<void> {
+  if (req.follow) {
+    throw new ConfigError("--access", [{ path: "--access", found: "with --follow",
+      message: "reads the access log as it is: leave out --follow (or follow the app's lines without --access)" }]);
+  }
+  const name = edgeNames(environment.name, environment.config.edge.name).container;
+  const edge = await runningContainer(environment.engine(), name);
+  if (!edge) throw new Error(`the edge proxy ${name} is not running: run 'fleet up ${environment.name}' first`);
+  const r = await execIn(edge, accessReadCommand(accessLogDir(req.customer), ACCESS_LOG_FILE), 120_000);
+  if (r.exitCode !== 0) throw new Error(`reading ${req.customer}'s access log failed: ${r.output.trim()}`);
+  const lines = r.stdout.split("\n").map(parseAccessLogLine).filter((l): l is LogLine => l !== undefined);
+  for (const l of selectLines(lines, req.filter)) out.line(formatLine(l));
+}
