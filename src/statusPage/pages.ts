@@ -7,6 +7,7 @@
  * SVG for the usage graphs. Every value from outside goes through the escaping `html` tag. A state is
  * always written in words beside its colour; the colour pairs meet WCAG AA (ratios in the CSS).
  */
+import { createHash } from "node:crypto";
 import type { CustomerListing } from "../fleet/listing";
 import type { Alert } from "../watch/health";
 import type { Job } from "../webhooks/queue";
@@ -31,8 +32,12 @@ export interface UsageSeries {
   values: number[];
 }
 
-/** One customer's row: what `fleet list` gives (src/fleet/listing.ts), and its usage. */
+/**
+ * One customer's row: what `fleet list` gives (src/fleet/listing.ts), and its usage. `health` (the
+ * engine's word: healthy, unhealthy, paused, not deployed) is shown when the watcher has no state.
+ */
 export type StatusCustomer = Pick<CustomerListing, "customer" | "plan" | "url" | "version" | "lastUpdate" | "lastBackup" | "lastDrill" | "watcher"> & {
+  health?: string;
   usage?: UsageSeries;
 };
 
@@ -73,7 +78,7 @@ a{color:#0550ae}
 a:focus-visible,button:focus-visible,input:focus-visible,summary:focus-visible,.scroll:focus-visible,main:focus-visible{outline:3px solid #0550ae;outline-offset:2px}
 .skip{position:absolute;left:-999rem;top:0}
 .skip:focus{left:1rem;top:1rem;z-index:1;padding:.5rem 1rem;color:#ffffff;background:#0550ae}
-.scroll{overflow-x:auto;margin:0 0 1.5rem;border:1px solid #d0d7de}
+.scroll{position:relative;overflow-x:auto;margin:0 0 1.5rem;border:1px solid #d0d7de}
 table{border-collapse:collapse;width:100%}
 caption{text-align:left;font-weight:600;padding:.5rem .6rem}
 th,td{text-align:left;vertical-align:top;padding:.4rem .6rem;border-top:1px solid #d0d7de}
@@ -100,6 +105,9 @@ details pre{margin:.25rem 0 0}
 .vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 @media (max-width:40rem){header,main{padding:.5rem}th,td{padding:.3rem .4rem}}
 `;
+
+/** The CSP source of the one inline <style> of every page: 'sha256-...' (the server allows that style and nothing else). */
+export const STYLE_SOURCE = `'sha256-${createHash("sha256").update(CSS, "utf8").digest("base64")}'`;
 
 /** The shared document: head, styles, a skip link to the main content; `header` goes before it. */
 export function page(title: string, body: Safe, opts: { header?: Safe } = {}): string {
@@ -131,7 +139,8 @@ export function loginPage(opts: { error?: string; csrfToken: string }): string {
   const error = opts.error ? html`<p class="error" id="login-error" role="alert">${opts.error}</p>` : "";
   const described = opts.error ? html` aria-describedby="login-error" aria-invalid="true"` : "";
   return page("Sign in: fleet status", html`<h1>Fleet status</h1>
-<p>Sign in with the operator token of <code>fleet serve</code>.</p>
+<p>Sign in with the operator token of <code>fleet serve</code> (<code>FLEET_STATUS_TOKEN</code>).
+The session cookie is sent over HTTPS only (or to localhost).</p>
 ${error}
 <form method="post" action="${STATUS_PATHS.login}">
 <input type="hidden" name="${FORM_FIELDS.csrf}" value="${opts.csrfToken}">
@@ -147,9 +156,24 @@ function badge(kind: StateKind, words: string): Safe {
   return html`<span class="badge state-${kind}">${words}</span>`;
 }
 
-/** The state in words and colour: up, degraded/down since <time>: <reason>, unknown, not watched. */
-function stateOf(w: StatusCustomer["watcher"]): { kind: StateKind; cell: Safe } {
-  if (!w) return { kind: "unwatched", cell: badge("unwatched", "not watched") };
+/** The engine's word for a customer nobody watches: the state it means. */
+function engineKind(health: string): StateKind {
+  if (/^(healthy|running)\b/.test(health)) return "up";
+  if (health === "starting") return "degraded";
+  if (/^(unhealthy|paused|exited|dead|restarting|created|removing|no running task)\b/.test(health)) return "down";
+  return "unknown";
+}
+
+/** The state in words and colour: up, degraded/down since <time>: <reason>, unknown, not watched (with the engine's word). */
+function stateOf(c: Pick<StatusCustomer, "watcher" | "health">): { kind: StateKind; cell: Safe } {
+  const w = c.watcher;
+  if (!w) {
+    if (!c.health) return { kind: "unwatched", cell: badge("unwatched", "not watched") };
+    if (c.health === "not deployed") return { kind: "unwatched", cell: badge("unwatched", "not deployed") };
+    // the engine's healthcheck only: a frozen container can still say healthy
+    const kind = engineKind(c.health);
+    return { kind, cell: html`${badge(kind, STATE_WORDS[kind])} <span class="muted">engine: ${c.health}; not watched</span>` };
+  }
   if (w.stale) {
     // the watcher has not looked for three intervals: what it said last is no longer the state
     return { kind: "unknown", cell: html`${badge("unknown", "unknown")} <span class="muted">the watcher last looked at ${time(w.updatedAt)} (it said ${w.status}; is <code>fleet watch</code> running?)</span>` };
@@ -222,7 +246,7 @@ ${rows}
 }
 
 function customerRow(environment: string, c: StatusCustomer): Safe {
-  const state = stateOf(c.watcher);
+  const state = stateOf(c);
   const href = httpUrl(c.url);
   const url = href ? html`<a href="${href}">${c.url}</a>` : html`<span class="muted">${c.url}</span>`;
   const deployed = c.lastUpdate === "never" ? html`<span class="muted">never</span>` : html`<span class="nowrap">${time(c.lastUpdate)}</span>`;
@@ -246,7 +270,7 @@ const STATE_WORDS: Record<StateKind, string> = { up: "up", degraded: "degraded",
 function environmentSection(env: StatusData["environments"][number], index: number): Safe {
   const counts = new Map<StateKind, number>();
   for (const c of env.customers) {
-    const kind = stateOf(c.watcher).kind;
+    const kind = stateOf(c).kind;
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
   }
   const summary = (Object.keys(STATE_WORDS) as StateKind[]).filter((k) => counts.has(k)).map((k) => `${counts.get(k)} ${STATE_WORDS[k]}`).join(", ");
@@ -318,12 +342,13 @@ ${jobs}
 </section>`, { header });
 }
 
-/** A customer's recent log lines (oldest first), escaped, with the way back. */
-export function logsPage(opts: { environment: string; customer: string; lines: string[]; since: string }): string {
+/** A customer's recent log lines (oldest first), escaped, with the way back; without `since`: its last lines. */
+export function logsPage(opts: { environment: string; customer: string; lines: string[]; since?: string }): string {
   const n = opts.lines.length;
+  const since = opts.since ? html` since ${time(opts.since)}` : "";
   const body = n === 0
-    ? html`<p>No log lines since ${time(opts.since)}.</p>`
-    : html`<p>${String(n)} ${n === 1 ? "line" : "lines"} since ${time(opts.since)}, oldest first.</p>
+    ? html`<p>No log lines${since}.</p>`
+    : html`<p>${opts.since ? "" : "The last "}${String(n)} ${n === 1 ? "line" : "lines"}${since}, oldest first.</p>
 <pre>${opts.lines.map((l) => printable(l)).join("\n")}</pre>`;
   return page(`Logs of ${opts.customer} (${opts.environment}): fleet status`, html`<p><a href="${STATUS_PATHS.status}">Back to the status page</a></p>
 <h1>Logs of ${opts.customer} in ${opts.environment}</h1>
