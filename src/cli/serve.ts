@@ -50,6 +50,9 @@ export function formatJobs(jobs: Job[]): string {
 async function serve(opts: ServeOptions): Promise<void> {
   // the server brings in the Stripe SDK: loaded by `fleet serve` only, not by every fleet command
   const { createWebhookServer, listen, WEBHOOK_PATH } = await import("../webhooks/server");
+  const { createStatusRoutes } = await import("../statusPage/server");
+  const { readStatus } = await import("../statusPage/data");
+  const { engineLogReader } = await import("../statusPage/logs");
   const ctx = projectContext();
   const settings = serveSettings(opts, process.env, ctx.projectDir);
   // read once; gone from process.env before any child starts (the Automation API adds process.env to
@@ -79,11 +82,17 @@ async function serve(opts: ServeOptions): Promise<void> {
       queue, environment: settings.environment, tier, secret: settings.secret, jobsToken: settings.jobsToken,
       onQueued: () => worker.wake(),
       health: () => ({ operations: source, running: worker.active, concurrency: settings.concurrency }),
+      status: createStatusRoutes({
+        token: settings.statusToken,
+        data: () => readStatus(ctx, { jobs: (limit) => queue.list({ limit }) }),
+        logs: engineLogReader(ctx),
+      }),
     });
     const address = await listen(server, settings.host, settings.port);
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
     console.log(`fleet serve: listening on http://${host}:${address.port}${WEBHOOK_PATH} ` +
-      `(environment ${settings.environment}, queue ${settings.dbPath}, concurrency ${settings.concurrency})`);
+      `(environment ${settings.environment}, queue ${settings.dbPath}, concurrency ${settings.concurrency}); ` +
+      `status page ${settings.statusToken ? `on http://${host}:${address.port}/status` : "disabled (FLEET_STATUS_TOKEN is not set)"}`);
     worker.start();
     const signal = await waitForStopSignal();
     console.error(`fleet serve: ${signal}: no new events; waiting for ${worker.active} running job(s) to finish`);

@@ -59,4 +59,4 @@ export function childEnvOverriding(parent: NodeJS.ProcessEnv, kind: ChildKind, s
 }
 
 /** Secrets fleet reads itself; `fleet serve` removes them from process.env once read (defence in depth). */
-export const FLEET_SECRETS = ["STRIPE_WEBHOOK_SECRET", "FLEET_JOBS_TOKEN", "HF_REGISTRY_PASSWORD", "HF_REGISTRY_USERNAME"] as const;
+export const FLEET_SECRETS = ["STRIPE_WEBHOOK_SECRET", "FLEET_JOBS_TOKEN", "FLEET_STATUS_TOKEN", "HF_REGISTRY_PASSWORD", "HF_REGISTRY_USERNAME"] as const;

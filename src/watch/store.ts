@@ -207,6 +207,12 @@ export class WatchStore {
     return row ? (JSON.parse(String(row.payload)) as Alert) : undefined;
   }
 
+  /** The newest alerts, newest first (the status page). */
+  recentAlerts(limit: number): Alert[] {
+    return this.db.prepare("SELECT payload FROM alerts ORDER BY created_at DESC, rowid DESC LIMIT :limit").all({ limit })
+      .map((row) => JSON.parse(String(row.payload)) as Alert);
+  }
+
   private deliveryRows(where: string, params: Record<string, SQLInputValue>): Delivery[] {
     return this.db.prepare(`SELECT d.*, a.payload FROM deliveries d JOIN alerts a ON a.id = d.alert_id
         WHERE ${where} ORDER BY a.created_at, a.rowid, d.sink`).all(params).map(rowToDelivery);

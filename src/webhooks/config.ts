@@ -5,6 +5,7 @@
  *   --env (default prod)  --listen host:port (default 127.0.0.1:8787)  --concurrency (default 2)
  *   --db (default <project>/.fleet/webhooks/queue.db)  --max-attempts (3)  --retry-delay seconds (30)
  *   STRIPE_WEBHOOK_SECRET (required)  FLEET_JOBS_TOKEN (optional: enables GET /jobs)
+ *   FLEET_STATUS_TOKEN (optional, at least 16 characters: enables the status page, /status)
  */
 import * as path from "node:path";
 import { ConfigError } from "../config/errors";
@@ -32,7 +33,11 @@ export interface ServeSettings {
   retryBaseMs: number;
   secret: string;
   jobsToken?: string;
+  statusToken?: string;
 }
+
+/** A status page token shorter than this is refused: its sign-in form can be reached by anyone who reaches the server. */
+export const MIN_STATUS_TOKEN_LENGTH = 16;
 
 function invalid(source: string, found: unknown, message: string): ConfigError {
   return new ConfigError(source, [{ path: source, found: JSON.stringify(found), message }]);
@@ -68,8 +73,12 @@ export function serveSettings(opts: ServeOptions, env: NodeJS.ProcessEnv, projec
       "must be set to the signing secret (whsec_...) of the Stripe webhook endpoint that points at this server");
   }
   const jobsToken = env.FLEET_JOBS_TOKEN?.trim() || undefined;
+  const statusToken = env.FLEET_STATUS_TOKEN?.trim() || undefined;
+  if (statusToken && statusToken.length < MIN_STATUS_TOKEN_LENGTH) {
+    throw invalid("FLEET_STATUS_TOKEN", "(hidden)", `must be at least ${MIN_STATUS_TOKEN_LENGTH} characters (e.g. openssl rand -base64 32), or unset to disable the status page`);
+  }
   return {
-    environment, host, port, secret, ...(jobsToken ? { jobsToken } : {}),
+    environment, host, port, secret, ...(jobsToken ? { jobsToken } : {}), ...(statusToken ? { statusToken } : {}),
     concurrency: parseIntegerOption(opts.concurrency ?? "2", "--concurrency", 1, 32),
     dbPath: queuePath(projectDir, opts.db),
     maxAttempts: parseIntegerOption(opts.maxAttempts ?? "3", "--max-attempts", 1, 20),

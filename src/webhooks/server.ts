@@ -7,6 +7,7 @@
  *                         200, nothing written
  *  GET  /healthz          200 with the queue's counts per status
  *  GET  /jobs             the jobs as JSON (?status=failed&limit=50); needs Authorization: Bearer <token>
+ *  /status, /status/*     the operator's status page (src/statusPage/server.ts), when given
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import * as http from "node:http";
@@ -17,6 +18,7 @@ import { DEFAULT_TOLERANCE_SECONDS, verifyStripeEvent, WebhookRejected } from ".
 import type { EnvironmentConfig } from "../config/schema";
 import { refuseTestModeInProduction } from "./authorize";
 import { decideEvent } from "./stripeEvents";
+import type { StatusRoutes } from "../statusPage/server";
 
 export const WEBHOOK_PATH = "/webhooks/stripe";
 
@@ -38,6 +40,8 @@ export interface WebhookServerOptions {
   onQueued?: () => void;
   /** extra fields for /healthz (e.g. which operations run the jobs) */
   health?: () => Record<string, unknown>;
+  /** the status page's routes (src/statusPage/server.ts) */
+  status?: StatusRoutes;
   now?: () => Date;
   log?: Log;
 }
@@ -125,6 +129,7 @@ export function createWebhookServer(opts: WebhookServerOptions): http.Server {
       return true;
     };
     if (route(WEBHOOK_PATH, "POST")) return stripeWebhook(req, res);
+    if (opts.status?.owns(url.pathname)) return opts.status.handle(req, res, url);
     if (route("/healthz", "GET")) {
       send(res, 200, { status: "ok", environment: opts.environment, queue: opts.queue.counts(), ...opts.health?.() });
       return;
@@ -137,7 +142,7 @@ export function createWebhookServer(opts: WebhookServerOptions): http.Server {
       send(res, 200, { jobs: opts.queue.list(jobsQuery(url)) });
       return;
     }
-    throw new HttpError(404, `no such endpoint: ${url.pathname} (POST ${WEBHOOK_PATH}, GET /healthz, GET /jobs)`);
+    throw new HttpError(404, `no such endpoint: ${url.pathname} (POST ${WEBHOOK_PATH}, GET /healthz, GET /jobs${opts.status ? ", GET /status" : ""})`);
   }
 
   const server = http.createServer((req, res) => {

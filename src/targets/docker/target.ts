@@ -47,6 +47,8 @@ export class DockerTarget implements DeployTarget {
   async health(container: string): Promise<string> {
     try {
       const info = await this.engine.getContainer(container).inspect();
+      // a paused container keeps its last health status (its healthcheck is frozen too)
+      if (info.State.Paused) return "paused";
       return info.State.Running ? info.State.Health?.Status ?? "running" : info.State.Status;
     } catch {
       return "not deployed"; // no container
