@@ -9,7 +9,8 @@
 #   5. the tests, in two lanes side by side (most of their time is spent waiting on health checks
 #      and engines, not on the 2 cores), then the one suite that restarts the Docker engine alone:
 #        host lane:  unit tests (pure functions, Pulumi mocks), real Docker engine tests, then the
-#                    lifecycle tests on the real Pulumi engine, then the log collector and `fleet logs`
+#                    lifecycle tests on the real Pulumi engine, then the log collector and `fleet logs`,
+#                    then the status page in a real browser (Debian's chromium, playwright-core)
 #        swarm lane: the swarm cluster (three engines of its own in network namespaces), then the
 #                    webhook server on the real engines, then backups (a backup host in a network
 #                    namespace of their own), then the watcher (alert sinks, Prometheus rules, and
@@ -29,6 +30,8 @@ log "engine"
 bash scripts/setup-engine.sh
 log "Prometheus (Debian's package: the watcher's scrape config and rules are tested against it)"
 bash scripts/ensure-prometheus.sh
+log "Chromium (Debian's package: the status page is tested in a real browser)"
+bash scripts/ensure-chromium.sh >/dev/null
 log "Pulumi toolchain (built from official sources once, then cached; toolchain/README.md)"
 bash toolchain/build.sh >/dev/null
 bash toolchain/check.sh
@@ -54,7 +57,7 @@ failures() {
     tail -n 80 "$file"
   fi | sed "s/^/[$1] /"
 }
-lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/logs/*.test.ts &
+lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/logs/*.test.ts test/statusPage/*.test.ts &
 host=$!
 lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts test/backup/*.test.ts test/watch/*.test.ts &
 swarm=$!

@@ -52,7 +52,7 @@ async function serve(opts: ServeOptions): Promise<void> {
   const { createWebhookServer, listen, WEBHOOK_PATH } = await import("../webhooks/server");
   const { createStatusRoutes } = await import("../statusPage/server");
   const { readStatus } = await import("../statusPage/data");
-  const { engineLogReader } = await import("../statusPage/logs");
+  const { collectorLogReader } = await import("../statusPage/logs");
   const ctx = projectContext();
   const settings = serveSettings(opts, process.env, ctx.projectDir);
   // read once; gone from process.env before any child starts (the Automation API adds process.env to
@@ -85,7 +85,7 @@ async function serve(opts: ServeOptions): Promise<void> {
       status: createStatusRoutes({
         token: settings.statusToken,
         data: () => readStatus(ctx, { jobs: (limit) => queue.list({ limit }) }),
-        logs: engineLogReader(ctx),
+        logs: collectorLogReader(ctx),
       }),
     });
     const address = await listen(server, settings.host, settings.port);

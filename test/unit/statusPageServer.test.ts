@@ -13,7 +13,6 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { ConfigError } from "../../src/config/errors";
 import { statusPage } from "../../src/statusPage/pages";
 import { createStatusRoutes, NotFound, type LogReader, type StatusRoutes, type StatusSnapshot } from "../../src/statusPage/server";
-import { demuxLogs } from "../../src/statusPage/logs";
 import { serveSettings } from "../../src/webhooks/config";
 import { JobQueue } from "../../src/webhooks/queue";
 import { createWebhookServer, listen } from "../../src/webhooks/server";
@@ -389,16 +388,4 @@ describe("status page: settings, engine states, log frames", () => {
     assert.match(page, /4 customers \(1 up, 2 down, 1 not watched\)/);
   });
 
-  it("docker's multiplexed log frames become text; a TTY's plain stream stays as it is", () => {
-    const frame = (kind: number, text: string) => {
-      const body = Buffer.from(text);
-      const head = Buffer.alloc(8);
-      head[0] = kind;
-      head.writeUInt32BE(body.length, 4);
-      return Buffer.concat([head, body]);
-    };
-    assert.equal(demuxLogs(Buffer.concat([frame(1, "out line\n"), frame(2, "err line\n")])), "out line\nerr line\n");
-    assert.equal(demuxLogs(Buffer.from("plain tty output\n")), "plain tty output\n");
-    assert.equal(demuxLogs(Buffer.alloc(0)), "");
-  });
 });
