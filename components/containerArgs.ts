@@ -6,7 +6,7 @@ import type * as docker from "@pulumi/docker";
 import { MIB, containerEnv, type ContainerSpec } from "../src/hardening/serviceSpec";
 
 /** Container inputs the docker provider cannot change in place: a change must replace the container. */
-export const REPLACE_ON_CHANGES = ["healthcheck", "tmpfs", "capabilities", "securityOpts", "ulimits", "logOpts"];
+export const REPLACE_ON_CHANGES = ["healthcheck", "tmpfs", "capabilities", "securityOpts", "ulimits", "sysctls", "logOpts"];
 
 export type PlainContainerArgs = Omit<docker.ContainerArgs, "envs"> & { envs: string[] };
 
@@ -37,6 +37,7 @@ export function toContainerArgs(spec: ContainerSpec): PlainContainerArgs {
     },
     // the wait for healthy is ContainerGate's (ten polls a second, the provider's one): see containerGate.ts
     wait: false,
+    ...(spec.sysctls ? { sysctls: spec.sysctls } : {}),
     logDriver: spec.log.driver,
     logOpts: spec.log.opts,
     // a customer publishes nothing (its traffic comes through the edge proxy); the proxy publishes its two

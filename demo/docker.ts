@@ -12,7 +12,9 @@ import { readEnvironmentConfig } from "../src/project/stackFiles";
 import { engineFor } from "../src/engine/connection";
 import { backupEnvironment, drillBackups, edgeCaCertificate, getThroughEdge, provision, upStack } from "../src/fleet/operations";
 import { formatBytes, formatTable } from "../src/table";
-import { edgeNames } from "../src/hardening/names";
+import { edgeNames, logCollectorNames } from "../src/hardening/names";
+import { customerLogs } from "../src/fleet/logs";
+import { startDemoServices } from "./statusPage";
 import { loadEnvironment } from "../src/fleet/environment";
 import { watchStatus } from "../src/fleet/watch";
 import { WatchMetrics } from "../src/watch/metrics";
@@ -57,14 +59,31 @@ export function buildDockerDemoCli(): Command {
         "try it:", `  curl --cacert ${path.relative(process.cwd(), caFile) || caFile} --resolve ${u.hostname}:${u.port || 443}:${edge.address} ${u.href}`,
         "  (names under .localhost resolve to this host in browsers; 'npm run fleet -- edge ca --env staging' prints the CA)", ""].join("\n"));
       // the demo's own customers and its proxy only: other staging containers (a test's, say) are not the demo's to judge
-      const proxy = edgeNames("staging", edge.name).container;
+      const infrastructure = [edgeNames("staging", edge.name).container, logCollectorNames("staging", edge.name).container];
       const audits = (await auditFleet(engineFor(ctx.projectDir, "staging"), { environment: "staging" }))
-        .filter((a) => DEMO_CUSTOMERS.some((c) => c.customer === a.customer) || a.container === proxy);
+        .filter((a) => DEMO_CUSTOMERS.some((c) => c.customer === a.customer) || infrastructure.includes(a.container));
       console.log(formatAuditTable(audits));
-      if (audits.length !== DEMO_CUSTOMERS.length + 1 || audits.some((a) => !a.ok)) process.exitCode = 1;
+      if (audits.length !== DEMO_CUSTOMERS.length + infrastructure.length || audits.some((a) => !a.ok)) process.exitCode = 1;
       await backupDemo(ctx);
       await watchDemo(ctx);
+      await logsDemo(ctx);
+      const services = await startDemoServices(ctx.projectDir);
+      const rel = (p: string) => path.relative(process.cwd(), p) || p;
+      console.log(["", `status page: ${services.statusUrl}`,
+        `  sign in with the token in ${rel(services.tokenFile)} (cat ${rel(services.tokenFile)}); it is this project's, made once`,
+        `  fleet serve and fleet watch keep running in the background for it (logs and pid files in ${rel(services.dir)}/;`,
+        `  stop them: kill $(cat ${rel(services.dir)}/serve.pid ${rel(services.dir)}/watch.pid)); docs/status-page.md`, ""].join("\n"));
     });
+}
+
+/** The last lines of the first demo customer, from the environment's log collector (what `fleet logs` shows). */
+async function logsDemo(ctx: ReturnType<typeof projectContext>): Promise<void> {
+  const env = loadEnvironment(ctx, "staging");
+  const id = DEMO_CUSTOMERS[0].customer;
+  const lines: string[] = [];
+  await customerLogs(env, { customer: id, filter: { tail: 5 } }, { line: (l) => lines.push(`  ${l}`), note: (n) => lines.push(`  (${n})`) });
+  console.log([`${id}'s last lines, kept by the environment's log collector past every container that wrote them:`, ...lines,
+    "", `try: npm run fleet -- logs ${id} --env staging -f; npm run fleet -- logs ${id} --env staging --access (docs/logs.md)`].join("\n"));
 }
 
 /** One round of the watcher over the demo's customers (what `fleet watch` does every 15 s), then its view. */

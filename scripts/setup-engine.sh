@@ -143,6 +143,15 @@ ensure_wheelhouse() {
   echo "$sum" >"$stamp"
 }
 
+# the edge proxy's container sets net.ipv4.tcp_migrate_req (Linux 5.14+): without it a `caddy reload`
+# can cut connections queued on the old config's socket (src/edge/edgeSpec.ts)
+check_kernel() {
+  [ -e /proc/sys/net/ipv4/tcp_migrate_req ] && return
+  log "this kernel ($(uname -r)) has no net.ipv4.tcp_migrate_req (Linux 5.14 or later): the edge proxy needs it; upgrade the kernel"
+  exit 1
+}
+
+check_kernel
 ensure_tools
 ensure_engine
 ensure_base_images

@@ -14,6 +14,8 @@ export const EDGE_HTTP_CONTAINER_PORT = 8080;
 /** where the proxy keeps its local CA, certificates and route files (its volume) */
 export const EDGE_DATA_DIR = "/data";
 export const EDGE_HEALTHCHECK = ["CMD", "/usr/local/bin/edge-healthcheck"];
+/** the kernel setting that keeps a reload from cutting queued connections (edgeProxySpec) */
+export const EDGE_MIGRATE_SYSCTL = "net.ipv4.tcp_migrate_req";
 
 /** `acme.staging.example.com`: where customer `acme` answers. */
 export function customerHostname(edge: Pick<EdgeConfig, "domain">, customerId: string): string {
@@ -57,6 +59,10 @@ export function edgeProxySpec(env: EnvironmentConfig, image: string): ContainerS
     // one descriptor per client connection and one per upstream connection; no nproc (per host UID,
     // shared with every customer's 1000): pidsLimit bounds the proxy
     ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
+    // `caddy reload` opens a new listening socket (SO_REUSEPORT) and closes the old config's: without
+    // this (Linux 5.14+), connections queued on the old one when it closes are reset (a client sees its
+    // TLS handshake cut); with it the kernel hands them to the new socket
+    sysctls: { [EDGE_MIGRATE_SYSCTL]: "1" },
     restart: { policy: "on-failure", maxRetries: env.restart.maxRetries },
     healthcheck: { test: EDGE_HEALTHCHECK, intervalSeconds: 5, timeoutSeconds: 3, retries: 3, startPeriodSeconds: 2 },
     healthTimeoutSeconds: env.deploy.healthTimeoutSeconds,

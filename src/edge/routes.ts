@@ -1,7 +1,8 @@
 /**
  * What the edge proxy is told, as text and command lines (tested as exact strings): one Caddyfile
  * route per customer, in the proxy's volume, applied with `caddy reload` (a graceful switch: requests
- * in flight finish on the old route).
+ * in flight finish on the old route; connections still queued on the old config's socket move to the
+ * new one because the proxy's container sets net.ipv4.tcp_migrate_req, edgeSpec.ts).
  */
 import type { EdgeConfig } from "../config/schema";
 import { EDGE_DATA_DIR } from "./edgeSpec";

@@ -43,6 +43,7 @@ export function toEngineCreateOptions(spec: ContainerSpec, secrets: Record<strin
       NanoCpus: Math.round(spec.cpus * NANO),
       PidsLimit: spec.pidsLimit,
       Ulimits: spec.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
+      ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
       RestartPolicy: { Name: spec.restart.policy, MaximumRetryCount: spec.restart.maxRetries },
       LogConfig: { Type: spec.log.driver, Config: spec.log.opts },
       PortBindings: bindings,

@@ -56,6 +56,8 @@ export interface ContainerSpec {
   cpus: number;
   pidsLimit: number;
   ulimits: { name: string; soft: number; hard: number }[];
+  /** kernel settings of the container's own network namespace, each with its reason where it is set */
+  sysctls?: Record<string, string>;
   restart: { policy: "on-failure"; maxRetries: number };
   healthcheck: HealthcheckSpec;
   /** seconds the deployment waits for healthy before it fails */

@@ -11,6 +11,8 @@ import {
   EDGE_CADDYFILE, EDGE_CA_ROOT, EDGE_ROUTES_DIR, reloadCommand, removeRouteCommand, routeFile, routeFileName,
 } from "../../src/edge/routes";
 import { serviceSpec } from "../../src/hardening/serviceSpec";
+import { toContainerArgs } from "../../components/containerArgs";
+import { toEngineCreateOptions } from "../../src/engine/createOptions";
 import { accessLogRoll } from "../../src/logs/retention";
 import { projectDir, rawEnvironment } from "../support/fixtures";
 
@@ -158,6 +160,16 @@ describe("edge proxy spec", () => {
       { hostIp: "203.0.113.7", hostPort: 80, containerPort: EDGE_HTTP_CONTAINER_PORT },
     ]);
     for (const p of [...spec.publish, ...open.publish]) assert.ok(p.containerPort >= 1024, "a port below 1024 would need NET_BIND_SERVICE");
+  });
+
+  it("a reload cannot cut a queued connection: the kernel moves it to the new config's socket (tcp_migrate_req), in both mappings", () => {
+    assert.deepEqual(spec.sysctls, { "net.ipv4.tcp_migrate_req": "1" });
+    assert.deepEqual(toContainerArgs(spec).sysctls, { "net.ipv4.tcp_migrate_req": "1" });
+    assert.deepEqual(toEngineCreateOptions(spec, {}).HostConfig?.Sysctls, { "net.ipv4.tcp_migrate_req": "1" });
+    // a customer's container sets none
+    const customer = serviceSpec(staging, { id: "acme", environment: "staging", plan: "starter" } as never, IMAGE);
+    assert.equal(customer.sysctls, undefined);
+    assert.equal("sysctls" in toContainerArgs(customer), false);
   });
 
   it("the redirect names the HTTPS port only when it is not 443", () => {
