@@ -20,7 +20,7 @@ import { NAME_PREFIX, customerNames, edgeNames } from "../src/hardening/names";
 import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
 import { ContainerGate, DynamicProvider } from "./containerGate";
 import { EdgeNetworks } from "./edgeLinks";
-import { assetsVersion, buildPath } from "./hardenedImage";
+import { assetsImage, keptVolume, ownNetwork } from "./infrastructure";
 
 export interface EdgeProxyArgs {
   env: EnvironmentConfig;
@@ -52,31 +52,10 @@ export class EdgeProxy extends pulumi.ComponentResource {
     const labels = Object.entries(edgeLabels(env.name)).map(([label, value]) => ({ label, value }));
     const assets = path.join(args.projectDir, "src", "edge", "assets");
 
-    const network = new docker.Network(`${name}-net`, {
-      name: names.network,
-      driver: "bridge",
-      options: { "com.docker.network.bridge.enable_icc": "false" },
-      labels,
-    }, { parent: this, ignoreChanges: ["labels"] });
-
+    const network = ownNetwork(this, name, names.network, labels);
     // the local CA's key and the certificates: kept when the proxy is replaced or its stack destroyed
-    const volume = new docker.Volume(`${name}-data`, { name: names.dataVolume, labels }, {
-      parent: this, ignoreChanges: ["labels"], retainOnDelete: true,
-    });
-
-    const image = new docker.Image(`${name}-image`, {
-      imageName: `hardened-fleet/edge:${assetsVersion(assets, env.edge.base)}`,
-      skipPush: true,
-      buildOnPreview: false,
-      build: {
-        // relative paths: no checkout's location in the state (components/hardenedImage.ts, buildPath)
-        context: buildPath(assets),
-        dockerfile: buildPath(path.join(assets, "Dockerfile")),
-        args: { BASE: env.edge.base },
-        platform: "linux/amd64",
-        builderVersion: "BuilderBuildKit",
-      },
-    }, { parent: this });
+    const volume = keptVolume(this, name, names.dataVolume, labels);
+    const image = assetsImage(this, name, { repository: "hardened-fleet/edge", assets, base: env.edge.base });
 
     const dynamicProvider = new DynamicProvider(`${name}-dynamic`, { parent: this, dependsOn: [volume] });
 

@@ -2,8 +2,6 @@
  * hardened-fleet:image:HardenedImage — the app image, built once per source version with a
  * multi-stage Dockerfile (rendered from the template, or the operator's own after it passed the rules).
  */
-import * as crypto from "node:crypto";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -17,13 +15,6 @@ import { prepareBuild, type PreparedBuild } from "../src/image/buildContext";
  */
 export function buildPath(p: string): string {
   return path.relative(process.cwd(), p) || ".";
-}
-
-/** A short hash of an infrastructure image's inputs (the asset files of `dir` and the base), for its tag. */
-export function assetsVersion(dir: string, base: string): string {
-  const hash = crypto.createHash("sha256").update(base);
-  for (const file of fs.readdirSync(dir).sort()) hash.update(file).update(fs.readFileSync(path.join(dir, file)));
-  return hash.digest("hex").slice(0, 12);
 }
 
 export interface HardenedImageArgs {

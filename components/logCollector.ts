@@ -18,7 +18,7 @@ import { collectorAddress } from "../src/logs/driver";
 import { logCollectorLabels, logCollectorSpec } from "../src/logs/collector";
 import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
 import { ContainerGate, DynamicProvider } from "./containerGate";
-import { assetsVersion, buildPath } from "./hardenedImage";
+import { assetsImage, keptVolume, ownNetwork } from "./infrastructure";
 
 export interface LogCollectorArgs {
   env: EnvironmentConfig;
@@ -39,31 +39,10 @@ export class LogCollector extends pulumi.ComponentResource {
     const labels = Object.entries(logCollectorLabels(env.name)).map(([label, value]) => ({ label, value }));
     const assets = path.join(args.projectDir, "src", "logs", "assets");
 
-    const network = new docker.Network(`${name}-net`, {
-      name: names.network,
-      driver: "bridge",
-      options: { "com.docker.network.bridge.enable_icc": "false" },
-      labels,
-    }, { parent: this, ignoreChanges: ["labels"] });
-
+    const network = ownNetwork(this, name, names.network, labels);
     // the customers' lines: kept when the collector is replaced or its stack destroyed
-    const volume = new docker.Volume(`${name}-data`, { name: names.dataVolume, labels }, {
-      parent: this, ignoreChanges: ["labels"], retainOnDelete: true,
-    });
-
-    const base = env.logging.collector.base;
-    const image = new docker.Image(`${name}-image`, {
-      imageName: `hardened-fleet/log-collector:${assetsVersion(assets, base)}`,
-      skipPush: true,
-      buildOnPreview: false,
-      build: {
-        context: buildPath(assets),
-        dockerfile: buildPath(path.join(assets, "Dockerfile")),
-        args: { BASE: base },
-        platform: "linux/amd64",
-        builderVersion: "BuilderBuildKit",
-      },
-    }, { parent: this });
+    const volume = keptVolume(this, name, names.dataVolume, labels);
+    const image = assetsImage(this, name, { repository: "hardened-fleet/log-collector", assets, base: env.logging.collector.base });
 
     const dynamicProvider = new DynamicProvider(`${name}-dynamic`, { parent: this, dependsOn: [volume] });
 

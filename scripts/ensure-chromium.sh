@@ -14,23 +14,11 @@ die() { log "error: $*"; exit 1; }
 
 browser="${HF_CHROMIUM:-/usr/bin/chromium}"
 
-apt_install() {
-  # wait for another apt/dpkg run instead of failing at once
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 chromium >/dev/null
-}
+# shellcheck source=apt-install.sh
+. "$(dirname "$0")/apt-install.sh"
 
 if [ ! -x "$browser" ]; then
-  [ "${HF_SKIP_APT:-0}" = 1 ] && die "$browser is missing, and HF_SKIP_APT=1"
-  command -v apt-get >/dev/null 2>&1 || die "$browser is missing and there is no apt-get: install Chromium, or set HF_CHROMIUM to its path"
-  [ "$(id -u)" = 0 ] || die "$browser is missing: run as root to install Debian's chromium package"
-  log "installing Debian's chromium package with apt-get"
-  if ! apt_install; then
-    # stale package lists (a version no longer on the mirror): refresh once and try again
-    log "apt-get install failed; running apt-get update and trying again"
-    apt-get update -qq -o DPkg::Lock::Timeout=300
-    apt_install || die "apt-get install chromium failed"
-  fi
+  apt_package chromium "$browser is missing"
   [ -x "$browser" ] || die "the chromium package is installed but $browser is not there (set HF_CHROMIUM to the browser's path)"
 fi
 

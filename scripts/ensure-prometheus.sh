@@ -16,23 +16,11 @@ die() { log "error: $*"; exit 1; }
 
 have_all() { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; }
 
-apt_install() {
-  # wait for another apt/dpkg run instead of failing at once
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 prometheus >/dev/null
-}
+# shellcheck source=apt-install.sh
+. "$(dirname "$0")/apt-install.sh"
 
 if ! have_all; then
-  [ "${HF_SKIP_APT:-0}" = 1 ] && die "prometheus or promtool is missing, and HF_SKIP_APT=1"
-  command -v apt-get >/dev/null 2>&1 || die "prometheus or promtool is missing and there is no apt-get: install Prometheus 2.x"
-  [ "$(id -u)" = 0 ] || die "prometheus or promtool is missing: run as root to install Debian's prometheus package"
-  log "installing Debian's prometheus package with apt-get"
-  if ! apt_install; then
-    # stale package lists (a version no longer on the mirror): refresh once and try again
-    log "apt-get install failed; running apt-get update and trying again"
-    apt-get update -qq -o DPkg::Lock::Timeout=300
-    apt_install || die "apt-get install prometheus failed"
-  fi
+  apt_package prometheus "prometheus or promtool is missing"
   have_all || die "the prometheus package is installed but prometheus or promtool is not on PATH ($PATH)"
   if [ -d /run/systemd/system ] && systemctl is-active --quiet prometheus.service 2>/dev/null; then
     log "note: the package started prometheus.service (:9090); the tests do not use it"

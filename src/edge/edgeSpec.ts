@@ -4,9 +4,9 @@
  */
 import type { EdgeConfig, EnvironmentConfig } from "../config/schema";
 import {
-  APP_GID, APP_UID, HARDENING_PROFILE_VERSION, LABEL_ENVIRONMENT, LABEL_MANAGED, LABEL_PROFILE, LABEL_ROLE, ROLE_EDGE, edgeNames,
+  HARDENING_PROFILE_VERSION, LABEL_ENVIRONMENT, LABEL_MANAGED, LABEL_PROFILE, LABEL_ROLE, ROLE_EDGE, edgeNames,
 } from "../hardening/names";
-import { MIB, tmpfsOptions, type ContainerSpec } from "../hardening/serviceSpec";
+import { hardenedBase, MIB, tmpfsOptions, type ContainerSpec } from "../hardening/serviceSpec";
 
 /** Inside the container Caddy listens on unprivileged ports, so it needs no capability at all. */
 export const EDGE_HTTPS_CONTAINER_PORT = 8443;
@@ -44,12 +44,7 @@ export function edgeProxySpec(env: EnvironmentConfig, image: string): ContainerS
     networkName: names.network,
     hostname: edge.name,
     image,
-    user: `${APP_UID}:${APP_GID}`,
-    capDrop: ["ALL"],
-    capAdd: [],
-    securityOpt: ["no-new-privileges:true"],
-    cgroupns: "private",
-    readOnlyRootfs: true,
+    ...hardenedBase([]),
     // Caddy's autosaved config (XDG_CONFIG_HOME) is all it writes outside its volume
     tmpfs: { "/tmp": tmpfsOptions("/tmp", 16) },
     memoryBytes: edge.resources.memoryMb * MIB,

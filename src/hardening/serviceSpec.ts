@@ -95,6 +95,14 @@ export function containerEnv(spec: ContainerSpec): Record<string, string> {
   return f ? { ...spec.env, [f.envVar]: `${f.dir}/${f.fileName}` } : spec.env;
 }
 
+/**
+ * What every container fleet makes gets, whatever it runs (docs/hardening.md), with the capabilities
+ * it adds back (each with a reason, in the config). The keys keep their order: a spec's slot is a hash of it.
+ */
+export function hardenedBase(capAdd: string[]): Pick<ContainerSpec, "user" | "capDrop" | "capAdd" | "securityOpt" | "cgroupns" | "readOnlyRootfs"> {
+  return { user: `${APP_UID}:${APP_GID}`, capDrop: ["ALL"], capAdd, securityOpt: ["no-new-privileges:true"], cgroupns: "private", readOnlyRootfs: true };
+}
+
 /** A customer's service: its container, whose name ends in the slot of this spec. */
 export interface ServiceSpec extends ContainerSpec, ServiceIdentity {
   environment: string;
@@ -156,12 +164,7 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
     ...identity,
     hostname: names.hostname,
     image,
-    user: `${APP_UID}:${APP_GID}`,
-    capDrop: ["ALL"],
-    capAdd,
-    securityOpt: ["no-new-privileges:true"],
-    cgroupns: "private",
-    readOnlyRootfs: true,
+    ...hardenedBase(capAdd),
     tmpfs,
     memoryBytes: plan.memoryMb * MIB,
     memorySwapBytes: plan.memoryMb * MIB,

@@ -8,10 +8,10 @@
  */
 import type { EnvironmentConfig } from "../config/schema";
 import {
-  APP_GID, APP_UID, HARDENING_PROFILE_VERSION, LABEL_ENVIRONMENT, LABEL_MANAGED, LABEL_PROFILE, LABEL_ROLE, ROLE_LOGS,
+  HARDENING_PROFILE_VERSION, LABEL_ENVIRONMENT, LABEL_MANAGED, LABEL_PROFILE, LABEL_ROLE, ROLE_LOGS,
   logCollectorNames,
 } from "../hardening/names";
-import { MIB, tmpfsOptions, type ContainerSpec } from "../hardening/serviceSpec";
+import { hardenedBase, MIB, tmpfsOptions, type ContainerSpec } from "../hardening/serviceSpec";
 import { COLLECTOR_CONTAINER_PORT } from "./driver";
 import { rotation } from "./retention";
 
@@ -36,12 +36,7 @@ export function logCollectorSpec(env: EnvironmentConfig, image: string): Contain
     networkName: names.network,
     hostname: "logs",
     image,
-    user: `${APP_UID}:${APP_GID}`,
-    capDrop: ["ALL"],
-    capAdd: [],
-    securityOpt: ["no-new-privileges:true"],
-    cgroupns: "private",
-    readOnlyRootfs: true,
+    ...hardenedBase([]),
     // rsyslog's pid file and the logrotate configuration the start script writes
     tmpfs: { "/tmp": tmpfsOptions("/tmp", 8) },
     memoryBytes: 128 * MIB,
