@@ -11,16 +11,13 @@
  * the edge, so it is replaced only when its image or settings change.
  */
 import * as path from "node:path";
-import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { EnvironmentConfig } from "../src/config/schema";
 import { edgeLabels, edgeProxySpec } from "../src/edge/edgeSpec";
 import { EDGE_ROUTES_DIR } from "../src/edge/routes";
 import { NAME_PREFIX, customerNames, edgeNames } from "../src/hardening/names";
-import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
-import { ContainerGate, DynamicProvider } from "./containerGate";
 import { EdgeNetworks } from "./edgeLinks";
-import { assetsImage, keptVolume, ownNetwork } from "./infrastructure";
+import { assetsImage, gatedContainer, keptVolume, ownNetwork } from "./infrastructure";
 
 export interface EdgeProxyArgs {
   env: EnvironmentConfig;
@@ -57,26 +54,9 @@ export class EdgeProxy extends pulumi.ComponentResource {
     const volume = keptVolume(this, name, names.dataVolume, labels);
     const image = assetsImage(this, name, { repository: "hardened-fleet/edge", assets, base: env.edge.base });
 
-    const dynamicProvider = new DynamicProvider(`${name}-dynamic`, { parent: this, dependsOn: [volume] });
-
+    // fixed name and host ports: the old proxy goes before the new one starts
     const spec = edgeProxySpec(env, "pending");
-    const base = toContainerArgs(spec);
-    const container = new docker.Container(`${name}-container`, {
-      ...base,
-      image: image.repoDigest,
-      networkMode: network.name,
-      networksAdvanced: [{ name: network.name }],
-      volumes: [{ volumeName: volume.name, containerPath: spec.data.target }],
-    }, {
-      parent: this,
-      replaceOnChanges: REPLACE_ON_CHANGES,
-      // fixed name and host ports: the old proxy must go before the new one starts
-      deleteBeforeReplace: true,
-    });
-
-    const gate = new ContainerGate(`${name}-gate`, {
-      containerId: container.id, pidsLimit: spec.pidsLimit, healthTimeoutSeconds: spec.healthTimeoutSeconds, dockerHost,
-    }, { parent: this, provider: dynamicProvider });
+    const { container, gate, dynamicProvider } = gatedContainer(this, name, { spec, image, network, volume, dockerHost });
 
     // a new proxy container joins the network of every customer it has a route for (in its volume)
     new EdgeNetworks(`${name}-networks`, {

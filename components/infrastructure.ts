@@ -9,6 +9,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import type * as pulumi from "@pulumi/pulumi";
+import type { ContainerSpec } from "../src/hardening/serviceSpec";
+import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
+import { ContainerGate, DynamicProvider } from "./containerGate";
 import { buildPath } from "./hardenedImage";
 
 type Labels = { label: string; value: string }[];
@@ -48,4 +51,26 @@ export function assetsImage(parent: pulumi.Resource, name: string, image: { repo
       builderVersion: "BuilderBuildKit",
     },
   }, { parent });
+}
+
+/**
+ * The container of `spec` on its own network and volume, replaced old-first (a fixed name, and for the
+ * proxy fixed host ports), and its gate (PIDs limit, healthy, audited) before anything depends on it.
+ */
+export function gatedContainer(parent: pulumi.Resource, name: string, parts: {
+  spec: ContainerSpec; image: docker.Image; network: docker.Network; volume: docker.Volume; dockerHost: string;
+}): { container: docker.Container; gate: ContainerGate; dynamicProvider: DynamicProvider } {
+  const { spec, image, network, volume, dockerHost } = parts;
+  const dynamicProvider = new DynamicProvider(`${name}-dynamic`, { parent, dependsOn: [volume] });
+  const container = new docker.Container(`${name}-container`, {
+    ...toContainerArgs(spec),
+    image: image.repoDigest,
+    networkMode: network.name,
+    networksAdvanced: [{ name: network.name }],
+    volumes: [{ volumeName: volume.name, containerPath: spec.data.target }],
+  }, { parent, replaceOnChanges: REPLACE_ON_CHANGES, deleteBeforeReplace: true });
+  const gate = new ContainerGate(`${name}-gate`, {
+    containerId: container.id, pidsLimit: spec.pidsLimit, healthTimeoutSeconds: spec.healthTimeoutSeconds, dockerHost,
+  }, { parent, provider: dynamicProvider });
+  return { container, gate, dynamicProvider };
 }

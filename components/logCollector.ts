@@ -10,15 +10,12 @@
  * whenever it is made again: the address customers send to stays the same.
  */
 import * as path from "node:path";
-import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { EnvironmentConfig } from "../src/config/schema";
 import { logCollectorNames } from "../src/hardening/names";
 import { collectorAddress } from "../src/logs/driver";
 import { logCollectorLabels, logCollectorSpec } from "../src/logs/collector";
-import { REPLACE_ON_CHANGES, toContainerArgs } from "./containerArgs";
-import { ContainerGate, DynamicProvider } from "./containerGate";
-import { assetsImage, keptVolume, ownNetwork } from "./infrastructure";
+import { assetsImage, gatedContainer, keptVolume, ownNetwork } from "./infrastructure";
 
 export interface LogCollectorArgs {
   env: EnvironmentConfig;
@@ -44,25 +41,9 @@ export class LogCollector extends pulumi.ComponentResource {
     const volume = keptVolume(this, name, names.dataVolume, labels);
     const image = assetsImage(this, name, { repository: "hardened-fleet/log-collector", assets, base: env.logging.collector.base });
 
-    const dynamicProvider = new DynamicProvider(`${name}-dynamic`, { parent: this, dependsOn: [volume] });
-
+    // a fixed name; and the old one must free the network's first address for the new one
     const spec = logCollectorSpec(env, "pending");
-    const container = new docker.Container(`${name}-container`, {
-      ...toContainerArgs(spec),
-      image: image.repoDigest,
-      networkMode: network.name,
-      networksAdvanced: [{ name: network.name }],
-      volumes: [{ volumeName: volume.name, containerPath: spec.data.target }],
-    }, {
-      parent: this,
-      replaceOnChanges: REPLACE_ON_CHANGES,
-      // a fixed name; and the old one must free the network's first address for the new one
-      deleteBeforeReplace: true,
-    });
-
-    new ContainerGate(`${name}-gate`, {
-      containerId: container.id, pidsLimit: spec.pidsLimit, healthTimeoutSeconds: spec.healthTimeoutSeconds, dockerHost: args.dockerHost ?? "",
-    }, { parent: this, provider: dynamicProvider });
+    const { container } = gatedContainer(this, name, { spec, image, network, volume, dockerHost: args.dockerHost ?? "" });
 
     this.containerName = names.container;
     this.address = container.networkDatas.apply((data) => {
