@@ -41,7 +41,7 @@ export function readCluster(file: string): Cluster {
   } catch (err) {
     throw new Error(`--cluster ${file}: not a cluster description (${(err as Error).message}); make one with 'bash scripts/swarm-cluster.sh up'`);
   }
-  for (const base of ["python-base", "python-builder", "edge-base"]) {
+  for (const base of ["python-base", "python-builder", "edge-base", "log-base"]) {
     if (!cluster.bases?.[base]) throw new Error(`--cluster ${file}: no pushed base '${base}': run 'bash scripts/swarm-cluster.sh up' again`);
   }
   return cluster;
@@ -71,6 +71,8 @@ export function clusterEnvironment(cluster: Cluster, name: string): EnvironmentI
     app: { port: 8000, healthcheck: { path: "/healthz", intervalSeconds: 2, timeoutSeconds: 3, retries: 3, startPeriodSeconds: 2 } },
     // published inside the manager's namespace only (its own 127.0.0.1)
     edge: { domain: `${name}.localhost`, address: "127.0.0.1", httpsPort: 443, httpPort: 80, base: cluster.bases["edge-base"]! },
+    // each node's log collector is built there FROM the log base the node pulled from the registry
+    logging: { collector: { base: cluster.bases["log-base"]! } },
     plans: {
       starter: { memoryMb: 128, cpus: 0.25, pids: 64, nofile: 1024, tmpfsMb: 32 },
       standard: { memoryMb: 256, cpus: 0.5, pids: 128, nofile: 2048, tmpfsMb: 64 },

@@ -83,8 +83,9 @@ declare -A BASES=(
   [python-base]=${HF_RUNTIME_BASE:-hardened-fleet/python-base:bookworm}
   [python-builder]=${HF_BUILDER_BASE:-hardened-fleet/python-builder:bookworm}
   [edge-base]=${HF_EDGE_BASE:-hardened-fleet/edge-base:bookworm}
+  [log-base]=${HF_LOG_BASE:-hardened-fleet/log-base:bookworm}
 )
-readonly BASE_ORDER=(python-base python-builder edge-base)
+readonly BASE_ORDER=(python-base python-builder edge-base log-base)
 
 # docker CLI on one node's engine (never the host's: DOCKER_HOST is always overridden)
 dk() { local n=$1; shift; DOCKER_HOST=$(node_host "$n") docker "$@"; }
@@ -421,7 +422,7 @@ push_base() {
   echo "$id $digest" >"$rec"
 }
 
-# all three at once: each is a single gzip stream, so two cores are used
+# all at once: each is a single gzip stream, so two cores are used
 push_bases() {
   local name pids=() failed=0 i=0
   for name in "${BASE_ORDER[@]}"; do
@@ -434,17 +435,25 @@ push_bases() {
   [ $failed = 0 ]
 }
 
-# The manager builds the images (staging's app, the edge proxy) FROM these bases by digest. The
-# engine's BuildKit (docker.io 20.10) resolves a FROM over HTTPS whatever insecure-registries says,
-# but uses an image the engine has: pulled by the engine itself (which honours it), they build.
-pull_bases_on_manager() {
-  local name digest
+# The manager builds the images (staging's app, the edge proxy) FROM these bases by digest, and every
+# node its log collector FROM the log base. The engine's BuildKit (docker.io 20.10) resolves a FROM
+# over HTTPS whatever insecure-registries says, but uses an image the engine has: pulled by the
+# engine itself (which honours it), they build.
+pull_base() {
+  local n=$1 name=$2 digest
+  digest=$(cut -d' ' -f2 "$RUN/bases/$name")
+  dk "$n" image inspect "$REGISTRY/hardened-fleet/$name@$digest" >/dev/null 2>&1 && return 0
+  log "pulling $name on $(node_ns "$n") (its builds start FROM it)"
+  dk "$n" pull -q "$REGISTRY/hardened-fleet/$name@$digest" >/dev/null
+}
+
+pull_bases_on_nodes() {
+  local name n
   for name in "${BASE_ORDER[@]}"; do
-    digest=$(cut -d' ' -f2 "$RUN/bases/$name")
-    dk 1 image inspect "$REGISTRY/hardened-fleet/$name@$digest" >/dev/null 2>&1 && continue
-    log "pulling $name on the manager (its builds start FROM it)"
-    dk 1 pull -q "$REGISTRY/hardened-fleet/$name@$digest" >/dev/null
+    [ "$name" = log-base ] && continue
+    pull_base 1 "$name"
   done
+  for n in "${NODES[@]}"; do pull_base "$n" log-base; done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -607,7 +616,7 @@ cmd_up() {
   tidy_and_label_nodes
   wait "$PUSH_PID" || { PUSH_PID=""; die "pushing the base images failed"; }
   PUSH_PID=""
-  pull_bases_on_manager
+  pull_bases_on_nodes
   probe_ipsec
   write_cluster_json
   log "up in $((SECONDS - started))s: manager $(node_host 1), registry $REGISTRY"

@@ -1,8 +1,10 @@
 /**
- * `fleet logs`: a customer's lines, from where its target keeps them (DeployTarget.logSource): on one
- * host the environment's log collector, which has every container's lines past its end (a plan change,
- * a rollback, a move); on a swarm the service's tasks. With --access, the edge proxy's access log.
- * With follow, new lines as they come, across replacements and rotations, until `signal` aborts.
+ * `fleet logs`: a customer's lines, from the environment's log collectors its target names
+ * (DeployTarget.logSource): the host's, or every node's on a swarm. They have every container's lines
+ * past its end (a plan change, a rollback, a move). Without a running collector (an environment stack
+ * from before them): the current container's or service's lines, saying so. With --access, the edge
+ * proxy's access log. With follow, new lines as they come, across replacements and rotations, until
+ * `signal` aborts.
  */
 import type Dockerode from "dockerode";
 import { ConfigError } from "../config/errors";
@@ -89,24 +91,27 @@ async function engineLogs(engine: Dockerode, target: { container?: string; servi
   for (const l of selectLines(lines, req.filter)) out.line(formatLine(l));
 }
 
-/** Follows the collector's file of the customer from `from`, printing new lines, until `signal` aborts. */
-async function followCollector(collector: Dockerode.Container, customer: string, from: FilePosition, req: LogsRequest,
+/** Follows the customer's file in each collector from where its read ended, printing new lines in time order, until `signal` aborts. */
+async function followCollectors(followed: { collector: Dockerode.Container; at: FilePosition }[], customer: string, req: LogsRequest,
   out: LogsOutput, signal?: AbortSignal): Promise<void> {
-  let at = from;
   while (!signal?.aborted) {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, req.pollMs ?? 500);
       signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
     });
     if (signal?.aborted) break;
-    const r = await execIn(collector, pollCommand(customer, at));
-    if (r.exitCode !== 0) throw new Error(`reading ${customer}'s lines in the log collector failed: ${r.output.trim()}`);
-    const polled = parsePoll(Buffer.from(r.stdout, "utf8"), at);
-    at = polled.position;
-    for (const text of polled.lines) {
-      const line = parseCollectorLine(text);
-      if (line && matches(line, req.filter)) out.line(formatLine(line));
+    const fresh: LogLine[] = [];
+    for (const f of followed) {
+      const r = await execIn(f.collector, pollCommand(customer, f.at));
+      if (r.exitCode !== 0) throw new Error(`reading ${customer}'s lines in the log collector failed: ${r.output.trim()}`);
+      const polled = parsePoll(Buffer.from(r.stdout, "utf8"), f.at);
+      f.at = polled.position;
+      for (const text of polled.lines) {
+        const line = parseCollectorLine(text);
+        if (line) fresh.push(line);
+      }
     }
+    for (const l of selectLines(fresh, { since: req.filter.since, grep: req.filter.grep })) out.line(formatLine(l));
   }
 }
 
@@ -117,23 +122,28 @@ export async function customerLogs(environment: Environment, req: LogsRequest, o
   }
   if (req.access) return accessLog(environment, req, out);
   const source = environment.target.logSource(req.customer, await deployedName(environment, req.customer));
-  if (source.kind === "service") {
-    out.note(`${req.customer}: the lines of service ${source.name}'s tasks that their nodes still keep (target swarm has no log collector yet)`);
-    return engineLogs(source.engine, { service: source.name }, req, out, signal);
+  const running = (await Promise.all(source.collectors.map(async (c) => runningContainer(c.engine, source.collector))))
+    .filter((c): c is Dockerode.Container => c !== undefined);
+  if (running.length === 0) {
+    const { kind, engine, name } = source.fallback;
+    out.note(`${req.customer}: no log collector ${source.collector} runs (run 'fleet up ${environment.name}'): only the lines of its ${kind} ${name}`);
+    return engineLogs(engine, kind === "container" ? { container: name } : { service: name }, req, out, signal);
   }
-  const collector = await runningContainer(source.engine, source.collector);
-  if (!collector) {
-    out.note(`${req.customer}: the log collector ${source.collector} is not running (run 'fleet up ${environment.name}'): ` +
-      `only the lines of the current container ${source.container}`);
-    return engineLogs(source.engine, { container: source.container }, req, out, signal);
+  if (running.length < source.collectors.length) {
+    out.note(`${req.customer}: ${source.collectors.length - running.length} of ${source.collectors.length} log collectors do not run: their lines are missing`);
   }
-  // the engine's buffer of lines on their way to the file is under a second; none are lost waiting
-  const r = await execIn(collector, readCommand(req.customer), 120_000);
-  if (r.exitCode !== 0) throw new Error(`reading ${req.customer}'s lines in the log collector failed: ${r.output.trim()}`);
-  const read = parseRead(Buffer.from(r.stdout, "utf8"));
-  const lines = read.lines.map(parseCollectorLine).filter((l): l is LogLine => l !== undefined);
+  // every collector's lines, in one time order (a customer that moved has lines on more than one node)
+  const followed: { collector: Dockerode.Container; at: FilePosition }[] = [];
+  const lines: LogLine[] = [];
+  for (const collector of running) {
+    const r = await execIn(collector, readCommand(req.customer), 120_000);
+    if (r.exitCode !== 0) throw new Error(`reading ${req.customer}'s lines in the log collector failed: ${r.output.trim()}`);
+    const read = parseRead(Buffer.from(r.stdout, "utf8"));
+    lines.push(...read.lines.map(parseCollectorLine).filter((l): l is LogLine => l !== undefined));
+    followed.push({ collector, at: read.position });
+  }
   for (const l of selectLines(lines, req.filter)) out.line(formatLine(l));
-  if (req.follow) await followCollector(collector, req.customer, read.position, req, out, signal);
+  if (req.follow) await followCollectors(followed, req.customer, req, out, signal);
 }
 
 /** The customer's requests through the edge proxy (Caddy's access log in its volume). */

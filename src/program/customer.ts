@@ -36,7 +36,7 @@ export async function customerProgram(rawCustomer: unknown, readEnv = readEnviro
       throw new Error(`environment stack '${env.name}' has no image yet: run 'pulumi up' on stack '${env.name}' first`);
     }
     const imageRef = customer.image ?? view.image.ref;
-    const spec = serviceSpec(env, customer, imageRef, view.logs?.address);
+    const spec = serviceSpec(env, customer, imageRef, program.logAddress(view.logs, customer));
     const settledCustomer: SettledCustomer = {
       env,
       customer,

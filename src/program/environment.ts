@@ -3,11 +3,13 @@
  * staging builds it (mode build); prod runs an image that passed staging, by ID (mode promote).
  */
 import * as path from "node:path";
+import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { EdgeProxy, customerNetworkSuffix } from "../../components/edgeProxy";
 import { HardenedImage } from "../../components/hardenedImage";
 import { LogCollector } from "../../components/logCollector";
 import type { EnvironmentConfig } from "../config/schema";
+import { logCollectorNames } from "../hardening/names";
 import { checkPromotableImage } from "./imageCheck";
 import { programDockerHost, stackReferenceName } from "./stackRef";
 import { customerUrl } from "../edge/edgeSpec";
@@ -39,11 +41,25 @@ function edgeProxy(env: EnvironmentConfig, projectDir: string) {
   };
 }
 
-/** The environment's log collector, as the stack output `logs`, when its target has one (CustomerProgram.logCollector). */
-function logCollector(env: EnvironmentConfig, projectDir: string): Record<string, unknown> {
-  if (!environmentCustomerProgram(env).logCollector) return {};
-  const collector = new LogCollector(`${env.name}-logs`, { env, projectDir, dockerHost: programDockerHost() });
-  return { logs: { container: collector.containerName, address: collector.address } };
+/**
+ * The environment's log collectors, where its target runs them (CustomerProgram.logCollectors): one on
+ * the engine of a one-host environment, one on each node of a swarm (through that node's engine), as
+ * the stack output `logs` (PublishedLogs).
+ */
+function logCollectors(env: EnvironmentConfig, projectDir: string): Record<string, unknown> {
+  const places = environmentCustomerProgram(env).logCollectors(env, programDockerHost());
+  const nodes: Record<string, pulumi.Output<string>> = {};
+  let address: pulumi.Output<string> | undefined;
+  for (const { node, host } of places) {
+    const name = node ? `${env.name}-logs-${node}` : `${env.name}-logs`;
+    const opts = node ? { providers: [new docker.Provider(`${name}-engine`, { host })] } : undefined;
+    const collector = new LogCollector(name, { env, projectDir, dockerHost: host }, opts);
+    if (node) nodes[node] = collector.address;
+    else address = collector.address;
+  }
+  if (places.length === 0) return {};
+  const container = logCollectorNames(env.name, env.edge.name).container;
+  return { logs: address ? { container, address } : { container, nodes } };
 }
 
 /** The registry account (env.registry, with the secret hardened-fleet:registryPassword), if the environment has one. */
@@ -62,7 +78,7 @@ function registryAccount(env: EnvironmentConfig) {
 
 export async function environmentProgram(env: EnvironmentConfig, projectDir: string): Promise<Record<string, unknown>> {
   const edge = edgeProxy(env, projectDir);
-  const logs = logCollector(env, projectDir);
+  const logs = logCollectors(env, projectDir);
   const registry = registryAccount(env);
   // customer stacks read it to pull on every node (a secret output: never in plain text in the state)
   const registryOutputs = registry?.auth ? { registryAuth: registry.auth } : {};

@@ -11,8 +11,8 @@ export interface EnvironmentView {
   image: { ref?: string; version?: string } | undefined;
   /** the registry account every node pulls with (a secret output of the environment stack), if it has one */
   registryAuth?: { username: string; password: string; serveraddress: string };
-  /** the environment's log collector (components/logCollector.ts), if its target has one */
-  logs?: { container: string; address: string };
+  /** the environment's log collectors (components/logCollector.ts): PublishedLogs of src/targets/customerProgram.ts */
+  logs?: { container: string; address?: string; nodes?: Record<string, string> };
 }
 
 /** Reads what the environment stack published; says what to run first when it has nothing yet. */

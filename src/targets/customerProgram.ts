@@ -19,6 +19,13 @@ export interface SettledCustomer {
   registryAuth?: RegistryAuth;
 }
 
+/** The environment stack's output `logs`: the collectors' container name and addresses (one host: `address`; a swarm: per node). */
+export interface PublishedLogs {
+  container: string;
+  address?: string;
+  nodes?: Record<string, string>;
+}
+
 export interface CustomerServiceRequest {
   identity: ServiceIdentity;
   /** the rest, once read; a rejection fails the deployment with its error */
@@ -43,10 +50,12 @@ export interface CustomerProgram {
    */
   edgeAlsoSuffixes(networkSuffix: string): string[];
   /**
-   * Whether the environment stack runs a log collector its customers send their lines to
-   * (components/logCollector.ts); without one they keep json-file on their engine.
+   * Where the environment stack runs log collectors (components/logCollector.ts): the engine its
+   * customers run on (`dockerHost`), or each node's. Published as the stack output `logs`.
    */
-  readonly logCollector: boolean;
+  logCollectors(env: EnvironmentConfig, dockerHost: string): { node?: string; host: string }[];
+  /** The collector address a customer's lines go to (its node's on a swarm); none: json-file on its engine. */
+  logAddress(logs: PublishedLogs | undefined, customer: CustomerConfig): string | undefined;
   /** What the customer stack publishes besides the outputs every customer stack has. */
   stackOutputs(customer: CustomerConfig): Record<string, unknown>;
 }

@@ -19,14 +19,18 @@ export interface TargetEngine {
 }
 
 /** Where `fleet logs` reads a customer's lines (src/fleet/logs.ts). */
-export type LogSource =
+export interface LogSource {
   /**
-   * target docker: the environment's log collector (src/logs/collector.ts), which keeps every container's
-   * lines past its end; `container`, the customer's current one, while the collector is not there yet
+   * The environment's log collectors that may hold them (src/logs/collector.ts): the host's, or every
+   * node's on a swarm (a customer that moved left lines on the node it left)
    */
-  | { kind: "collector"; engine: Dockerode; collector: string; customer: string; container: string }
-  /** target swarm: the service's tasks' lines, as long as their nodes keep them (no collector per node yet) */
-  | { kind: "service"; engine: Dockerode; name: string };
+  collectors: TargetEngine[];
+  /** their container's name, the same on every engine */
+  collector: string;
+  customer: string;
+  /** where the lines are while no collector runs (an environment stack from before them): the current container, or the service */
+  fallback: { kind: "container" | "service"; engine: Dockerode; name: string };
+}
 
 /** A customer moved between nodes: the customer as it is now, and how fleet deploys it (fleet/move.ts). */
 export interface NodeMove {

@@ -119,6 +119,17 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     assert.fail(`${id} did not answer within ${seconds}s: ${last}`);
   }
 
+  /** The containers (12 hex) whose lines `fleet logs` shows for a customer, once `enough` says so (or after 20 s). */
+  async function logSources(id: string, enough: (seen: Set<string>) => boolean): Promise<Set<string>> {
+    let seen = new Set<string>();
+    for (let i = 0; i < 40; i++) {
+      seen = new Set((await ok(["logs", id, "--env", ENV])).stdout.split("\n").filter(Boolean).map((l) => l.split(" ")[1]!));
+      if (enough(seen)) break;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    return seen;
+  }
+
   before(async () => {
     cluster = readCluster(await clusterScript(["up"]));
     await envFile(["--env", ENV]);
@@ -168,7 +179,11 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     const failures = audit.containers.flatMap((c) => c.checks.filter((x) => !x.ok).map((x) => `${c.container} ${x.id}: ${x.detail}`));
     assert.deepEqual(failures, []);
     assert.equal(r.code, 0, show(r));
-    assert.equal(audit.containers.length, CUSTOMERS.length + 1, audit.containers.map((c) => c.container).join(", "));
+    // the customers' tasks, the proxy, and a log collector on each node
+    assert.equal(audit.containers.length, CUSTOMERS.length + 1 + cluster.nodes.length, audit.containers.map((c) => c.container).join(", "));
+    for (const node of cluster.nodes) {
+      assert.ok(audit.containers.some((c) => c.container === `${node.name}/hf-${ENV}-edge-logs`), `no log collector audited on ${node.name}`);
+    }
     for (const node of cluster.nodes) {
       assert.ok(audit.containers.some((c) => c.container.startsWith(`${node.name}/`)), `nothing audited on ${node.name}`);
     }
@@ -274,6 +289,7 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /--to.*must be one of the nodes of 'swarm'/s);
 
+    const before = await logSources(id, (seen) => seen.size > 0);
     const r = await ok(["move", id, "--env", ENV, "--to", to]);
     assert.match(r.stdout, new RegExp(`moved from ${from} to ${to} with its \\d+ files \\(checked\\)`));
     assert.equal(await nodeOf(id), to);
@@ -283,6 +299,10 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     const oldNode = new Dockerode(dockerodeOptions(cluster.nodes.find((n) => n.name === from)!.host));
     await oldNode.getVolume(`hf-${ENV}-${id}-data`).inspect(); // still there: a move deletes nothing
 
+    // its lines are kept past the move: the lines of its tasks on the old node (that node's collector), and the new task's
+    const after = await logSources(id, (seen) => [...seen].some((t) => !before.has(t)));
+    assert.deepEqual([...before].filter((t) => !after.has(t)), [], `lines written on ${from} before the move are gone`);
+    assert.ok([...after].some((t) => !before.has(t)), `no line of the task on ${to}`);
     const back = await run(["move", id, "--env", ENV, "--to", from]);
     assert.notEqual(back.code, 0, "moving back onto the old copy must be refused");
     assert.match(back.stderr, /already has a volume hf-swarm-sw-c-data with data in it.*nothing was changed/s);

@@ -61,6 +61,8 @@ interface Request {
   dependencies: string[];
   propertyDependencies: Record<string, string[]>;
   retainOnDelete: boolean;
+  /** the provider reference (urn::id), when one was given */
+  provider: string;
 }
 const requests: Request[] = [];
 const held = new Map<string, Promise<void>>();
@@ -86,6 +88,7 @@ function aliasUrn(alias: any, parent: string, type: string, name: string): strin
       type, name, parent, urn: monitor.newUrn(parent, type, name),
       aliases: req.getAliasesList().map((a: unknown) => aliasUrn(a, parent, type, name)),
       dependencies: req.getDependenciesList(), propertyDependencies, retainOnDelete: req.getRetainondelete(),
+      provider: req.getProvider(),
     });
     void (held.get(type) ?? Promise.resolve()).then(() => register(req, callback));
   };
@@ -602,6 +605,28 @@ describe("one sibling per target, and the aliases that keep existing stacks", ()
     assert.equal(route!.inputs.upstream, "hf-staging-acme");
     assert.ok(route!.inputs.fileText.includes("reverse_proxy hf-staging-acme:8000 {"), route!.inputs.fileText);
     assert.deepEqual(requestOf(ROUTE).propertyDependencies.upstream, [requestOf(SWARM_SERVICE).urn], "the route must wait for the service");
+  });
+
+  it("a swarm environment has a log collector on each node, through that node's engine; a customer's tasks send to its node's", async () => {
+    const outputs = await environmentProgram(swarmEnv, projectDir);
+    await settle();
+    const providers = byType("pulumi:providers:docker");
+    assert.deepEqual(providers.map((p) => [p.name, p.inputs.host]).sort(),
+      [["staging-logs-node1-engine", "unix:///run/hf/node1.sock"], ["staging-logs-node2-engine", "unix:///run/hf/node2.sock"]]);
+    for (const node of ["node1", "node2"]) {
+      const container = requests.find((r) => r.type === CONTAINER && r.name === `staging-logs-${node}-container`) ?? assert.fail(`no collector on ${node}`);
+      assert.match(container.provider, new RegExp(`::staging-logs-${node}-engine::`), `the collector of ${node} is made by ${node}'s engine`);
+    }
+    const logs = outputs.logs as { container: string; nodes: Record<string, pulumi.Output<string>> };
+    assert.equal(logs.container, "hf-staging-edge-logs");
+    assert.deepEqual(Object.keys(logs.nodes).sort(), ["node1", "node2"]);
+    reset();
+    const published = { container: "hf-staging-edge-logs", nodes: { node1: "udp://172.20.1.2:5514", node2: "udp://172.20.2.2:5514" } };
+    await customerProgram(swarmCustomer, async () => ({ settings: swarmEnv, image: { ref: IMAGE, version: "1.0.0" }, logs: published }), swarmEnv);
+    await settle();
+    const [service] = byType(SWARM_SERVICE);
+    assert.deepEqual(service!.inputs.spec.TaskTemplate.LogDriver, { Name: "syslog", Options: {
+      "syslog-address": "udp://172.20.2.2:5514", "syslog-format": "rfc5424micro", tag: "acme.{{.ID}}", "cache-max-size": "10m", "cache-max-file": "3" } });
   });
 
   it("with swarm.unencryptedOverlays, the overlay keeps its first name and resource, without options", async () => {

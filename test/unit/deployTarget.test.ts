@@ -107,8 +107,10 @@ describe("docker target", () => {
 
   it("logs come from the customer's container", () => {
     const engine = fakeEngine();
-    assert.deepEqual(targets(engine).docker.logSource("acme", "hf-staging-acme-1234"),
-      { kind: "collector", engine, collector: "hf-staging-edge-logs", customer: "acme", container: "hf-staging-acme-1234" });
+    assert.deepEqual(targets(engine).docker.logSource("acme", "hf-staging-acme-1234"), {
+      collectors: [{ engine }], collector: "hf-staging-edge-logs", customer: "acme",
+      fallback: { kind: "container", engine, name: "hf-staging-acme-1234" },
+    });
   });
 
   it("a move is refused: one host has no other node", async () => {
@@ -145,9 +147,12 @@ describe("swarm target", () => {
     assert.notEqual(swarmServiceName(spec), spec.containerName);
   });
 
-  it("logs come from the customer's service, through the manager", () => {
+  it("logs come from every node's collector (a moved customer left lines on the node it left), else the service through the manager", () => {
     const engine = fakeEngine();
-    assert.deepEqual(targets(engine).swarm.logSource("acme", "hf-swarm-acme"), { kind: "service", engine, name: "hf-swarm-acme" });
+    const source = targets(engine).swarm.logSource("acme", "hf-swarm-acme");
+    assert.deepEqual(source.collectors.map((c) => c.node), ["n1", "n2", "n3"]);
+    assert.equal(source.collector, "hf-swarm-edge-logs");
+    assert.deepEqual(source.fallback, { kind: "service", engine, name: "hf-swarm-acme" });
   });
 
   it("a move goes to a node of the environment only", () => {

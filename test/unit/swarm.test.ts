@@ -26,6 +26,7 @@ const cluster: Cluster = {
     "python-base": `10.231.0.11:5000/hardened-fleet/python-base@${DIGEST}`,
     "python-builder": `10.231.0.11:5000/hardened-fleet/python-builder@${DIGEST}`,
     "edge-base": `10.231.0.11:5000/hardened-fleet/edge-base@${DIGEST}`,
+    "log-base": `10.231.0.11:5000/hardened-fleet/log-base@${DIGEST}`,
   },
 };
 const env = parseEnvironmentConfig(clusterEnvironment(cluster, "swarm"));

@@ -22,7 +22,7 @@ function writeCluster(registry: string): void {
   fs.writeFileSync(clusterFile, JSON.stringify({
     name: "arcluster", manager: "unix:///run/hf-swarm/arcluster/node1.sock", registry,
     nodes: [1, 2].map((i) => ({ name: `node${i}`, host: `unix:///run/hf-swarm/arcluster/node${i}.sock`, address: `10.99.0.${i}`, namespace: `arcluster-node${i}` })),
-    bases: Object.fromEntries(["python-base", "python-builder", "edge-base"].map((b) => [b, `${registry}/hardened-fleet/${b}@sha256:${"a".repeat(64)}`])),
+    bases: Object.fromEntries(["python-base", "python-builder", "edge-base", "log-base"].map((b) => [b, `${registry}/hardened-fleet/${b}@sha256:${"a".repeat(64)}`])),
   }));
 }
 

@@ -8,6 +8,7 @@ export const dockerProgram: CustomerProgram = {
   },
   edgeUpstream: (spec) => spec.containerName,
   edgeAlsoSuffixes: () => [],
-  logCollector: true,
+  logCollectors: (_env, dockerHost) => [{ host: dockerHost }],
+  logAddress: (logs) => logs?.address,
   stackOutputs: () => ({}),
 };

@@ -66,7 +66,10 @@ export class DockerTarget implements DeployTarget {
 
   logSource(customer: string, container: string): LogSource {
     const { name, edge } = this.config;
-    return { kind: "collector", engine: this.engine, collector: logCollectorNames(name, edge.name).container, customer, container };
+    return {
+      collectors: [{ engine: this.engine }], collector: logCollectorNames(name, edge.name).container, customer,
+      fallback: { kind: "container", engine: this.engine, name: container },
+    };
   }
 
   async restartCustomer(container: string): Promise<void> {

@@ -36,7 +36,8 @@ export const swarmProgram: CustomerProgram = {
   edgeUpstream: (spec) => swarmServiceName(spec),
   // a customer's overlay is encrypted (its name has this suffix too) unless waived
   edgeAlsoSuffixes: (networkSuffix) => [overlayNetworkName(networkSuffix, true)],
-  // the engine on each node sends its tasks' lines: that needs a collector per node (not built yet)
-  logCollector: false,
+  // the engine of each node sends its tasks' lines to a collector on that node
+  logCollectors: (env, _dockerHost) => swarmOf(env, "log collectors").swarm.nodes.map((n) => ({ node: n.name, host: n.host })),
+  logAddress: (logs, customer) => (customer.node === undefined ? undefined : logs?.nodes?.[customer.node]),
   stackOutputs: (customer) => ({ node: customer.node, target: "swarm" }),
 };

@@ -9,7 +9,7 @@ import { ConfigError } from "../../config/errors";
 import type { CustomerConfig, SwarmEnvironmentConfig } from "../../config/schema";
 import { archiveVolume, restoreArchive, runOneShot } from "../../engine/oneShot";
 import { pullImage } from "../../engine/pull";
-import { customerNames } from "../../hardening/names";
+import { customerNames, logCollectorNames } from "../../hardening/names";
 import { serviceIdentity } from "../../hardening/serviceSpec";
 import type { Log } from "../../pulumi/progress";
 import { auditTask, restartService, runningTask, scaleService } from "../../swarm/deploy";
@@ -191,8 +191,12 @@ export class SwarmTarget implements DeployTarget {
     return audits;
   }
 
-  logSource(_customer: string, serviceName: string): LogSource {
-    return { kind: "service", engine: this.manager, name: serviceName };
+  logSource(customer: string, serviceName: string): LogSource {
+    const { name, edge } = this.config;
+    return {
+      collectors: this.engines(), collector: logCollectorNames(name, edge.name).container, customer,
+      fallback: { kind: "service", engine: this.manager, name: serviceName },
+    };
   }
 
   async restartCustomer(serviceName: string): Promise<void> {
