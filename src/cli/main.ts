@@ -9,6 +9,7 @@ import { registerMove } from "./move";
 import { registerServe } from "./serve";
 import { registerStacks } from "./stacks";
 import { registerLogs } from "./logs";
+import { registerUsage } from "./usage";
 import { registerWatch } from "./watch";
 
 export function buildCli(): Command {
@@ -26,6 +27,7 @@ export function buildCli(): Command {
   registerBackup(program);
   registerWatch(program);
   registerLogs(program);
+  registerUsage(program);
   return program;
 }
 

@@ -327,6 +327,10 @@ export const watchSchema = z.strictObject({
   restartLoopAfter: z.number().int().min(2).max(50).default(3),
   /** a certificate the edge shows that expires within this many days is an incident (when renewal is also late) */
   certificateWarningDays: z.number().int().min(1).max(90).default(14),
+  /** seconds between two samples of each customer's CPU and memory (fleet usage; Prometheus's gauges) */
+  usageSampleSeconds: z.number().int().min(2, { error: "must be at least 2 (seconds)" }).max(3600, { error: "must be at most 3600 (seconds)" }).default(60),
+  /** samples older than this many days are removed: fleet usage has nothing before (bill within it) */
+  usageRetentionDays: z.number().int().min(1, { error: "must be at least 1 (day)" }).max(3650).default(45),
   email: z.strictObject({
     host: z.string().regex(/^[A-Za-z0-9.-]+$/, { error: "must be a host name or IPv4 address" }),
     /** 587: STARTTLS, required (mail never goes in clear text); 465: TLS from the start */

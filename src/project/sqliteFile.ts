@@ -19,6 +19,8 @@ export interface SqliteFileSpec {
   missing: string;
   /** a file of an unknown version: what moving it away means */
   afresh: string;
+  /** read-only: a file of an older version that a migration takes on is read as it is (the writer migrates it) */
+  readOlder?: boolean;
 }
 
 /** Runs fn in one IMMEDIATE transaction, rolled back when it throws. */
@@ -38,21 +40,22 @@ export function inTransaction<T>(db: DatabaseSync, fn: () => T): T {
  * Opens the file (creating it when missing); readOnly never creates anything and fails, naming the
  * file, when there is none.
  */
-export function openSqliteFile(file: string, spec: SqliteFileSpec, opts: { readOnly?: boolean } = {}): { db: DatabaseSync; file: string } {
+export function openSqliteFile(file: string, spec: SqliteFileSpec, opts: { readOnly?: boolean } = {}): { db: DatabaseSync; file: string; version: number } {
   const absolute = path.resolve(file);
-  const checkVersion = (db: DatabaseSync) => {
+  const checkVersion = (db: DatabaseSync): number => {
     const version = Number(db.prepare("PRAGMA user_version").get()?.user_version ?? 0);
+    if (opts.readOnly && spec.readOlder && version > 0 && version < spec.version && spec.migrations?.[version] !== undefined) return version;
     if (version !== spec.version) {
       db.close();
       throw new Error(`${spec.what} ${absolute} has schema version ${version}, this fleet knows version ${spec.version}: ` +
         `use the fleet version that wrote it, or move the file away to ${spec.afresh}`);
     }
+    return version;
   };
   if (opts.readOnly) {
     if (!fs.existsSync(absolute)) throw new Error(`no ${spec.what} at ${absolute}: ${spec.missing}`);
     const db = new DatabaseSync(absolute, { readOnly: true, timeout: 5000 });
-    checkVersion(db);
-    return { db, file: absolute };
+    return { db, file: absolute, version: checkVersion(db) };
   }
   const dir = path.dirname(absolute);
   if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -67,8 +70,7 @@ export function openSqliteFile(file: string, spec: SqliteFileSpec, opts: { readO
       db.exec(migration);
       db.exec(`PRAGMA user_version = ${spec.version}`);
     });
-  } else {
-    checkVersion(db);
+    return { db, file: absolute, version: spec.version };
   }
-  return { db, file: absolute };
+  return { db, file: absolute, version: checkVersion(db) };
 }

@@ -38,7 +38,8 @@ export interface UsageSeries {
  */
 export type StatusCustomer = Pick<CustomerListing, "customer" | "plan" | "url" | "version" | "lastUpdate" | "lastBackup" | "lastDrill" | "watcher"> & {
   health?: string;
-  usage?: UsageSeries;
+  /** one graph, or several one above the other */
+  usage?: UsageSeries | UsageSeries[];
 };
 
 export type StatusAlert = Pick<Alert, "id" | "kind" | "environment" | "customer" | "check" | "at" | "reason">;
@@ -259,7 +260,7 @@ function customerRow(environment: string, c: StatusCustomer): Safe {
 <td>${deployed}</td>
 <td>${outcome(c.lastBackup)}</td>
 <td>${outcome(c.lastDrill)}</td>
-<td class="nowrap">${sparkline(c.usage)}</td>
+<td class="nowrap">${Array.isArray(c.usage) ? c.usage.map((u) => html`<div>${sparkline(u)}</div>`) : sparkline(c.usage)}</td>
 <td><a href="${logsHref(environment, c.customer)}">Logs<span class="vh"> of ${c.customer}</span></a></td>
 </tr>
 `;

@@ -7,7 +7,9 @@
  *    is written when it changes, so this says how fresh the states are);
  *  - `cursors`: per engine, the last of its events applied (so a watcher started again reads on from there);
  *  - `deliveries`: per alert and sink, queued, delivered or failed (to be tried again from
- *    next_attempt_at).
+ *    next_attempt_at);
+ *  - `samples`: each customer container's cumulative CPU time and memory, one `at` per round of
+ *    samples (src/usage/usage.ts reads them for `fleet usage`), removed past the retention.
  *
  * A new state and its alerts are written in one transaction, the alerts queued for every sink in it,
  * so a kill at any point leaves either the old state and no alert or the new state with its alerts
@@ -19,6 +21,7 @@
 import * as path from "node:path";
 import type { DatabaseSync, SQLInputValue, SQLOutputValue } from "node:sqlite";
 import { inTransaction, openSqliteFile } from "../project/sqliteFile";
+import type { StatsSample } from "../usage/usage";
 import { healthKey, type Alert, type CustomerHealth } from "./health";
 
 export const DELIVERY_STATUSES = ["queued", "delivered", "failed"] as const;
@@ -34,7 +37,21 @@ export interface Delivery {
   deliveredAt: string | null;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
+
+const SAMPLES = `
+CREATE TABLE samples (
+  at TEXT NOT NULL,
+  environment TEXT NOT NULL,
+  customer TEXT NOT NULL,
+  container TEXT NOT NULL,
+  cpu_nanos INTEGER NOT NULL CHECK (cpu_nanos >= 0),
+  memory_bytes INTEGER NOT NULL CHECK (memory_bytes >= 0)
+) STRICT;
+CREATE INDEX samples_by_customer ON samples (environment, customer, at);
+CREATE INDEX samples_by_container ON samples (environment, container, at);
+CREATE INDEX samples_by_time ON samples (at);
+`;
 
 const SCHEMA = `
 CREATE TABLE health (
@@ -70,7 +87,10 @@ CREATE TABLE cursors (
   source TEXT PRIMARY KEY,
   position TEXT NOT NULL
 ) STRICT;
-`;
+${SAMPLES}`;
+
+/** Version 1 had no samples. */
+const MIGRATIONS: Record<number, string> = { 1: SAMPLES };
 
 /** Wait before the retry that follows failed attempt number `attempts` (1-based): 5 s, doubled, at most 5 min. */
 export function deliveryBackoffMs(attempts: number): number {
@@ -100,16 +120,28 @@ export function defaultWatchStorePath(projectDir: string): string {
   return path.join(projectDir, ".fleet", "watch", "watch.db");
 }
 
-export class WatchStore {
-  private constructor(private readonly db: DatabaseSync, readonly file: string) {}
+/** One container's reading of a round of samples. */
+export interface ContainerSample {
+  customer: string;
+  container: string;
+  cpuNanos: number;
+  memoryBytes: number;
+}
 
-  /** Opens (creating it when missing) the store file; readOnly (for `fleet status`) never creates it. */
+export class WatchStore {
+  /** a file of version 1 read before the watcher migrated it has no samples table */
+  private constructor(private readonly db: DatabaseSync, readonly file: string, private readonly hasSamples = true) {}
+
+  /**
+   * Opens (creating it when missing, migrating an older one) the store file; readOnly (for `fleet
+   * status`) never creates it, and reads an older file as it is, without samples, until the watcher migrates it.
+   */
   static open(file: string, opts: { readOnly?: boolean } = {}): WatchStore {
-    const { db, file: absolute } = openSqliteFile(file, {
-      what: "watch store", schema: SCHEMA, version: SCHEMA_VERSION,
+    const { db, file: absolute, version } = openSqliteFile(file, {
+      what: "watch store", schema: SCHEMA, version: SCHEMA_VERSION, migrations: MIGRATIONS, readOlder: true,
       missing: "'fleet watch' creates it on its first start", afresh: "start afresh (every customer's state unknown)",
     }, opts);
-    return new WatchStore(db, absolute);
+    return new WatchStore(db, absolute, version >= 2);
   }
 
   close(): void {
@@ -211,6 +243,74 @@ export class WatchStore {
   recentAlerts(limit: number): Alert[] {
     return this.db.prepare("SELECT payload FROM alerts ORDER BY created_at DESC, rowid DESC LIMIT :limit").all({ limit })
       .map((row) => JSON.parse(String(row.payload)) as Alert);
+  }
+
+  /** A round of samples of the environment, all at `at`, in one transaction. */
+  saveSamples(environment: string, at: Date, samples: ContainerSample[]): void {
+    if (samples.length === 0) return;
+    this.transaction(() => {
+      const insert = this.db.prepare(`INSERT INTO samples (at, environment, customer, container, cpu_nanos, memory_bytes)
+          VALUES (:at, :environment, :customer, :container, :cpu, :memory)`);
+      for (const s of samples) {
+        insert.run({ at: iso(at), environment, customer: s.customer, container: s.container,
+          cpu: Math.max(0, Math.round(s.cpuNanos)), memory: Math.max(0, Math.round(s.memoryBytes)) });
+      }
+    });
+  }
+
+  /** Removes the environment's samples taken before `before`; how many. */
+  pruneSamples(environment: string, before: Date): number {
+    return Number(this.db.prepare("DELETE FROM samples WHERE environment = :env AND at < :before").run({ env: environment, before: iso(before) }).changes);
+  }
+
+  /**
+   * What summarizeUsage needs for the window [from, to), by customer (those with samples in it, and
+   * `customers`): the samples in it; before it, each of their containers' previous sample (CPU counts
+   * from there) and the customer's last round (it holds into the window); after it, the customer's
+   * next round (where the last one stops holding). Every look-up goes through an index.
+   */
+  samplesFor(environment: string, from: Date, to: Date, customers: string[] = []): Map<string, StatsSample[]> {
+    if (!this.hasSamples) return new Map();
+    const rows = this.db.prepare(`
+      WITH inside AS (
+        SELECT rowid AS id, customer, container FROM samples WHERE environment = :env AND at >= :from AND at < :to
+      ), who AS (
+        SELECT customer FROM inside UNION SELECT value FROM json_each(:customers)
+      ), edges AS (
+        SELECT w.customer,
+          (SELECT max(at) FROM samples s WHERE s.environment = :env AND s.customer = w.customer AND s.at < :from) AS before,
+          (SELECT min(at) FROM samples s WHERE s.environment = :env AND s.customer = w.customer AND s.at >= :to) AS after
+        FROM who w
+      ), wanted AS (
+        SELECT id FROM inside
+        UNION SELECT (SELECT s.rowid FROM samples s WHERE s.environment = :env AND s.container = c.container AND s.at < :from
+          ORDER BY s.at DESC LIMIT 1) FROM (SELECT DISTINCT container FROM inside) c
+        UNION SELECT s.rowid FROM edges e JOIN samples s ON s.environment = :env AND s.customer = e.customer AND s.at IN (e.before, e.after)
+      )
+      SELECT at, customer, container, cpu_nanos, memory_bytes FROM samples WHERE rowid IN (SELECT id FROM wanted)
+      ORDER BY at, rowid`).all({ env: environment, from: iso(from), to: iso(to), customers: JSON.stringify(customers) });
+    const out = new Map<string, StatsSample[]>();
+    for (const r of rows) {
+      const customer = String(r.customer);
+      let list = out.get(customer);
+      if (!list) out.set(customer, list = []);
+      list.push({ at: String(r.at), container: String(r.container), cpuNanos: Number(r.cpu_nanos), memoryBytes: Number(r.memory_bytes) });
+    }
+    return out;
+  }
+
+  /** How many samples of the environment were taken within [from, to). */
+  sampleCount(environment: string, from: Date, to: Date): number {
+    if (!this.hasSamples) return 0;
+    return Number(this.db.prepare("SELECT count(*) AS n FROM samples WHERE environment = :env AND at >= :from AND at < :to")
+      .get({ env: environment, from: iso(from), to: iso(to) })?.n ?? 0);
+  }
+
+  /** The first and last sample of the environment kept, if any. */
+  sampleSpan(environment: string): { first: string; last: string } | undefined {
+    if (!this.hasSamples) return undefined;
+    const row = this.db.prepare("SELECT min(at) AS first, max(at) AS last FROM samples WHERE environment = :env").get({ env: environment });
+    return row && row.first !== null ? { first: String(row.first), last: String(row.last) } : undefined;
   }
 
   private deliveryRows(where: string, params: Record<string, SQLInputValue>): Delivery[] {

@@ -6,7 +6,9 @@
  *    through its edge hostname over HTTPS (the environment's CA), within `watch.timeoutSeconds`.
  *  - Events: the container events of every engine of the environment (the host's, or each swarm
  *    node's): died (with OOMKilled), oom, started, health_status; read on from a cursor kept in the store.
- *  - Resources: memory, CPU and PIDs of each customer's container against its plan; its data volume's size.
+ *  - Resources: memory, CPU and PIDs of each customer's container against its plan, every
+ *    `watch.usageSampleSeconds`, kept in the store as samples for `fleet usage` (removed after
+ *    `watch.usageRetentionDays`); its data volume's size.
  *  - Checks: the certificate each hostname is served with, stale backups and failed drills (the
  *    environment's backup records), failed payment-webhook jobs (the queue of `fleet serve`).
  *
@@ -33,7 +35,7 @@ import {
 } from "./health";
 import type { WatchMetrics } from "./metrics";
 import { EdgeRequestError, requestThroughEdge } from "./probe";
-import type { WatchStore } from "./store";
+import type { ContainerSample, WatchStore } from "./store";
 
 export interface WatchedEnvironment {
   env: Environment;
@@ -79,8 +81,8 @@ interface Watched {
 }
 
 const ms = (seconds: number) => seconds * 1000;
-/** memory, CPU and PIDs are read at most this often (Prometheus graphs them; no alert waits on them) */
-const RESOURCES_EVERY_SECONDS = 60;
+/** samples older than the retention are removed at most this often */
+const PRUNE_EVERY_MS = 10 * 60_000;
 /** how long the probes' connections are kept before new ones (a fresh TLS handshake per hostname) */
 const AGENT_RENEW_MS = 60_000;
 
@@ -94,7 +96,8 @@ export class Watcher {
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private readonly running = new Set<Promise<unknown>>();
-  private lastVolumes = 0;
+  /** when each environment's old samples were last removed */
+  private readonly lastPrune = new Map<string, number>();
   /** the states as saved, by "<environment>/<key>" (undefined: none saved) */
   private readonly states = new Map<string, CustomerHealth | undefined>();
 
@@ -115,7 +118,9 @@ export class Watcher {
       for (const { node, engine } of w.env.target.engines()) this.follow(w, engine, node);
       this.every(ms(w.config.watch.intervalSeconds), () => this.probeRound(w));
       // apart from the probes: a slow engine never delays the next round of probes
-      this.every(ms(Math.max(w.config.watch.intervalSeconds, RESOURCES_EVERY_SECONDS)), () => this.measure(w));
+      this.every(ms(w.config.watch.usageSampleSeconds), () => this.measure(w));
+      // apart from the samples: the engine's df walks every volume and may take long
+      this.every(ms(this.opts.volumeEverySeconds ?? 300), () => this.measureVolumes(w));
     }
     this.every(1000, () => this.deliver());
     this.every(ms(this.opts.checkEverySeconds ?? 30), () => this.checkRound());
@@ -317,10 +322,14 @@ export class Watcher {
 
   // --- resources ---------------------------------------------------------------------------------
 
-  /** Memory, CPU and PIDs of each customer's running container (one-shot stats); volume sizes now and then. */
+  /**
+   * Memory, CPU and PIDs of each customer's running container (one-shot stats), saved as one round of
+   * samples at one time: when the last reading came (the engine answers with its next reading, up to
+   * a second later).
+   */
   private async measure(w: Watched): Promise<void> {
+    const samples: ContainerSample[] = [];
     const plans = new Map(this.customerConfigs(w).map((c) => [c.id, w.config.plans[c.plan]]));
-    const measureVolumes = Date.now() - this.lastVolumes >= ms(this.opts.volumeEverySeconds ?? 300);
     for (const { engine } of w.env.target.engines()) {
       let containers: Dockerode.ContainerInfo[];
       try {
@@ -336,8 +345,12 @@ export class Watcher {
           const s = (await engine.getContainer(c.Id).stats({ stream: false, "one-shot": true } as { stream: false })) as unknown as DockerStats;
           const plan = plans.get(customer);
           const inactive = s.memory_stats?.stats?.inactive_file ?? s.memory_stats?.stats?.total_inactive_file ?? 0;
+          const memoryBytes = s.memory_stats?.usage !== undefined ? Math.max(0, s.memory_stats.usage - inactive) : undefined;
+          const cpuNanos = s.cpu_stats?.cpu_usage?.total_usage;
+          // a container that stopped meanwhile answers without them: no sample
+          if (memoryBytes !== undefined && cpuNanos !== undefined) samples.push({ customer, container: c.Id, cpuNanos, memoryBytes });
           this.opts.metrics.setResources(w.env.name, customer, {
-            memoryBytes: s.memory_stats?.usage !== undefined ? Math.max(0, s.memory_stats.usage - inactive) : undefined,
+            memoryBytes,
             memoryLimitBytes: plan ? plan.memoryMb * 1024 * 1024 : s.memory_stats?.limit,
             cpuSeconds: s.cpu_stats?.cpu_usage?.total_usage !== undefined ? s.cpu_stats.cpu_usage.total_usage / 1e9 : undefined,
             cpuLimitCores: plan?.cpus,
@@ -348,19 +361,28 @@ export class Watcher {
           // gone meanwhile (replaced by a deployment)
         }
       }));
-      if (measureVolumes) {
-        try {
-          const df = (await engine.df()) as { Volumes?: { Name: string; UsageData?: { Size: number } }[] };
-          for (const id of w.customers) {
-            const v = df.Volumes?.find((x) => x.Name === customerNames(w.env.name, id).dataVolume);
-            if (v?.UsageData && v.UsageData.Size >= 0) this.opts.metrics.setVolumeSize(w.env.name, id, v.UsageData.Size);
-          }
-        } catch (err) {
-          this.opts.log(`${w.env.name}: measuring volumes failed: ${(err as Error).message.split("\n")[0]}`);
+    }
+    if (this.stopped) return;
+    this.opts.store.saveSamples(w.env.name, new Date(), samples);
+    if (Date.now() - (this.lastPrune.get(w.env.name) ?? 0) >= PRUNE_EVERY_MS) {
+      this.lastPrune.set(w.env.name, Date.now());
+      this.opts.store.pruneSamples(w.env.name, new Date(Date.now() - w.config.watch.usageRetentionDays * 86_400_000));
+    }
+  }
+
+  /** The size of each customer's data volume (the engine's df). */
+  private async measureVolumes(w: Watched): Promise<void> {
+    for (const { engine } of w.env.target.engines()) {
+      try {
+        const df = (await engine.df()) as { Volumes?: { Name: string; UsageData?: { Size: number } }[] };
+        for (const id of w.customers) {
+          const v = df.Volumes?.find((x) => x.Name === customerNames(w.env.name, id).dataVolume);
+          if (v?.UsageData && v.UsageData.Size >= 0) this.opts.metrics.setVolumeSize(w.env.name, id, v.UsageData.Size);
         }
+      } catch (err) {
+        this.opts.log(`${w.env.name}: measuring volumes failed: ${(err as Error).message.split("\n")[0]}`);
       }
     }
-    if (measureVolumes) this.lastVolumes = Date.now();
   }
 
   // --- checks and deliveries ---------------------------------------------------------------------
