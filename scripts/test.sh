@@ -10,7 +10,8 @@
 #      and engines, not on the 2 cores), then the one suite that restarts the Docker engine alone:
 #        host lane:  unit tests (pure functions, Pulumi mocks), real Docker engine tests, then the
 #                    lifecycle tests on the real Pulumi engine, then the log collector and `fleet logs`,
-#                    then the status page in a real browser (Debian's chromium, playwright-core)
+#                    then `fleet usage` against the engine's own stats, then the status page in a
+#                    real browser (Debian's chromium, playwright-core)
 #        swarm lane: the swarm cluster (three engines of its own in network namespaces), then the
 #                    webhook server on the real engines, then backups (a backup host in a network
 #                    namespace of their own), then the watcher (alert sinks, Prometheus rules, and
@@ -57,7 +58,7 @@ failures() {
     tail -n 80 "$file"
   fi | sed "s/^/[$1] /"
 }
-lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/logs/*.test.ts test/statusPage/*.test.ts &
+lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/logs/*.test.ts test/usage/*.test.ts test/statusPage/*.test.ts &
 host=$!
 lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts test/backup/*.test.ts test/watch/*.test.ts &
 swarm=$!
