@@ -35,3 +35,14 @@ export async function execIn(container: Dockerode.Container, cmd: string[], time
     output: Buffer.concat(chunks.all).toString("utf8"),
   };
 }
+
+/** The container named `name` when it is running; undefined when it is not there or stopped. */
+export async function runningContainer(engine: Dockerode, name: string): Promise<Dockerode.Container | undefined> {
+  const c = engine.getContainer(name);
+  try {
+    return (await c.inspect()).State.Running ? c : undefined;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+    throw err;
+  }
+}

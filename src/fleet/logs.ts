@@ -9,7 +9,7 @@
 import type Dockerode from "dockerode";
 import { ConfigError } from "../config/errors";
 import { customerStackName, edgeNames } from "../hardening/names";
-import { execIn } from "../engine/exec";
+import { execIn, runningContainer } from "../engine/exec";
 import { ACCESS_LOG_FILE, accessLogDir } from "../edge/routes";
 import { formatLine, matches, parseAccessLogLine, parseCollectorLine, selectLines, type LogFilter, type LogLine } from "../logs/lines";
 import { accessReadCommand, parsePoll, parseRead, pollCommand, readCommand, type FilePosition } from "../logs/reading";
@@ -30,19 +30,6 @@ export interface LogsOutput {
   line(text: string): void;
   /** what the operator should know about the lines (which source, what is missing) */
   note(text: string): void;
-}
-
-const isMissing = (err: unknown) => (err as { statusCode?: number }).statusCode === 404;
-
-async function runningContainer(engine: Dockerode, name: string): Promise<Dockerode.Container | undefined> {
-  const c = engine.getContainer(name);
-  try {
-    const info = await c.inspect();
-    return info.State.Running ? c : undefined;
-  } catch (err) {
-    if (isMissing(err)) return undefined;
-    throw err;
-  }
 }
 
 /** The container (or service) the customer's last deployment made, from its stack's outputs. */
@@ -146,17 +133,27 @@ export async function customerLogs(environment: Environment, req: LogsRequest, o
   if (req.follow) await followCollectors(followed, req.customer, req, out, signal);
 }
 
+/** The raw lines of each customer's access log in the environment's edge proxy (Caddy's JSON, rolled files first). */
+export async function accessLogLines(environment: Environment, customers: string[]): Promise<Map<string, string[]>> {
+  const name = edgeNames(environment.name, environment.config.edge.name).container;
+  const edge = await runningContainer(environment.engine(), name);
+  if (!edge) throw new Error(`the edge proxy ${name} is not running, so its access logs cannot be read: run 'fleet up ${environment.name}' first`);
+  const out = new Map<string, string[]>();
+  for (const customer of customers) {
+    const r = await execIn(edge, accessReadCommand(accessLogDir(customer), ACCESS_LOG_FILE), 120_000);
+    if (r.exitCode !== 0) throw new Error(`reading ${customer}'s access log in ${name} failed: ${r.output.trim()}`);
+    out.set(customer, r.stdout.split("\n"));
+  }
+  return out;
+}
+
 /** The customer's requests through the edge proxy (Caddy's access log in its volume). */
 async function accessLog(environment: Environment, req: LogsRequest, out: LogsOutput): Promise<void> {
   if (req.follow) {
     throw new ConfigError("--access", [{ path: "--access", found: "with --follow",
       message: "reads the access log as it is: leave out --follow (or follow the app's lines without --access)" }]);
   }
-  const name = edgeNames(environment.name, environment.config.edge.name).container;
-  const edge = await runningContainer(environment.engine(), name);
-  if (!edge) throw new Error(`the edge proxy ${name} is not running: run 'fleet up ${environment.name}' first`);
-  const r = await execIn(edge, accessReadCommand(accessLogDir(req.customer), ACCESS_LOG_FILE), 120_000);
-  if (r.exitCode !== 0) throw new Error(`reading ${req.customer}'s access log failed: ${r.output.trim()}`);
-  const lines = r.stdout.split("\n").map(parseAccessLogLine).filter((l): l is LogLine => l !== undefined);
+  const raw = (await accessLogLines(environment, [req.customer])).get(req.customer) ?? [];
+  const lines = raw.map(parseAccessLogLine).filter((l): l is LogLine => l !== undefined);
   for (const l of selectLines(lines, req.filter)) out.line(formatLine(l));
 }

@@ -6,16 +6,13 @@
  * figures come from src/usage/usage.ts and src/usage/accessLog.ts.
  */
 import * as fs from "node:fs";
-import type Dockerode from "dockerode";
-import { ACCESS_LOG_FILE, accessLogDir } from "../edge/routes";
-import { execIn } from "../engine/exec";
-import { customerNames, edgeNames } from "../hardening/names";
-import { accessReadCommand } from "../logs/reading";
+import { customerNames } from "../hardening/names";
 import { BindingStore, defaultBindingsPath } from "../project/bindings";
 import { aggregateByHost, type Traffic } from "../usage/accessLog";
 import { usageRows, type CustomerUsageInput, type UsageRow } from "../usage/usage";
 import { defaultWatchStorePath, WatchStore } from "../watch/store";
 import type { Environment } from "./environment";
+import { accessLogLines } from "./logs";
 
 export interface UsageRequest {
   from: Date;
@@ -43,26 +40,12 @@ export function maxHoldSeconds(sampleSeconds: number): number {
   return 2 * sampleSeconds + 10;
 }
 
-async function runningContainer(engine: Dockerode, name: string): Promise<Dockerode.Container | undefined> {
-  const c = engine.getContainer(name);
-  try {
-    return (await c.inspect()).State.Running ? c : undefined;
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) return undefined;
-    throw err;
-  }
-}
-
 /** Each customer's requests in the window, from its access log in the edge proxy (one file set per customer). */
 async function trafficOf(env: Environment, customers: string[], window: { from: string; to: string }): Promise<Map<string, Traffic>> {
-  const name = edgeNames(env.name, env.config.edge.name).container;
-  const edge = await runningContainer(env.engine(), name);
-  if (!edge) throw new Error(`the edge proxy ${name} is not running, so its access logs cannot be read: run 'fleet up ${env.name}' first`);
+  const lines = await accessLogLines(env, customers);
   const out = new Map<string, Traffic>();
   for (const customer of customers) {
-    const r = await execIn(edge, accessReadCommand(accessLogDir(customer), ACCESS_LOG_FILE), 120_000);
-    if (r.exitCode !== 0) throw new Error(`reading ${customer}'s access log in ${name} failed: ${r.output.trim()}`);
-    const t = aggregateByHost(r.stdout.split("\n"), window, () => customer).get(customer);
+    const t = aggregateByHost(lines.get(customer) ?? [], window, () => customer).get(customer);
     if (t) out.set(customer, t);
   }
   return out;
