@@ -20,8 +20,9 @@ export function summarize(r: UpResult): string {
 
 export function registerStacks(program: Command): void {
   program.command("up <stack>").description("deploy a stack (staging, prod, or <env>-<customer>)")
-    .action(async (stack: string) => {
-      const r = await upStack(projectContext(), stack);
+    .option("--refresh", "read what exists on the engine first: what was removed outside fleet (a pruned network) is made again")
+    .action(async (stack: string, opts: { refresh?: boolean }) => {
+      const r = await upStack(projectContext(), stack, undefined, { refresh: opts.refresh });
       console.log(summarize(r));
     });
 

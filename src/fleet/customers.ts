@@ -87,13 +87,13 @@ export async function environmentImage(ctx: FleetContext, environment: string): 
  * deployed again; the error says so. A first deployment has nothing to go back to: it just fails.
  */
 async function deployWithRollback(environment: Environment, target: CustomerTarget, stack: FleetStack, envImage: string, log: Log,
-  change: () => Promise<void>): Promise<UpResult> {
+  change: () => Promise<void>, opts: { refresh?: boolean } = {}): Promise<UpResult> {
   const { ctx } = environment;
   const before = readCustomerConfig(ctx.projectDir, target.stack);
   const previousImage = before ? await stackImage(ctx, target) : undefined;
   await change();
   try {
-    return await runUp(stack, log);
+    return await runUp(stack, log, opts);
   } catch (err) {
     if (!before || !previousImage) throw err;
     const failure = (err as Error).message;
@@ -135,13 +135,14 @@ export async function provisionCustomer(environment: Environment, target: Custom
 }
 
 /** `fleet up <env>-<customer>`: deploys the customer as configured, going back to what it ran on failure. */
-export async function upCustomer(environment: Environment, target: CustomerTarget, log: Log = stderrLog): Promise<UpResult> {
+export async function upCustomer(environment: Environment, target: CustomerTarget, log: Log = stderrLog,
+  opts: { refresh?: boolean } = {}): Promise<UpResult> {
   const { current } = checkRequest(environment, target);
   if (!current) {
     throw new Error(`no customer stack file for ${target.stack}: run 'fleet provision ${target.customer} --env ${target.environment}'`);
   }
   const envImage = await environmentImage(environment.ctx, target.environment);
-  return withStack(environment.ctx, target, log, async (stack) => deployWithRollback(environment, target, stack, envImage, log, async () => {}),
+  return withStack(environment.ctx, target, log, async (stack) => deployWithRollback(environment, target, stack, envImage, log, async () => {}, opts),
     true, environment.stackSettings(target));
 }
 

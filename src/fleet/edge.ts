@@ -1,13 +1,15 @@
 /**
  * The environment's edge proxy, seen from fleet: its host ports checked before the environment is
- * deployed, and the root certificate of its local CA (`fleet edge ca`).
+ * deployed, its infrastructure containers looked for (made again when removed outside fleet), and the
+ * root certificate of its local CA (`fleet edge ca`).
  */
 import * as net from "node:net";
 import type Dockerode from "dockerode";
 import { ConfigError } from "../config/errors";
 import { execIn } from "../engine/exec";
 import { EDGE_CA_ROOT } from "../edge/routes";
-import { edgeNames } from "../hardening/names";
+import { edgeNames, logCollectorNames } from "../hardening/names";
+import { readStack } from "../pulumi/stackState";
 import { stderrLog, type Log } from "../pulumi/progress";
 import { upTarget, type UpResult } from "../pulumi/stacks";
 import { parseEnvironmentName } from "../config/targets";
@@ -51,11 +53,48 @@ export async function checkEdgePorts(environment: Environment): Promise<void> {
   if (problems.length > 0) throw new ConfigError(`environment '${name}'`, problems);
 }
 
-/** Deploys the environment's stack as configured; a port another program holds is reported first, naming the setting. */
-export async function upEnvironment(environment: Environment, log: Log = stderrLog): Promise<UpResult> {
+/**
+ * The environment's own containers (its edge proxy, its log collectors) that its stack has made but
+ * the engines no longer have: removed outside fleet, or a new engine. A `pulumi up` alone would not
+ * see them gone (its state says they exist). Empty before the first deployment.
+ */
+export async function missingInfrastructure(environment: Environment): Promise<string[]> {
+  const state = await readStack(environment.ctx, environment.name);
+  if (!state?.outputs.edge) return [];
+  const { name, edge } = environment.config;
+  const wanted: { engine: Dockerode; container: string; where: string }[] = [
+    { engine: environment.engine(), container: edgeNames(name, edge.name).container, where: "" },
+  ];
+  if (state.outputs.logs) {
+    const collector = logCollectorNames(name, edge.name).container;
+    for (const { node, engine } of environment.target.engines()) wanted.push({ engine, container: collector, where: node ? ` on ${node}` : "" });
+  }
+  const missing: string[] = [];
+  for (const w of wanted) {
+    // an engine that does not answer (a node down) is not a container gone: the run says what fails
+    const gone = await w.engine.getContainer(w.container).inspect().then(() => false, (err: { statusCode?: number }) => err.statusCode === 404);
+    if (gone) missing.push(`${w.container}${w.where}`);
+  }
+  return missing;
+}
+
+/**
+ * Deploys the environment's stack as configured; a port another program holds is reported first,
+ * naming the setting. `refresh` reads what exists first; it is on by itself when one of the
+ * environment's own containers is gone, so that the run makes it again.
+ */
+export async function upEnvironment(environment: Environment, log: Log = stderrLog, opts: { refresh?: boolean } = {}): Promise<UpResult> {
   await checkEdgePorts(environment);
   const target = parseEnvironmentName(environment.name, "environment");
-  return upTarget(environment.ctx, target, log, environment.stackSettings(target));
+  let refresh = opts.refresh;
+  if (!refresh) {
+    const missing = await missingInfrastructure(environment);
+    if (missing.length > 0) {
+      log(`${environment.name}: ${missing.join(", ")} not on the engine (removed outside fleet?): reading what exists first, to make it again`);
+      refresh = true;
+    }
+  }
+  return upTarget(environment.ctx, target, log, environment.stackSettings(target), { refresh });
 }
 
 /** The PEM root certificate of the environment's local CA (edge.tls: internal): what clients must trust. */

@@ -95,10 +95,11 @@ export async function upCustomer(ctx: FleetContext, target: CustomerTarget, log:
 }
 
 /** `fleet up <stack>`: an environment as configured (its edge ports checked first), or a customer with rollback to what it ran on failure. */
-export async function upStack(ctx: FleetContext, stackName: string, log: Log = stderrLog): Promise<UpResult> {
+/** `fleet up`: `refresh` reads what exists first (what was removed outside fleet is made again). */
+export async function upStack(ctx: FleetContext, stackName: string, log: Log = stderrLog, opts: { refresh?: boolean } = {}): Promise<UpResult> {
   const target = parseStackTarget(stackName);
   const environment = loadEnvironment(ctx, target.environment, "stack");
-  return target.kind === "customer" ? upCustomerIn(environment, target, log) : upEnvironment(environment, log);
+  return target.kind === "customer" ? upCustomerIn(environment, target, log, opts) : upEnvironment(environment, log, opts);
 }
 
 /** `fleet list`: the customers of these environments (default: every environment of the project). */

@@ -128,9 +128,13 @@ export async function runUp(stack: FleetStack, log: Log, opts: { refresh?: boole
 }
 
 /** Deploys a stack as it is configured (no rollback: see fleet/customers.ts; no edge port check: see fleet/edge.ts). */
-export async function upTarget(ctx: FleetContext, target: StackTarget, log: Log = stderrLog, settings?: StackSettings): Promise<UpResult> {
-  return withStack(ctx, target, log, (stack) => runUp(stack, log), true, settings);
+export async function upTarget(ctx: FleetContext, target: StackTarget, log: Log = stderrLog, settings?: StackSettings,
+  opts: { refresh?: boolean } = {}): Promise<UpResult> {
+  return withStack(ctx, target, log, (stack) => runUp(stack, log, opts), true, settings);
 }
+
+/** The engine's answer for an object the stack's state names but the engine does not have. */
+const LOST_OBJECT = /Error response from daemon: (network|volume) (\S+) not found/;
 
 /** Turns Pulumi's long CommandError into the lines that matter, with what to do about an unhealthy container. */
 export function explainFailure(stackName: string, op: string, err: unknown): Error {
@@ -138,6 +142,12 @@ export function explainFailure(stackName: string, op: string, err: unknown): Err
   const lines = text.split("\n").map((l) => l.trim());
   const errors = [...new Set(lines.filter((l) => /^error:|Error:|ConfigError|^- \S|unhealthy|is not on the Docker host/.test(l) && !/^error: update failed$/.test(l)))];
   const reason = (errors.length ? errors : lines.filter(Boolean).slice(-5)).slice(0, 12).join("\n  ");
+  const lost = LOST_OBJECT.exec(text);
+  if (lost) {
+    return new Error(`${stackName}: ${op} failed: the engine has no ${lost[1]} ${lost[2]}, which the stack's state still has ` +
+      `(removed outside fleet, e.g. by 'docker ${lost[1]} prune', or a new engine): 'fleet up ${stackName} --refresh' reads what ` +
+      `exists first and makes what is missing again\n  ${reason}`);
+  }
   if (/failed the hardening audit/.test(text)) {
     return new Error(`${stackName}: ${op} failed: the new container failed the hardening audit, so it got no traffic and the deployment failed\n  ${reason}`);
   }

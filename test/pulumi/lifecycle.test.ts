@@ -163,9 +163,10 @@ describe("lifecycle on the real Pulumi engine", () => {
     process.env.PULUMI_CONFIG_PASSPHRASE = "lifecycle-test-prod-passphrase";
     try {
       const summary = await previewStack(ctx, "prod", quiet);
-      // the stack and its edge proxy (component, network, volume, proxy image, dynamic provider, container,
-      // gate, network links): prod builds no app image
-      assert.equal(summary.create, 9, JSON.stringify(summary));
+      // the stack, its edge proxy (component, network, volume, proxy image, dynamic provider, container,
+      // gate, network links) and its log collector (component, network, volume, image, dynamic provider,
+      // container, gate): prod builds no app image
+      assert.equal(summary.create, 16, JSON.stringify(summary));
       editEnvironment(ctx.root, "prod", (env) => { env.image.base = "python:3.11-slim-bookworm"; });
       await assert.rejects(previewStack(ctx, "prod", quiet), /hardened-fleet:environment\.image\.base: must be pinned by digest in production/);
     } finally {

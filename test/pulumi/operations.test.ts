@@ -1,7 +1,7 @@
 /**
  * Daily operations on the real Pulumi and Docker engines, in a throwaway copy of the project:
  * provision (validation, idempotency, concurrency), list, deprovision (keep or purge data),
- * adopting a volume left by a root container, and the guard rails.
+ * adopting a volume left by a root container, the proxy made again after a prune, and the guard rails.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -109,6 +109,17 @@ describe("fleet operations on the real engines", () => {
       assert.equal(changeCount(summary), 0, `${stack}: ${JSON.stringify(summary)}`);
     }
     await assert.rejects(preview(ctx, "nowhere-op-a", quiet), /stack.*names no environment stack/);
+  });
+
+  it("the proxy and its network removed outside fleet (a prune): fleet up staging makes them again, and the customers answer through it", async () => {
+    await engine.getContainer("hf-staging-edge-op").remove({ force: true });
+    await engine.getNetwork("hf-staging-edge-op-net").remove();
+    const said: string[] = [];
+    await upStack(ctx, "staging", (line) => said.push(line));
+    assert.ok(said.some((l) => /hf-staging-edge-op not on the engine \(removed outside fleet\?\): reading what exists first/.test(l)), said.join("\n"));
+    assert.equal((await engine.getContainer("hf-staging-edge-op").inspect()).State.Health?.Status, "healthy");
+    const rows = await listCustomers(ctx, ["staging"]);
+    for (const r of rows) assert.equal(((await request(`${r.url}/healthz`)).body as { status: string }).status, "ok", r.customer);
   });
 
   it("the environment stack cannot be destroyed while customers exist, and says which", async () => {
