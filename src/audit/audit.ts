@@ -70,14 +70,24 @@ export async function auditFleet(engine: Dockerode, filter: AuditFilter = {}): P
   const found = await engine.listContainers({ all: !filter.runningOnly, filters: { label: labels } });
   const audits: ContainerAudit[] = [];
   for (const c of found.sort((a, b) => (a.Names[0] ?? "").localeCompare(b.Names[0] ?? ""))) {
-    // a deployment removes the container it replaced: one gone since the listing is not audited
-    const audit = await auditContainer(engine, c.Id).catch((err: { statusCode?: number }) => {
-      if (err.statusCode === 404) return undefined;
+    // a deployment removes the container it replaced, a teardown stops it: one gone or stopped since
+    // the listing (its inspect 404, or an exec into it refused) is not audited
+    const audit = await auditContainer(engine, c.Id).catch(async (err: { statusCode?: number }) => {
+      if (err.statusCode === 404 || await goneSince(engine, c)) return undefined;
       throw err;
     });
     if (audit) audits.push(audit);
   }
   return audits;
+}
+
+/** Whether a listed container is gone, or stopped, since it was listed running. */
+async function goneSince(engine: Dockerode, listed: Dockerode.ContainerInfo): Promise<boolean> {
+  const now = await engine.getContainer(listed.Id).inspect().catch((err: { statusCode?: number }) => {
+    if (err.statusCode === 404) return undefined;
+    throw err;
+  });
+  return now === undefined || (listed.State === "running" && !now.State.Running);
 }
 
 /**

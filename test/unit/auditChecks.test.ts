@@ -200,4 +200,21 @@ describe("fleet audit over a changing fleet", () => {
     const broken = { ...engine, getContainer: () => ({ inspect: async () => { throw new Error("engine down"); } }) } as unknown as Dockerode;
     await assert.rejects(auditFleet(broken), /engine down/);
   });
+
+  it("a container stopped while it is probed (another suite's teardown, a replacement) is skipped; one still running that fails the probe fails the audit", async () => {
+    let inspects = 0;
+    const running = { Name: "/hf-staging-x-1", Image: "img", State: { Running: true, Pid: 1 }, Mounts: [], HostConfig: {}, Config: { Labels: {} } };
+    const refused = Object.assign(new Error("(HTTP code 409) container is not running"), { statusCode: 409 });
+    const engine = (stoppedAfterFirst: boolean) => ({
+      listContainers: async () => [{ Id: "x", Names: ["/hf-staging-x-1"], State: "running" }],
+      getImage: () => ({ inspect: async () => ({ Config: {} }) }),
+      getContainer: () => ({
+        inspect: async () => (++inspects > 1 && stoppedAfterFirst ? { ...running, State: { Running: false, Pid: 0 } } : running),
+        exec: async () => { throw refused; },
+      }),
+    }) as unknown as Dockerode;
+    assert.deepEqual(await auditFleet(engine(true)), []);
+    inspects = 0;
+    await assert.rejects(auditFleet(engine(false)), /not running/);
+  });
 });
