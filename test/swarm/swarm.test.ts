@@ -471,9 +471,10 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     const ns = cluster.nodes[0]!.namespace;
     editEnvironment(root, ENV, (e) => { e.watch = { intervalSeconds: INTERVAL, timeoutSeconds: TIMEOUT }; });
     const receiver = await startReceiverIn(ns);
+    // the sink before the watcher: it reads its sinks once, when it starts
+    await writeStackSecret(ctx, parseEnvironmentName(ENV), "hardened-fleet:alertWebhookUrl", receiver.url, { passphrase: PASSPHRASE, engine: manager });
     const watcher = startFleet(root, ["watch", "--env", ENV, "--listen", "127.0.0.1:0"], env, ["ip", "netns", "exec", ns]);
     try {
-      await writeStackSecret(ctx, parseEnvironmentName(ENV), "hardened-fleet:alertWebhookUrl", receiver.url, { passphrase: PASSPHRASE, engine: manager });
       await watcher.waitFor(/metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/);
       const status = async () => JSON.parse((await ok(["status", "--env", ENV, "--json"])).stdout) as { subject: string; status: string; reason: string }[];
       const until = async <T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 60_000): Promise<T> => {
