@@ -6,6 +6,7 @@
  * proxy's access log. With follow, new lines as they come, across replacements and rotations, until
  * `signal` aborts.
  */
+import { PassThrough, Readable } from "node:stream";
 import type Dockerode from "dockerode";
 import { ConfigError } from "../config/errors";
 import { customerStackName, edgeNames } from "../hardening/names";
@@ -43,8 +44,8 @@ async function deployedName(environment: Environment, customer: string): Promise
   return name;
 }
 
-/** A customer's lines through the engine's own logs API (a container, or a swarm service's tasks): `<time> <message>` per line. */
-async function engineLogs(engine: Dockerode, target: { container?: string; service?: string }, req: LogsRequest, out: LogsOutput,
+/** A customer's lines through the engine's own logs API (exported for its test) (a container, or a swarm service's tasks): `<time> <message>` per line. */
+export async function engineLogs(engine: Dockerode, target: { container?: string; service?: string }, req: LogsRequest, out: LogsOutput,
   signal?: AbortSignal): Promise<void> {
   const opts = { stdout: true, stderr: true, timestamps: true, follow: Boolean(req.follow),
     ...(req.filter.since !== undefined ? { since: Math.floor(req.filter.since / 1000) } : {}) };
@@ -52,7 +53,8 @@ async function engineLogs(engine: Dockerode, target: { container?: string; servi
   const stream = target.container
     ? await engine.getContainer(target.container).logs({ ...opts, follow: opts.follow as true })
     : await (engine.getService(target.service!) as unknown as { logs(o: object): Promise<NodeJS.ReadableStream> }).logs(opts);
-  const { PassThrough } = await import("node:stream");
+  // without follow the engine's answer comes whole, as a Buffer of frames; with it, as a stream
+  const frames = Buffer.isBuffer(stream) ? Readable.from([stream]) : (stream as NodeJS.ReadableStream);
   const lines: LogLine[] = [];
   const emit = (stream: "out" | "err") => {
     let rest = "";
@@ -68,12 +70,12 @@ async function engineLogs(engine: Dockerode, target: { container?: string; servi
     });
     return pass;
   };
-  engine.modem.demuxStream(stream as NodeJS.ReadableStream, emit("out"), emit("err"));
+  engine.modem.demuxStream(frames, emit("out"), emit("err"));
   await new Promise<void>((resolve) => {
-    const stop = () => { (stream as unknown as { destroy(): void }).destroy(); resolve(); };
+    const stop = () => { (frames as unknown as { destroy(): void }).destroy(); resolve(); };
     signal?.addEventListener("abort", stop, { once: true });
-    stream.on("end", () => resolve());
-    stream.on("error", () => resolve());
+    frames.on("end", () => resolve());
+    frames.on("error", () => resolve());
   });
   for (const l of selectLines(lines, req.filter)) out.line(formatLine(l));
 }
