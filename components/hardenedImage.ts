@@ -6,6 +6,7 @@ import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { AppSettings, BuildImageConfig } from "../src/config/schema";
+import { BASE_DIGEST_ARG } from "../src/hardening/dockerfile";
 import { prepareBuild, type PreparedBuild } from "../src/image/buildContext";
 
 /**
@@ -26,6 +27,8 @@ export interface HardenedImageArgs {
   workDir: string;
   /** push to this registry (target: swarm): the image is then known by its repository digest, registry/name@sha256:… */
   registry?: { address: string; username?: string; password?: pulumi.Input<string> };
+  /** the digest of the base on the engine now (label io.hardened-fleet.base-digest; a new one rebuilds the image) */
+  baseDigest?: pulumi.Input<string>;
 }
 
 export class HardenedImage extends pulumi.ComponentResource {
@@ -44,6 +47,8 @@ export class HardenedImage extends pulumi.ComponentResource {
     this.version = build.version;
     this.revision = build.revision;
     this.dockerfileText = build.dockerfileText;
+    // an operator's Dockerfile: what is recommended but not required (a shell kept without a stated reason)
+    for (const a of build.advice) pulumi.log.warn(`${args.image.dockerfile}${a.line ? `:${a.line}` : ""}: ${a.rule}: ${a.message} (${a.fix})`, this);
 
     const { registry } = args;
     const image = new docker.Image(`${name}-image`, {
@@ -57,6 +62,7 @@ export class HardenedImage extends pulumi.ComponentResource {
         platform: "linux/amd64",
         // the official provider's classic builder (BuilderV1) leaves every intermediate container behind
         builderVersion: "BuilderBuildKit",
+        ...(args.baseDigest ? { args: { [BASE_DIGEST_ARG]: args.baseDigest } } : {}),
       },
     }, { parent: this });
 

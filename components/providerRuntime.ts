@@ -38,6 +38,16 @@ export function projectModule(relative: string): string {
   }
 }
 
+/** The Pulumi project's directory (the nearest with Pulumi.yaml above the provider's directory): fleet's store is under it. */
+export function projectRoot(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fs = require("node:fs"), path = require("node:path");
+  for (let dir: string = process.cwd(); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, "Pulumi.yaml"))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no Pulumi.yaml above ${process.cwd()}: the provider runs outside the project`);
+  }
+}
+
 /** The client for the engine a resource lives on ("" or undefined: DOCKER_HOST, else the local socket). */
 export function providerEngine(host: string | undefined): Dockerode {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -15,6 +15,9 @@
 #       hardened-fleet/backup:restic-<version>  /usr/local/bin/restic, USER 1000:1000, WORKDIR /tmp
 #     (src/backup/assets/Dockerfile; src/backup/toolImage.ts copies it to other engines)
 #   - makes the wheelhouse the image build installs from (no network inside the build)
+#   - builds the vulnerability scanner trivy from the Go module proxy (scripts/ensure-trivy.sh, versions
+#     in scripts/supply-chain-versions.env): staging makes every image's SBOM and scan with it, prod scans
+#     before it promotes (docs/supply-chain.md); cold about 12 minutes on two cores, then cached
 # Quick when everything is already there. Set HF_SKIP_APT=1 to never call apt-get.
 set -euo pipefail
 
@@ -151,10 +154,18 @@ check_kernel() {
   exit 1
 }
 
+ensure_scanner() {
+  local bin
+  bin=$(bash "$here/scripts/ensure-trivy.sh" | tail -n 1)
+  [ -x "$bin/trivy" ] || { log "scripts/ensure-trivy.sh gave no trivy in '$bin'"; exit 1; }
+  scanner="trivy $("$bin/trivy" --version 2>/dev/null | sed -n 's/^Version: //p')"
+}
+
 check_kernel
 ensure_tools
 ensure_engine
 ensure_base_images
 ensure_wheelhouse
 ensure_backup_image
-log "ready: engine $(docker version --format '{{.Server.Version}}'), bases $runtime_image, $builder_image, $edge_image, $backup_base, $log_base; $backup_image"
+ensure_scanner
+log "ready: engine $(docker version --format '{{.Server.Version}}'), bases $runtime_image, $builder_image, $edge_image, $backup_base, $log_base; $backup_image; $scanner"

@@ -9,7 +9,8 @@
 #   5. the tests, in two lanes side by side (most of their time is spent waiting on health checks
 #      and engines, not on the 2 cores), then the one suite that restarts the Docker engine alone:
 #        host lane:  unit tests (pure functions, Pulumi mocks), real Docker engine tests, then the
-#                    lifecycle tests on the real Pulumi engine, then the log collector and `fleet logs`,
+#                    lifecycle tests on the real Pulumi engine, then the supply chain (trivy, signatures
+#                    checked against cosign, prod's gate), then the log collector and `fleet logs`,
 #                    then `fleet usage` against the engine's own stats, then the status page in a
 #                    real browser (Debian's chromium, playwright-core)
 #        swarm lane: the swarm cluster (three engines of its own in network namespaces), then the
@@ -33,6 +34,8 @@ log "Prometheus (Debian's package: the watcher's scrape config and rules are tes
 bash scripts/ensure-prometheus.sh
 log "Chromium (Debian's package: the status page is tested in a real browser)"
 bash scripts/ensure-chromium.sh >/dev/null
+log "cosign (a test tool only: fleet's signatures are checked against the real cosign; scripts/ensure-cosign.sh)"
+bash scripts/ensure-cosign.sh >/dev/null
 log "Pulumi toolchain (built from official sources once, then cached; toolchain/README.md)"
 bash toolchain/build.sh >/dev/null
 bash toolchain/check.sh
@@ -58,7 +61,7 @@ failures() {
     tail -n 80 "$file"
   fi | sed "s/^/[$1] /"
 }
-lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/logs/*.test.ts test/usage/*.test.ts test/statusPage/*.test.ts &
+lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/supplyChain/*.test.ts test/logs/*.test.ts test/usage/*.test.ts test/statusPage/*.test.ts &
 host=$!
 lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts test/backup/*.test.ts test/watch/*.test.ts &
 swarm=$!

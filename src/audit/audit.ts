@@ -1,17 +1,21 @@
 /** `fleet audit`: finds hardened-fleet's containers through the Engine API and runs every check on each. */
 import type Dockerode from "dockerode";
-import { execIn } from "../engine/exec";
 import { LABEL_CUSTOMER, LABEL_ENVIRONMENT, LABEL_MANAGED } from "../hardening/names";
 import { formatTable } from "../table";
-import { runChecks, type CheckResult, type Probes } from "./checks";
+import { runChecks, type CheckResult } from "./checks";
+import { probe, probeTarget } from "./probe";
 
 export interface ContainerAudit {
   container: string;
   environment: string;
   customer: string;
   image: string;
+  /** the image as the container was created from it: a repository digest for a Swarm task, else its image ID (what fleet's store is keyed by) */
+  imageRef: string;
   ok: boolean;
   checks: CheckResult[];
+  /** known vulnerabilities of its image as fleet last scanned it (src/fleet/supplyChain.ts findingsColumn); set by the CLI */
+  findings?: string;
 }
 
 export interface AuditFilter {
@@ -21,36 +25,12 @@ export interface AuditFilter {
   runningOnly?: boolean;
 }
 
-const PROC_SEPARATOR = "--hardened-fleet-probe--";
-const COMPILERS = ["gcc", "cc", "c++", "g++", "clang", "make", "ld"];
-
-/** Looks inside the running container, as its own user: nothing is started with more privileges. */
-export async function probe(container: Dockerode.Container, dataPaths: string[], mainPid: number): Promise<Probes> {
-  // the process's status and mounts, the node's SwapTotal and the image's setuid/setgid files (CIS 4.8;
-  // -xdev: the root filesystem only, not volumes or tmpfs), in one exec: it runs on every deployment's gate
-  const proc = (await execIn(container, ["sh", "-c",
-    `cat /proc/${mainPid}/status; echo ${PROC_SEPARATOR}; cat /proc/${mainPid}/mounts; echo ${PROC_SEPARATOR}; grep '^SwapTotal:' /proc/meminfo; ` +
-    `echo ${PROC_SEPARATOR}; find / -xdev -type f -perm /6000 -print 2>/dev/null | head -n 50; true`])).stdout;
-  const [procStatus = "", mounts = "", meminfo = "", setuidFiles = ""] = proc.split(`${PROC_SEPARATOR}\n`);
-  const paths = dataPaths.map((p) => `'${p.replace(/'/g, "")}'`).join(" ");
-  const foreign = dataPaths.length === 0 ? "" : (await execIn(container, ["sh", "-c",
-    `find ${paths} \\( ! -user 1000 -o ! -group 1000 \\) -print 2>&1 | head -n 20`])).stdout;
-  const leftovers = (await execIn(container, ["sh", "-c",
-    `for t in ${COMPILERS.join(" ")}; do command -v "$t"; done; ` +
-    "find /var/lib/apt/lists /var/cache/apt/archives /root/.cache/pip /home/*/.cache/pip /var/cache/yum /var/cache/apk " +
-    "-mindepth 1 -type f -print 2>/dev/null | grep -v '/lock$' | head -n 5; true"])).stdout;
-  const swap = /^SwapTotal:\s+(\d+)/m.exec(meminfo);
-  return { procStatus, foreignFiles: foreign, buildLeftovers: leftovers, mounts, swapTotalKb: swap ? Number(swap[1]) : undefined, setuidFiles };
-}
-
 export async function auditContainer(engine: Dockerode, idOrName: string): Promise<ContainerAudit> {
   const container = engine.getContainer(idOrName);
   const info = await container.inspect();
   const image = await engine.getImage(info.Image).inspect();
-  const dataPaths = (info.Mounts ?? []).filter((m) => m.Type === "volume").map((m) => m.Destination);
-  // the app is PID 1 in its own PID namespace; in the host's, it has the host PID the engine reports
-  const mainPid = info.HostConfig.PidMode === "host" ? info.State.Pid : 1;
-  const probes = info.State.Running ? await probe(container, dataPaths, mainPid) : undefined;
+  // from fleet's tools image, beside the container: nothing runs inside it
+  const probes = info.State.Running ? await probe(engine, probeTarget(info, image.Config.User)) : undefined;
   const checks = runChecks(info, image, probes);
   const labels = info.Config.Labels ?? {};
   return {
@@ -58,6 +38,7 @@ export async function auditContainer(engine: Dockerode, idOrName: string): Promi
     environment: labels[LABEL_ENVIRONMENT] ?? "-",
     customer: labels[LABEL_CUSTOMER] ?? "-",
     image: info.Image,
+    imageRef: /@sha256:[a-f0-9]{64}$/.test(info.Config.Image) ? info.Config.Image : info.Image,
     ok: checks.every((c) => c.ok),
     checks,
   };
@@ -71,7 +52,7 @@ export async function auditFleet(engine: Dockerode, filter: AuditFilter = {}): P
   const audits: ContainerAudit[] = [];
   for (const c of found.sort((a, b) => (a.Names[0] ?? "").localeCompare(b.Names[0] ?? ""))) {
     // a deployment removes the container it replaced, a teardown stops it: one gone or stopped since
-    // the listing (its inspect 404, or an exec into it refused) is not audited
+    // the listing (its inspect 404, or the probe refused its PID namespace) is not audited
     const audit = await auditContainer(engine, c.Id).catch(async (err: { statusCode?: number }) => {
       if (err.statusCode === 404 || await goneSince(engine, c)) return undefined;
       throw err;
@@ -102,8 +83,10 @@ export function failedChecks(checks: readonly CheckResult[]): string[] {
 export function formatAuditTable(audits: ContainerAudit[]): string {
   if (audits.length === 0) return "no hardened-fleet containers matched";
   const ids = audits[0]!.checks.map((c) => c.id);
-  const head = ["container", ...ids, "result"];
-  const rows = audits.map((a) => [a.container, ...a.checks.map((c) => (c.ok ? "ok" : "FAIL")), a.ok ? "PASS" : "FAIL"]);
+  const withFindings = audits.some((a) => a.findings !== undefined);
+  const head = ["container", ...ids, "result", ...(withFindings ? ["image findings"] : [])];
+  const rows = audits.map((a) => [a.container, ...a.checks.map((c) => (c.ok ? "ok" : "FAIL")), a.ok ? "PASS" : "FAIL",
+    ...(withFindings ? [a.findings ?? "-"] : [])]);
   const failures = audits.flatMap((a) => failedChecks(a.checks).map((f) => `  ${a.container} ${f}`));
   return [formatTable(head, rows), ...(failures.length ? ["", "failures:", ...failures] : [])].join("\n");
 }

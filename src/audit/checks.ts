@@ -5,7 +5,7 @@
  * Swarm tasks' containers, or both, so no rule asks which one it has.
  */
 import type Dockerode from "dockerode";
-import { APP_GID, APP_UID, LABEL_CAP_REASONS, LABEL_ROLE, ROLE_EDGE } from "../hardening/names";
+import { APP_GID, APP_UID, LABEL_CAP_REASONS, LABEL_ROLE, LABEL_SHELL_REASON, ROLE_EDGE, ROLE_LOGS } from "../hardening/names";
 
 export interface Probes {
   /** /proc/1/status of the container's main process */
@@ -20,6 +20,10 @@ export interface Probes {
   swapTotalKb?: number;
   /** files with the setuid or setgid bit on the container's root filesystem (as its own user sees it), one per line */
   setuidFiles: string;
+  /** shells and package managers in the image's bin directories (sh, bash, dash, apt, dpkg ...), one per line */
+  shells: string;
+  /** why the root filesystem could not be read (setuidFiles, shells and buildLeftovers are then unknown) */
+  rootError?: string;
 }
 
 /** A Swarm task's container (target: swarm): Swarm restarts it, and the daemon sets no-new-privileges. */
@@ -100,6 +104,9 @@ const verdict = (problems: string[], okDetail: string) =>
   ({ ok: problems.length === 0, detail: problems.length === 0 ? okDetail : problems.join("; ") });
 const notRunning = { ok: false, detail: "container is not running, so it could not be checked inside" };
 const EXPECTED_USER = `${APP_UID}:${APP_GID}`;
+/** the probes of the root filesystem, or why there are none */
+const rootUnread = (probes: Probes | undefined) => (!probes ? notRunning : probes.rootError ? { ok: false, detail: probes.rootError } : undefined);
+const listed = (text: string) => text.split("\n").map((f) => f.trim()).filter(Boolean);
 
 /** One of the container's security options is `<name>=unconfined` (or the old `<name>:unconfined`). */
 const unconfined = (c: Dockerode.ContainerInspectInfo, name: string) =>
@@ -397,18 +404,37 @@ export const RULES: readonly Rule[] = [
     id: "no-build-tools",
     describes: "no compiler, package-manager cache or package lists in the image",
     appliesTo: ANY,
-    run: ({ probes }) => !probes ? notRunning : verdict(
-      probes.buildLeftovers.trim() ? [`found ${probes.buildLeftovers.trim().split("\n").slice(0, 5).join(", ")}`] : [], "none"),
+    run: ({ probes }) => rootUnread(probes) ?? verdict(
+      probes!.buildLeftovers.trim() ? [`found ${listed(probes!.buildLeftovers).slice(0, 5).join(", ")}`] : [], "none"),
   },
   {
     id: "no-setuid",
     describes: "no setuid or setgid file on the root filesystem (CIS 4.8)",
     appliesTo: ANY,
     run: ({ probes }) => {
-      if (!probes) return notRunning;
-      const files = probes.setuidFiles.split("\n").map((f) => f.trim()).filter(Boolean);
+      const unread = rootUnread(probes);
+      if (unread) return unread;
+      const files = listed(probes!.setuidFiles);
       const shown = files.length > 10 ? [...files.slice(0, 10), `and ${files.length - 10} more`] : files;
       return verdict(files.length ? [`setuid/setgid: ${shown.join(", ")} (remove the bits: chmod a-s, as the hardened Dockerfile does)`] : [], "none");
+    },
+  },
+  {
+    id: "no-shell",
+    describes: "no shell or package manager in the runtime (sh, bash, dash, apt, dpkg), unless the image's " +
+      `${LABEL_SHELL_REASON} label says why it keeps one; not judged on fleet's own edge proxy and log collector ` +
+      "(infrastructure images on Debian bases that fleet itself execs into: the proxy's CA root, the collector's log files)",
+    appliesTo: ANY,
+    run: ({ container: c, image, probes }) => {
+      const role = c.Config.Labels?.[LABEL_ROLE];
+      if (role === ROLE_EDGE || role === ROLE_LOGS) return verdict([], `not judged: fleet's own ${role} (fleet execs into it)`);
+      const unread = rootUnread(probes);
+      if (unread) return unread;
+      const reason = image.Config.Labels?.[LABEL_SHELL_REASON]?.trim();
+      const found = listed(probes!.shells);
+      if (found.length && reason) return verdict([], `shell kept: ${reason}`);
+      return verdict(found.length ? [`found ${found.join(", ")}: the runtime needs none of them (fleet's own jobs run from its tools image); ` +
+        `remove them, or label the image ${LABEL_SHELL_REASON}=<why it keeps one>`] : [], "none");
     },
   },
 ];

@@ -6,6 +6,7 @@ import { OVERLAY_CHECK_DESCRIPTION, OVERLAY_CHECK_ID } from "../audit/overlay";
 import { parseCustomerId } from "../config/load";
 import { parseEnvironmentName, parseStackTarget } from "../config/targets";
 import { auditEnvironments, environmentNames } from "../fleet/operations";
+import { findingsColumn, recordedFindings } from "../fleet/supplyChain";
 import { projectContext } from "./stacks";
 
 export function registerAudit(program: Command): void {
@@ -31,6 +32,8 @@ export function registerAudit(program: Command): void {
       const environments = environment ? [parseEnvironmentName(environment).environment] : environmentNames(ctx.projectDir);
       // each environment's target audits every engine it uses (on a swarm: every node's, tasks and the edge proxy)
       const audits = await auditEnvironments(ctx, environments, { customer });
+      // the image's known vulnerabilities, as staging's scan or a promotion recorded them (not a check: the gate is at promotion)
+      for (const a of audits) a.findings = findingsColumn(recordedFindings(ctx.projectDir, a.imageRef));
       if (opts.json) console.log(JSON.stringify({ ok: audits.length > 0 && audits.every((a) => a.ok), containers: audits }, null, 2));
       else {
         // a swarm's rows have the overlay check too: one table per set of checks keeps the columns aligned

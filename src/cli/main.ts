@@ -8,6 +8,7 @@ import { registerEdge } from "./edge";
 import { registerMove } from "./move";
 import { registerServe } from "./serve";
 import { registerStacks } from "./stacks";
+import { registerSupplyChain } from "./supplyChain";
 import { registerLogs } from "./logs";
 import { registerUsage } from "./usage";
 import { registerWatch } from "./watch";
@@ -28,6 +29,7 @@ export function buildCli(): Command {
   registerWatch(program);
   registerLogs(program);
   registerUsage(program);
+  registerSupplyChain(program);
   return program;
 }
 

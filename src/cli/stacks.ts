@@ -79,9 +79,9 @@ export function registerStacks(program: Command): void {
       const ctx = projectContext();
       const rows = await listCustomers(ctx, opts.env ? [opts.env] : environmentNames(ctx.projectDir));
       if (opts.json) { console.log(JSON.stringify(rows, null, 2)); return; }
-      const head = ["environment", "customer", "plan", "health", "url", "version", "image", "last update", "last backup", "last drill"];
+      const head = ["environment", "customer", "plan", "health", "url", "version", "image", "findings", "last update", "last backup", "last drill"];
       const outcome = (o: CustomerListing["lastBackup"]) => (o ? `${o.at.slice(0, 16).replace("T", " ")} ${o.ok ? "ok" : "FAILED"}` : "never");
-      const table = rows.map((r) => [r.environment, r.customer, r.plan, r.health, r.url, r.version, r.image.slice(0, 19), r.lastUpdate,
+      const table = rows.map((r) => [r.environment, r.customer, r.plan, r.health, r.url, r.version, r.image.slice(0, 19), r.findings, r.lastUpdate,
         outcome(r.lastBackup), outcome(r.lastDrill)]);
       console.log(rows.length === 0 ? "no customers" : formatTable(head, table));
     });

@@ -5,6 +5,7 @@
  * Customer config (`hardened-fleet:customer`) lives in each customer stack (e.g. Pulumi.staging-acme.yaml).
  * Everything is parsed once, at the boundary (see load.ts); the rest of the code sees typed values.
  */
+import { createPublicKey } from "node:crypto";
 import { z } from "zod";
 
 /** Lowercase DNS label, at most 32 characters: safe in Docker object names and Pulumi stack names. */
@@ -344,6 +345,51 @@ export const watchSchema = z.strictObject({
   .prefault({});
 
 /** The settings every environment has, whatever its target. */
+/** Severities a vulnerability finding can have, lowest first (the scanner's own names, lowercase). */
+export const SEVERITIES = ["unknown", "low", "medium", "high", "critical"] as const;
+
+/** A finding prod accepts for a while: which one, why, and until when (the end of that day, UTC). */
+const waiverSchema = z.strictObject({
+  /** the advisory id as the scanner reports it: CVE-2023-45853, GHSA-xxxx-xxxx-xxxx, DLA-1234-1 */
+  id: z.string().regex(/^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9._:-]*$/, { error: "must be an advisory id like CVE-2023-45853 or GHSA-abcd-efgh-ijkl" }),
+  /** only for this package (the installed package's name, e.g. zlib1g); every package when unset */
+  package: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.+_:@/-]*$/, { error: "must be a package name as the scanner reports it, like zlib1g" }).optional(),
+  reason: z.string().min(10, { error: "must say why the finding is accepted (at least 10 characters)" }),
+  // an unquoted date is a YAML timestamp to Pulumi's config reader, which hands it over as "2027-01-31 00:00:00 +0000 UTC"
+  expires: z.preprocess((v) => (typeof v === "string" ? v.replace(/^(\d{4}-\d{2}-\d{2})(?:[ T]00:00:00(?:\.0+)?(?:Z| ?\+0000(?: UTC)?)?)$/, "$1") : v), z.string()
+    .regex(/^\d{4}-\d{2}-\d{2}$/, { error: "must be a date YYYY-MM-DD: a waiver always ends, and is reviewed then" })
+    .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), {
+      error: "must be a real calendar date YYYY-MM-DD",
+    })),
+});
+
+/** PEM text of a public key (SPKI); parsed here so a pasted private key or a cut line fails at load. */
+const publicKeyPemSchema = z.string().refine((pem) => {
+  if (!/^-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----\s*$/.test(pem.trim())) return false;
+  try {
+    const key = createPublicKey(pem);
+    return key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1";
+  } catch {
+    return false;
+  }
+}, { error: "must be the ECDSA P-256 public key (PEM, -----BEGIN PUBLIC KEY-----) that staging signs with: print it with `fleet signing-key <staging env>`" });
+
+/**
+ * The image's supply chain (docs/supply-chain.md): the build environment makes an SBOM, scans and
+ * signs every image; a promoting environment verifies the signature and refuses findings at or above
+ * `failOn` unless waived.
+ */
+export const supplyChainSchema = z.strictObject({
+  /** the lowest severity that stops a promotion; none: scan and record, never refuse (not in production) */
+  failOn: z.enum([...SEVERITIES, "none"], { error: `must be one of ${[...SEVERITIES, "none"].join(", ")}` }).default("critical"),
+  /** accepted findings, each with a reason and an expiry date; an expired waiver stops promotions again */
+  allow: z.array(waiverSchema).default([]),
+  /** the scanner's database: a directory holding db/trivy.db and db/metadata.json, or a trivy db.tar.gz; default: the user's cache, filled by `fleet scan-db update` */
+  database: z.string().min(1).optional(),
+  /** promote mode: the public key the image's signature must verify with; unset: the key the source stack publishes (fleet warns in production) */
+  publicKey: publicKeyPemSchema.optional(),
+});
+
 const environmentFields = {
   name: environmentNameSchema,
   /**
@@ -396,6 +442,7 @@ const environmentFields = {
   backup: backupSchema.optional(),
   /** what `fleet watch` probes and where it sends alerts (docs/watch.md) */
   watch: watchSchema,
+  supplyChain: supplyChainSchema.prefault({}),
   rollout: z.strictObject({
     waveSize: z.number().int().min(1).default(5),
     // customers of one wave deployed at the same time; default: one per CPU core of the machine running fleet
@@ -441,6 +488,10 @@ export const environmentSchema = z
       ctx.addIssue({ code: "custom", path: ["backup", "repository"], input: env.backup?.repository,
         message: "must be an off-host repository in production (rest:, s3: or sftp:): a copy on the same host dies with its disk (docs/backups.md)" });
     }
+    if (env.supplyChain.failOn === "none") {
+      ctx.addIssue({ code: "custom", path: ["supplyChain", "failOn"], input: "none",
+        message: "cannot be 'none' in production: production refuses images with known critical vulnerabilities (waive single findings with supplyChain.allow)" });
+    }
     if (!env.volumes.protect) {
       ctx.addIssue({ code: "custom", path: ["volumes", "protect"], input: env.volumes.protect,
         message: "must be true in production: customer data volumes are protected from deletion" });
@@ -476,3 +527,4 @@ export type RegistryConfig = z.output<typeof registrySchema>;
 export type SwarmConfig = z.output<typeof swarmSchema>;
 export type BackupConfig = z.output<typeof backupSchema>;
 export type WatchConfig = z.output<typeof watchSchema>;
+export type SupplyChainConfig = z.output<typeof supplyChainSchema>;

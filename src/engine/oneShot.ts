@@ -1,7 +1,8 @@
 /**
  * One-shot containers that work on a customer's data volume with only the capabilities the job
  * needs: archiving it to the host (0600 files in a 0700 directory, checked against the volume before
- * anyone relies on them), and making everything in it owned by 1000:1000.
+ * anyone relies on them), and making everything in it owned by 1000:1000. They run fleet's tools
+ * image (src/engine/toolsImage.ts: sh, find, tar), never the customer's, which may have no shell.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -11,6 +12,7 @@ import type Dockerode from "dockerode";
 import { ensurePrivateDirectory, fsyncDirectory } from "../config/durableWrite";
 import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
 import { archiveManifest, manifestDifferences, parseVolumeManifest, VOLUME_MANIFEST_SCRIPT, type Manifest } from "./archiveManifest";
+import { ensureToolsImage, TOOLS_IMAGE } from "./toolsImage";
 
 export interface OneShotResult {
   exitCode: number;
@@ -20,13 +22,17 @@ export interface OneShotResult {
 }
 
 interface OneShotSpec {
-  image: string; volume: string; cmd: string[]; capAdd: string[]; readOnlyVolume: boolean; role: string;
+  volume: string; cmd: string[]; capAdd: string[]; readOnlyVolume: boolean; role: string;
 }
 
-/** The one-shot container: root with CapDrop ALL plus `capAdd`, no network, read-only root, the volume at /data. */
-function createOneShot(engine: Dockerode, opts: OneShotSpec): Promise<Dockerode.Container> {
+/**
+ * The one-shot container of the tools image (ensured on `engine` first: a swarm node gets a copy):
+ * root with CapDrop ALL plus `capAdd`, no network, read-only root, the volume at /data.
+ */
+async function createOneShot(engine: Dockerode, opts: OneShotSpec): Promise<Dockerode.Container> {
+  await ensureToolsImage(engine);
   return engine.createContainer({
-    Image: opts.image,
+    Image: TOOLS_IMAGE,
     User: "0:0",
     Entrypoint: [],
     Cmd: opts.cmd,
@@ -140,9 +146,9 @@ const ioReason = (err: unknown) => {
 };
 
 /** Every regular file of the volume with its size and sha256, computed inside it (read only, DAC_READ_SEARCH). */
-export async function volumeManifest(engine: Dockerode, image: string, volume: string): Promise<Manifest> {
+export async function volumeManifest(engine: Dockerode, volume: string): Promise<Manifest> {
   const r = await runOneShot(engine, {
-    image, volume, role: "archive-check", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"], cmd: ["sh", "-c", VOLUME_MANIFEST_SCRIPT],
+    volume, role: "archive-check", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"], cmd: ["sh", "-c", VOLUME_MANIFEST_SCRIPT],
   });
   if (r.exitCode !== 0) throw new Error(`listing the files of volume ${volume} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
   return parseVolumeManifest(r.stdout);
@@ -155,7 +161,7 @@ export async function volumeManifest(engine: Dockerode, image: string, volume: s
  * failure is an ArchiveError: a partial archive is removed, a complete one that does not match is
  * kept for inspection. Reads only (DAC_READ_SEARCH). The volume must not change meanwhile.
  */
-export async function archiveVolume(engine: Dockerode, image: string, volume: string, dir: string, label?: string): Promise<string> {
+export async function archiveVolume(engine: Dockerode, volume: string, dir: string, label?: string): Promise<string> {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
   // the node's name, when the same volume is archived on several nodes; never an existing file
   const base = `${volume}${label ? `-${label}` : ""}-${stamp}`;
@@ -192,7 +198,7 @@ export async function archiveVolume(engine: Dockerode, image: string, volume: st
     sink.on("error", (err) => { writeError ??= err; });
     try {
       r = await runOneShot(engine, {
-        image, volume, role: "archive", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
+        volume, role: "archive", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
         cmd: ["tar", "-C", "/data", "--numeric-owner", "-czf", "-", "."], stdoutTo: sink,
       });
     } catch (err) {
@@ -224,7 +230,7 @@ export async function archiveVolume(engine: Dockerode, image: string, volume: st
   }
   let inVolume: Manifest;
   try {
-    inVolume = await volumeManifest(engine, image, volume);
+    inVolume = await volumeManifest(engine, volume);
   } catch (err) {
     throw new ArchiveError(`the archive ${file} could not be checked against the volume: ${(err as Error).message}`, file, true);
   }
@@ -239,8 +245,8 @@ export async function archiveVolume(engine: Dockerode, image: string, volume: st
  * Puts an archive (archiveVolume's .tar.gz) into the volume, owners and modes as the archive has
  * them: the engine extracts it into a one-shot container that never starts, so nothing runs.
  */
-export async function restoreArchive(engine: Dockerode, image: string, volume: string, archive: string): Promise<void> {
-  const container = await createOneShot(engine, { image, volume, role: "restore", readOnlyVolume: false, capAdd: [], cmd: ["true"] });
+export async function restoreArchive(engine: Dockerode, volume: string, archive: string): Promise<void> {
+  const container = await createOneShot(engine, { volume, role: "restore", readOnlyVolume: false, capAdd: [], cmd: ["true"] });
   try {
     const source = fs.createReadStream(archive);
     // a read error (EACCES, EIO) fails the restore instead of going unhandled
@@ -252,9 +258,9 @@ export async function restoreArchive(engine: Dockerode, image: string, volume: s
 }
 
 /** Paths in the volume not owned by 1000:1000 (at most `limit`). */
-export async function foreignOwned(engine: Dockerode, image: string, volume: string, limit = 20): Promise<string[]> {
+export async function foreignOwned(engine: Dockerode, volume: string, limit = 20): Promise<string[]> {
   const r = await runOneShot(engine, {
-    image, volume, role: "ownership-scan", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
+    volume, role: "ownership-scan", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
     cmd: ["sh", "-c", `find /data \\( ! -user ${APP_UID} -o ! -group ${APP_GID} \\) -print | head -n ${limit}`],
   });
   if (r.exitCode !== 0) throw new Error(`scanning volume ${volume} failed: ${r.stderr.trim()}`);
@@ -262,9 +268,9 @@ export async function foreignOwned(engine: Dockerode, image: string, volume: str
 }
 
 /** Makes everything in the volume owned by 1000:1000, with CHOWN (and DAC_READ_SEARCH to walk it) only. */
-export async function chownVolume(engine: Dockerode, image: string, volume: string): Promise<void> {
+export async function chownVolume(engine: Dockerode, volume: string): Promise<void> {
   const r = await runOneShot(engine, {
-    image, volume, role: "ownership-fix", readOnlyVolume: false, capAdd: ["CHOWN", "DAC_READ_SEARCH"],
+    volume, role: "ownership-fix", readOnlyVolume: false, capAdd: ["CHOWN", "DAC_READ_SEARCH"],
     cmd: ["sh", "-c", `find /data \\( ! -user ${APP_UID} -o ! -group ${APP_GID} \\) -exec chown -h ${APP_UID}:${APP_GID} {} +`],
   });
   if (r.exitCode !== 0) throw new Error(`changing owners in volume ${volume} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);

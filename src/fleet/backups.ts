@@ -381,7 +381,7 @@ async function restoreInto(job: PreparedJob, engine: Dockerode, volume: string, 
   const ls = await job.run(["ls", "--json", snapshot.id], 600);
   if (ls.exitCode !== 0) throw failure(`listing snapshot ${snapshot.shortId}`, ls);
   const expected = parseLs(ls.stdout);
-  const manifest = await volumeManifest(engine, BACKUP_IMAGE, volume);
+  const manifest = await volumeManifest(engine, volume);
   const missing = expected.filter((f) => manifest.get(`./${f.path}`)?.size !== f.size);
   const extra = manifest.size - expected.length;
   if (missing.length > 0 || extra !== 0) {
@@ -396,7 +396,7 @@ async function scratchVolume(backups: Backups, engine: Dockerode, name: string, 
   await readyForJobs(backups, engine);
   await engine.getVolume(name).remove({ force: true }).catch(() => {});
   await engine.createVolume({ Name: name, Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-scratch", [LABEL_BACKUP_OF]: `${customer.environment}-${customer.id}` } });
-  await chownVolume(engine, BACKUP_IMAGE, name);
+  await chownVolume(engine, name);
   return name;
 }
 
@@ -477,12 +477,12 @@ async function restoreForInspection(backups: Backups, target: CustomerTarget, wa
   const engine = backups.environment.target.dataEngine(customer.node ? customer : undefined);
   await readyForJobs(backups, engine);
   if (await volumeExists(engine, into)) {
-    const m = await volumeManifest(engine, BACKUP_IMAGE, into).catch(() => undefined);
+    const m = await volumeManifest(engine, into).catch(() => undefined);
     if (!m || m.size > 0) throw new ConfigError("--into", [{ path: "--into", found: JSON.stringify(into), message: "names a volume that has files already: give a new name" }]);
   } else {
     await engine.createVolume({ Name: into, Labels: { [LABEL_MANAGED]: "false", [LABEL_ROLE]: "backup-inspection" } });
   }
-  await chownVolume(engine, BACKUP_IMAGE, into);
+  await chownVolume(engine, into);
   const job = await openJob(backups, customer, engine, [{ volume: into, target: "/restore", readOnly: false }]);
   try {
     const snapshot = chooseSnapshot(await snapshotsIn(job), wanted, target.customer);
@@ -726,7 +726,7 @@ export async function verifiedSnapshotOfVolume(backups: Backups, customer: Custo
     } finally {
       await job.dispose();
     }
-    const [inVolume, inSnapshot] = await Promise.all([volumeManifest(engine, BACKUP_IMAGE, volume), volumeManifest(engine, BACKUP_IMAGE, scratch)]);
+    const [inVolume, inSnapshot] = await Promise.all([volumeManifest(engine, volume), volumeManifest(engine, scratch)]);
     const differences = manifestDifferences(inVolume, inSnapshot);
     if (differences.length > 0) throw new Error(`snapshot ${record.snapshot!.slice(0, 8)} differs from ${volume}: ${differences.join("; ")}`);
     log(`${customer.id}: snapshot ${record.snapshot!.slice(0, 8)} restored and equal to ${volume}, file by file (${inVolume.size} files)`);

@@ -125,11 +125,10 @@ export async function provisionCustomer(environment: Environment, target: Custom
   return withStack(ctx, target, log, async (stack) => {
     return deployWithRollback(environment, target, stack, envImage, log, async () => {
       const customer = await recordCustomer(environment, target, checked.plan, dataHome);
-      // the volume is where the target keeps the customer's data (its node, or the host), which may
-      // not have the environment's new image yet (a swarm node pulls it when its task starts)
+      // the volume is where the target keeps the customer's data (its node, or the host); the jobs
+      // over it run fleet's tools image there, not the customer's
       const engine = environment.target.dataEngine(customer);
-      await adoptVolume(ctx, engine, customerNames(target.environment, target.customer).dataVolume, envImage, log,
-        () => environment.target.prepareOneShot(engine, envImage));
+      await adoptVolume(ctx, engine, customerNames(target.environment, target.customer).dataVolume, log);
     });
   }, true, environment.stackSettings(target));
 }
@@ -161,7 +160,7 @@ export async function migrateCustomer(environment: Environment, target: Customer
       if (isNew) log(`adopting ${customer.id} into ${customer.environment}`);
       // the old deployment must not write while owners change; hardened-fleet's own container keeps running
       await stopForeignUsers(engine, volume, log);
-      adopted = await adoptVolume(ctx, engine, volume, image, log, () => environment.target.prepareOneShot(engine, image));
+      adopted = await adoptVolume(ctx, engine, volume, log);
     });
     return { ...adopted, up };
   }, true, environment.stackSettings(target));
@@ -223,10 +222,8 @@ export async function deprovisionCustomer(environment: Environment, target: Cust
           `or add --no-final-backup to remove it without a final snapshot`);
       }
     }
-    let image: string | undefined;
     if (await readStack(ctx, target.stack)) {
       const stack = await prepareStack(ctx, target, log, false, environment.stackSettings(target));
-      image = await stackImage(ctx, target);
       await unprotectAll(stack);
       await runDestroy(stack, log);
       await removeStack(stack);
@@ -245,15 +242,13 @@ export async function deprovisionCustomer(environment: Environment, target: Cust
     let archive: string | undefined;
     let verified: string | undefined;
     for (const { node, engine } of holders) {
-      const runImage = image ?? (await environmentImage(ctx, target.environment));
-      await environment.target.prepareOneShot(engine, runImage);
       const where = node ? ` on ${node}` : "";
       // the volume goes only once a copy of it is verified equal to it, file by file
       try {
         if (finalBackup) {
           verified = await verifiedSnapshotOfVolume(finalBackup.backups, { ...(config ?? customerConfigOrBare(ctx.projectDir, target)), node }, engine, log);
         } else {
-          archive = await archiveVolume(engine, runImage, volume, backupDir(ctx), node);
+          archive = await archiveVolume(engine, volume, backupDir(ctx), node);
           log(`final backup of ${volume}${where}: ${archive} (read back and checked against the volume)`);
         }
       } catch (err) {

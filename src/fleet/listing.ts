@@ -4,6 +4,7 @@ import { readStacks } from "../pulumi/stackState";
 import { BindingStore, defaultBindingsPath, type Binding } from "../project/bindings";
 import { latestByCustomer, readRecords, type BackupRecord } from "../backup/records";
 import type { Environment } from "./environment";
+import { findingsColumn, recordedFindings } from "./supplyChain";
 import { watcherView } from "./watch";
 
 export interface CustomerListing {
@@ -13,6 +14,8 @@ export interface CustomerListing {
   url: string;
   image: string;
   version: string;
+  /** known vulnerabilities in its image as fleet last scanned it (src/supplyChain): "0", "3 (1 critical)", "not scanned" */
+  findings: string;
   health: string;
   lastUpdate: string;
   /** the Stripe customer and subscription whose payment events may act on it (`fleet bind`); null: none */
@@ -59,6 +62,7 @@ export async function listCustomers(environments: Environment[]): Promise<Custom
         url: String(outputs.url ?? "-"),
         image: String(outputs.image ?? "-"),
         version: String(outputs.version ?? "-"),
+        findings: typeof outputs.image === "string" ? findingsColumn(recordedFindings(ctx.projectDir, outputs.image)) : "-",
         health,
         lastUpdate: state?.lastUpdate ?? "never",
         binding: bindingOf(bindings.get(`${environment}/${c.id}`)),

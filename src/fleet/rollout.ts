@@ -22,6 +22,7 @@ import { upTarget } from "../pulumi/stacks";
 import { formatTable } from "../table";
 import { upEnvironment } from "./edge";
 import type { Environment } from "./environment";
+import { baseStatus } from "./supplyChain";
 
 export type CustomerOutcome = "updated" | "rolled back" | "failed" | "untouched";
 
@@ -195,6 +196,11 @@ async function runRollout(staging: Environment, prod: Environment, waveSize: num
     states.push({ environment: c.environment, customer: c.id, outcome: "untouched", digest: images.get(targetOf(c).stack) ?? "none" });
   }
 
+  const base = await baseStatus(staging).catch(() => undefined);
+  if (base?.state === "stale") {
+    log(`base ${base.base} has a newer digest (${base.newest!.slice(0, 19)}) than the one ${stagingName}'s image was built from ` +
+      `(${base.builtFrom!.slice(0, 19)}): ${stagingName} rebuilds on it, and the patched base reaches ${prodName} through this rollout`);
+  }
   log(`rollout step 1: ${stagingName} builds and deploys the new image`);
   const stagingUp = await upEnvironment(staging, log);
   const digest = (stagingUp.outputs.image as { ref: string }).ref;

@@ -19,29 +19,27 @@ export interface AdoptResult {
  * Adopts a data volume left by an old container that ran as root: archives it, then makes
  * everything in it owned by 1000:1000 (one-shot, CHOWN and DAC_READ_SEARCH only). Does nothing
  * when the volume does not exist or everything is already owned by 1000. The one-shot containers run
- * `image`; `prepare` makes it available on `engine` first (a swarm node that has not pulled it yet).
+ * fleet's tools image (copied to a swarm node that lacks it).
  */
-export async function adoptVolume(ctx: FleetContext, engine: Dockerode, volume: string, image: string,
-  log: Log = stderrLog, prepare: () => Promise<void> = async () => {}): Promise<AdoptResult> {
+export async function adoptVolume(ctx: FleetContext, engine: Dockerode, volume: string, log: Log = stderrLog): Promise<AdoptResult> {
   try {
     await engine.getVolume(volume).inspect();
   } catch {
     return { adopted: false, foreign: [] };
   }
-  await prepare();
-  const foreign = await foreignOwned(engine, image, volume);
+  const foreign = await foreignOwned(engine, volume);
   if (foreign.length === 0) return { adopted: false, foreign };
   log(`volume ${volume} has files not owned by 1000:1000 (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}): archiving it first`);
   let archive: string;
   try {
-    archive = await archiveVolume(engine, image, volume, backupDir(ctx));
+    archive = await archiveVolume(engine, volume, backupDir(ctx));
   } catch (err) {
     // owners change only once the archive is known good: without it there is no way back
     throw new Error(`volume ${volume} was left unchanged: archiving it before changing owners failed: ${(err as Error).message}`);
   }
   log(`archived to ${archive} (read back and checked); changing owners to 1000:1000`);
-  await chownVolume(engine, image, volume);
-  const left = await foreignOwned(engine, image, volume);
+  await chownVolume(engine, volume);
+  const left = await foreignOwned(engine, volume);
   if (left.length > 0) throw new Error(`volume ${volume} still has files not owned by 1000:1000 after the fix: ${left.join(", ")}`);
   return { adopted: true, archive, foreign };
 }

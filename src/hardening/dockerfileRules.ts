@@ -1,8 +1,11 @@
 /**
  * Checks an operator's own Dockerfile against the hardening rules the rendered template follows.
  * Pure: text in, violations out. Each violation names the rule, the line and the fix.
+ * checkDockerfile holds what is required (a violation stops the build); checkDockerfileAdvice what is
+ * recommended (reported, the build goes on).
  */
 import { DockerfileParser, type From, type Instruction, type JSONInstruction, type PropertyInstruction } from "dockerfile-ast";
+import { LABEL_SHELL_REASON } from "./names";
 
 export interface DockerfileViolation {
   rule: string;
@@ -121,6 +124,44 @@ export function checkDockerfile(text: string): DockerfileViolation[] {
     }
   }
   return out.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+}
+
+/** Bases known to have no shell: scratch, and distroless images other than their :debug variants (busybox). */
+function shellFreeBase(image: string): boolean {
+  if (image === "scratch") return true;
+  return /(^|\/)distroless\//.test(image) && !/:debug(-|@|$)/.test(image);
+}
+
+/**
+ * Recommendations: not required, so nothing stops the build. `shell-reason`: a final stage that does
+ * not start from scratch (or a distroless base) most likely keeps a shell; `fleet audit` accepts a
+ * shell in the runtime only when the image says why, with LABEL io.hardened-fleet.shell-reason.
+ */
+export function checkDockerfileAdvice(text: string): DockerfileViolation[] {
+  const stages = stagesOf(DockerfileParser.parse(text).getInstructions());
+  const byName = new Map<string, Instruction[]>();
+  for (const stage of stages) {
+    const name = (stage[0] as From).getBuildStage();
+    if (name) byName.set(name.toLowerCase(), stage);
+  }
+  // the final stage and the stages it builds on, down to an image
+  const chain: Instruction[][] = [];
+  let stage = stages[stages.length - 1];
+  while (stage && !chain.includes(stage)) {
+    chain.push(stage);
+    stage = byName.get(((stage[0] as From).getImage() ?? "").toLowerCase());
+  }
+  const root = chain[chain.length - 1];
+  if (!root) return [];
+  const image = (root[0] as From).getImage() ?? "";
+  if (shellFreeBase(image)) return [];
+  const reasons = chain.flat().filter((i) => i.getKeyword() === "LABEL").flatMap((i) => (i as PropertyInstruction).getProperties())
+    .filter((p) => p.getName() === LABEL_SHELL_REASON && (p.getValue() ?? "").trim() !== "");
+  if (reasons.length > 0) return [];
+  const final = stages[stages.length - 1]!;
+  return [{ rule: "shell-reason", line: lineOf(final[0]!),
+    message: `the final stage starts from ${image}, which most likely has a shell: fleet audit fails a runtime with a shell that gives no reason`,
+    fix: `end with a stage FROM scratch (or a distroless base) holding only what the app needs, or say why it needs a shell: LABEL ${LABEL_SHELL_REASON}="<reason>"` }];
 }
 
 export class DockerfileRuleError extends Error {

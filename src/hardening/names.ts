@@ -66,7 +66,11 @@ export const LABEL_ROLE = "io.hardened-fleet.role";
 export const LABEL_NONROOT_UID = "io.hardened-fleet.nonroot-uid";
 export const LABEL_PROFILE = "io.hardened-fleet.profile";
 export const LABEL_BASE = "io.hardened-fleet.base-image";
+/** the digest of the base the image was built from (its registry manifest digest, or its image ID on the engine): `fleet bases` compares it with the newest */
+export const LABEL_BASE_DIGEST = "io.hardened-fleet.base-digest";
 export const LABEL_CAP_REASONS = "io.hardened-fleet.cap-add-reasons";
+/** on an image: why its runtime keeps a shell (the audit's no-shell check passes it, naming the reason) */
+export const LABEL_SHELL_REASON = "io.hardened-fleet.shell-reason";
 /** values of LABEL_ROLE */
 export const ROLE_CUSTOMER = "customer-service";
 export const ROLE_EDGE = "edge-proxy";

@@ -10,9 +10,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { AppSettings, BuildImageConfig } from "../config/schema";
 import {
-  CONTEXT_APP_DIR, CONTEXT_REQUIREMENTS, CONTEXT_SUPERVISOR, CONTEXT_WHEELHOUSE_DIR, renderDockerfile, type DockerfileInputs,
+  CONTEXT_APP_DIR, CONTEXT_REQUIREMENTS, CONTEXT_ROOTFS_SCRIPT, CONTEXT_SUPERVISOR, CONTEXT_WHEELHOUSE_DIR, renderDockerfile,
+  type DockerfileInputs,
 } from "../hardening/dockerfile";
-import { checkDockerfile, DockerfileRuleError } from "../hardening/dockerfileRules";
+import { checkDockerfile, checkDockerfileAdvice, DockerfileRuleError, type DockerfileViolation } from "../hardening/dockerfileRules";
 
 export interface PreparedBuild {
   /** directory handed to docker as the build context */
@@ -25,10 +26,12 @@ export interface PreparedBuild {
   created: string;
   /**
    * `name:<version>-<build12>`, build12 a hash of everything the build reads (Dockerfile, app, wheels,
-   * supervisor): immutable, so an image customers may roll back to is never untagged by a later build
+   * supervisor, rootfs script): immutable, so an image customers may roll back to is never untagged by a later build
    * and `docker image prune` cannot remove it.
    */
   tag: string;
+  /** recommendations the Dockerfile does not follow (checkDockerfileAdvice): to show, they stop nothing; [] for the template */
+  advice: DockerfileViolation[];
 }
 
 const SKIP = new Set([CONTEXT_WHEELHOUSE_DIR, "__pycache__", ".git", "node_modules", ".hardened-fleet"]);
@@ -75,6 +78,8 @@ export function sourceFacts(sourceDir: string, extraFiles: string[] = []): Sourc
 
 /** The supervisor every rendered image runs as PID 1 (read from the sources: tsc does not copy it to dist/). */
 export const supervisorSource = (projectDir: string) => path.join(projectDir, "src", "image", "assets", "supervise.py");
+/** What gathers the shell-less runtime's root filesystem in the rootfs stage (read from the sources, like the supervisor). */
+export const rootfsScriptSource = (projectDir: string) => path.join(projectDir, "src", "image", "assets", "rootfs.py");
 
 /** An immutable tag: the version, then a hash of the Dockerfile and of every file the build context holds. */
 export function immutableTag(name: string, version: string, dockerfileText: string, contentHash: string): string {
@@ -115,7 +120,7 @@ export function prepareBuild(opts: {
     if (violations.length > 0) throw new DockerfileRuleError(file, violations);
     const facts = sourceFacts(sourceDir);
     return { context: sourceDir, dockerfile: file, dockerfileText: text, version: facts.version, revision: facts.revision,
-      created: facts.created, tag: immutableTag(image.name, facts.version, text, facts.revision) };
+      created: facts.created, tag: immutableTag(image.name, facts.version, text, facts.revision), advice: checkDockerfileAdvice(text) };
   }
 
   const requirements = path.join(sourceDir, CONTEXT_REQUIREMENTS);
@@ -138,7 +143,10 @@ export function prepareBuild(opts: {
   writeIfChanged(path.join(context, "Dockerfile"), text);
   const supervisor = fs.readFileSync(supervisorSource(opts.projectDir));
   writeIfChanged(path.join(context, CONTEXT_SUPERVISOR), supervisor);
-  const contentHash = createHash("sha256").update(facts.revision).update("\0").update(supervisor).digest("hex");
+  const rootfsScript = fs.readFileSync(rootfsScriptSource(opts.projectDir));
+  writeIfChanged(path.join(context, CONTEXT_ROOTFS_SCRIPT), rootfsScript);
+  const contentHash = createHash("sha256").update(facts.revision).update("\0").update(supervisor).update("\0").update(rootfsScript)
+    .digest("hex");
   return { context, dockerfile: path.join(context, "Dockerfile"), dockerfileText: text, version: facts.version,
-    revision: facts.revision, created: facts.created, tag: immutableTag(image.name, facts.version, text, contentHash) };
+    revision: facts.revision, created: facts.created, tag: immutableTag(image.name, facts.version, text, contentHash), advice: [] };
 }

@@ -7,15 +7,19 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { EdgeProxy, customerNetworkSuffix } from "../../components/edgeProxy";
 import { HardenedImage } from "../../components/hardenedImage";
+import { ImageAttestation } from "../../components/imageAttestation";
 import { LogCollector } from "../../components/logCollector";
+import { SigningKey } from "../../components/signingKey";
 import type { EnvironmentConfig } from "../config/schema";
 import { logCollectorNames } from "../hardening/names";
-import { checkPromotableImage } from "./imageCheck";
+import { baseDigestOf, checkPromotableImage } from "./imageCheck";
 import { programDockerHost, stackReferenceName } from "./stackRef";
 import { customerUrl } from "../edge/edgeSpec";
 import { environmentCustomerProgram } from "../targets/programFor";
 import Dockerode from "dockerode";
 import { dockerodeOptions } from "../engine/connection";
+import { checkPromotionSupplyChain, type TrustedKey } from "../supplyChain/promotion";
+import { keyFingerprint, parsePrivateKey, publicKeyOf } from "../supplyChain/signature";
 
 /** The value of an output the program itself made from config (known during a preview too). */
 function outputValue<T>(o: pulumi.Output<T>): Promise<T> {
@@ -76,20 +80,80 @@ function registryAccount(env: EnvironmentConfig) {
   return { address: env.registry.address, username: env.registry.username, password, auth };
 }
 
+/** supplyChain.database as an absolute path (a relative one is relative to the project directory). */
+function databaseSetting(env: EnvironmentConfig, projectDir: string): string | undefined {
+  return env.supplyChain.database === undefined ? undefined : path.resolve(projectDir, env.supplyChain.database);
+}
+
+/**
+ * What a build environment adds to every image it builds: the signing key (the operator's secret
+ * hardened-fleet:signingKey, else one made once and kept as a secret in the state), and the
+ * attestation (SBOM, scan, signature) of the image; the stack outputs `signing` and `supplyChain`.
+ */
+function attestImages(env: EnvironmentConfig, image: HardenedImage, registry: ReturnType<typeof registryAccount>) {
+  const configured = new pulumi.Config("hardened-fleet").getSecret("signingKey");
+  let privateKeyPem: pulumi.Output<string>;
+  let publicKeyPem: pulumi.Output<string>;
+  if (configured) {
+    privateKeyPem = configured.apply((pem) => {
+      parsePrivateKey(pem, "the secret hardened-fleet:signingKey");
+      return pem;
+    });
+    publicKeyPem = pulumi.unsecret(privateKeyPem.apply(publicKeyOf));
+  } else {
+    const key = new SigningKey(`${env.name}-signing-key`, { parent: image });
+    privateKeyPem = key.privateKeyPem;
+    publicKeyPem = key.publicKeyPem;
+  }
+  const attestation = new ImageAttestation(`${env.name}-supply-chain`, {
+    imageRef: image.imageRef,
+    imageName: image.imageName,
+    dockerHost: programDockerHost(),
+    registry: registry
+      ? pulumi.output(registry.auth).apply((a: { username: string; password: string } | undefined) =>
+        ({ address: registry.address, auth: a ? { username: a.username, password: a.password } : undefined }))
+      : undefined,
+    privateKeyPem,
+    database: env.supplyChain.database,
+  }, { parent: image });
+  return {
+    signing: publicKeyPem.apply((pem) => (pem ? { publicKey: pem, fingerprint: keyFingerprint(pem) } : undefined)),
+    supplyChain: attestation.summary,
+  };
+}
+
+/** The key prod trusts: pinned in its config (supplyChain.publicKey), else the one its source stack publishes. */
+async function trustedKey(env: EnvironmentConfig, source: string): Promise<TrustedKey> {
+  if (env.supplyChain.publicKey) return { publicKeyPem: env.supplyChain.publicKey, source: "supplyChain.publicKey" };
+  const upstream = new pulumi.StackReference(`${stackReferenceName(source)}-signing`, { name: stackReferenceName(source) });
+  const signing = (await upstream.getOutputDetails("signing")).value as { publicKey?: string } | undefined;
+  if (!signing?.publicKey) {
+    throw new Error(`environment '${env.name}' verifies the signature of what it promotes, but stack '${source}' publishes no signing key: ` +
+      `run 'pulumi up' on '${source}' (or 'fleet rollout'), which signs its image, first`);
+  }
+  if (env.tier === "production") {
+    pulumi.log.warn(`${env.name} trusts the signing key stack '${source}' publishes (${keyFingerprint(signing.publicKey).slice(0, 16)}): ` +
+      `pin it in ${env.name}'s own config with 'fleet signing-key ${source} --trust ${env.name}'`);
+  }
+  return { publicKeyPem: signing.publicKey, source: `stack ${source}` };
+}
+
 export async function environmentProgram(env: EnvironmentConfig, projectDir: string): Promise<Record<string, unknown>> {
-  const edge = edgeProxy(env, projectDir);
-  const logs = logCollectors(env, projectDir);
   const registry = registryAccount(env);
   // customer stacks read it to pull on every node (a secret output: never in plain text in the state)
   const registryOutputs = registry?.auth ? { registryAuth: registry.auth } : {};
   if (env.image.mode === "build") {
+    const edge = edgeProxy(env, projectDir);
+    const logs = logCollectors(env, projectDir);
     const image = new HardenedImage(env.name, {
       image: env.image,
       app: env.app,
       projectDir,
       workDir: path.join(projectDir, ".fleet", "build", env.name),
       registry,
+      baseDigest: baseDigestOf(new Dockerode(dockerodeOptions(programDockerHost() || undefined)), env.image.base),
     });
+    const supplyChain = attestImages(env, image, registry);
     return {
       role: "environment",
       settings: env,
@@ -99,9 +163,22 @@ export async function environmentProgram(env: EnvironmentConfig, projectDir: str
       image: pulumi.all([image.imageRef, image.imageName]).apply(([ref, name]) => ({
         ref, name, version: image.version, revision: image.revision,
       })),
+      ...supplyChain,
     };
   }
+  // every check of the promoted image comes before any resource: a refused image leaves nothing made or changed
+  const promoted = await promotedImage(env, projectDir, registry);
+  const edge = edgeProxy(env, projectDir);
+  const logs = logCollectors(env, projectDir);
+  return { role: "environment", settings: env, edge, ...logs, ...registryOutputs, ...promoted };
+}
 
+/**
+ * The image a promoting environment runs, checked: the hardening profile and pinned base
+ * (imageCheck.ts), then the signature by the trusted key and the vulnerability gate (src/supplyChain).
+ */
+async function promotedImage(env: EnvironmentConfig, projectDir: string, registry: ReturnType<typeof registryAccount>) {
+  if (env.image.mode !== "promote") throw new Error("promotedImage: the environment builds its image");
   const source = env.image.fromStack;
   let ref = env.image.digest;
   if (!ref) {
@@ -113,11 +190,21 @@ export async function environmentProgram(env: EnvironmentConfig, projectDir: str
     }
     ref = value.ref;
   }
+  const engine = new Dockerode(dockerodeOptions(programDockerHost() || undefined));
+  const auth = registry?.auth ? await outputValue(registry.auth) : undefined;
   const image = await checkPromotableImage(ref, `stack ${source}`, {
-    engine: new Dockerode(dockerodeOptions(programDockerHost() || undefined)),
+    engine,
     // promoted by repository digest, the image's base must be the one this environment pins
     pinnedBase: env.registry ? env.image.base : undefined,
-    auth: registry?.auth ? await outputValue(registry.auth) : undefined,
+    auth,
   });
-  return { role: "environment", settings: env, edge, ...logs, ...registryOutputs, image: { ...image, promotedFrom: source } };
+  // signed by the trusted key, and no finding at or above supplyChain.failOn that is not waived
+  const supplyChain = await checkPromotionSupplyChain({
+    ref: image.ref, engine, dockerHost: programDockerHost() || undefined, projectDir,
+    registry: registry ? { address: registry.address, auth: auth ? { username: auth.username, password: auth.password } : undefined } : undefined,
+    config: { ...env.supplyChain, database: databaseSetting(env, projectDir) },
+    trust: await trustedKey(env, source),
+    log: (line) => pulumi.log.info(line),
+  });
+  return { image: { ...image, promotedFrom: source }, supplyChain };
 }

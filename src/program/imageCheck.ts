@@ -23,6 +23,22 @@ export interface PromoteCheck {
   auth?: { username: string; password: string; serveraddress: string };
 }
 
+/**
+ * The digest of `base` on the engine now: its repository digest when the engine pulled it from a
+ * registry (what that registry serves for the tag), else its image ID (a base made on this host);
+ * "unknown" when the engine does not have it yet (the build pulls it).
+ */
+export async function baseDigestOf(engine: Dockerode, base: string): Promise<string> {
+  try {
+    const info = await engine.getImage(base).inspect();
+    const repo = base.split("@")[0]!.replace(/:[^/:]+$/, "");
+    const fromRegistry = (info.RepoDigests ?? []).find((d) => d.startsWith(`${repo}@`));
+    return fromRegistry ? fromRegistry.slice(repo.length + 1) : info.Id;
+  } catch {
+    return "unknown";
+  }
+}
+
 export function isRepoDigest(ref: string): boolean {
   return /^[^@\s]+\/[^@\s]+@sha256:[a-f0-9]{64}$/.test(ref);
 }

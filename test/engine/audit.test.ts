@@ -13,6 +13,7 @@ import { auditContainer, type ContainerAudit } from "../../src/audit/audit";
 import { CHECKS } from "../../src/audit/checks";
 import type { EnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
+import { TOOLS_IMAGE } from "../../src/engine/toolsImage";
 import { serviceSpec, type ServiceSpec } from "../../src/hardening/serviceSpec";
 import { engine, removeQuietly, waitHealthy, writeKeyFile } from "../support/engine";
 import { buildStagingImage, deriveImage } from "../support/image";
@@ -25,7 +26,7 @@ interface Variant {
   /** the check that must catch it */
   check: string;
   weaken?: (o: Options, spec: ServiceSpec) => void;
-  image?: "root-user" | "with-gcc" | "setuid";
+  image?: "root-user" | "with-gcc" | "setuid" | "shell";
   /** a root-owned file in the volume before the service starts */
   seedRootFile?: boolean;
   /** checks that fail too, as a necessary consequence of the weakening */
@@ -80,6 +81,7 @@ const VARIANTS: Variant[] = [
   { id: "rootfile", check: "data-ownership", seedRootFile: true },
   { id: "gcc", check: "no-build-tools", image: "with-gcc" },
   { id: "setuid", check: "no-setuid", image: "setuid" },
+  { id: "shell", check: "no-shell", image: "shell" },
 ];
 
 describe("fleet audit against weakened containers", () => {
@@ -92,9 +94,13 @@ describe("fleet audit against weakened containers", () => {
   before(async () => {
     ({ env, imageId } = await buildStagingImage("hardened-fleet/customer-app:audit-test"));
     images["root-user"] = await deriveImage(imageId, ["USER 0:0"], "hardened-fleet/audit-test:root-user");
-    images["with-gcc"] = await deriveImage(imageId, ["USER 0:0", "RUN ln -s /bin/true /usr/local/bin/gcc", "USER 1000:1000"], "hardened-fleet/audit-test:with-gcc");
+    // the runtime has no shell to RUN anything in: what is added comes from fleet's tools image
+    images["with-gcc"] = await deriveImage(imageId, [`COPY --from=${TOOLS_IMAGE} /usr/bin/true /usr/local/bin/gcc`], "hardened-fleet/audit-test:with-gcc");
     appCmd = (await engine.getImage(imageId).inspect()).Config.Cmd ?? [];
-    images["setuid"] = await deriveImage(imageId, ["USER 0:0", "RUN chmod u+s /usr/bin/true", "USER 1000:1000"], "hardened-fleet/audit-test:setuid");
+    // a stage of the tools image makes the setuid file (COPY keeps the bit); the first FROM is unused
+    images["setuid"] = await deriveImage(imageId, [`FROM ${TOOLS_IMAGE} AS suid`, "USER 0:0", "RUN mkdir /suid && cp /usr/bin/true /suid/true && chmod u+s /suid/true",
+      `FROM ${imageId}`, "COPY --from=suid /suid/true /usr/bin/true"], "hardened-fleet/audit-test:setuid");
+    images["shell"] = await deriveImage(imageId, [`COPY --from=${TOOLS_IMAGE} /usr/bin/dash /bin/sh`], "hardened-fleet/audit-test:shell");
     const created: Dockerode.Container[] = [];
     for (const v of VARIANTS) {
       const spec = serviceSpec(env, { id: `audit-${v.id}`, environment: "staging", plan: "starter" },
@@ -106,7 +112,8 @@ describe("fleet audit against weakened containers", () => {
       await engine.createVolume({ Name: spec.dataVolumeName, Labels: spec.labels });
       if (v.seedRootFile) {
         // what an old root container left behind: a file owned by root in the data volume
-        const naive = await engine.createContainer({ Image: imageId, User: "0:0", Cmd: ["sh", "-c", "touch /data/left-by-root"],
+        // (the app's image, so the volume starts with its /data; its interpreter: the runtime has no shell)
+        const naive = await engine.createContainer({ Image: imageId, User: "0:0", Entrypoint: ["/opt/venv/bin/python", "-c", "open('/data/left-by-root', 'w')"], Cmd: [],
           HostConfig: { Mounts: [{ Type: "volume", Source: spec.dataVolumeName, Target: "/data" }], NetworkMode: "none" } });
         await naive.start();
         await naive.wait();
@@ -150,6 +157,7 @@ describe("fleet audit against weakened containers", () => {
   it("the weakenings are named: the setuid file found inside, the unconfined options, the shared namespaces", async () => {
     const detail = (id: string, check: string) => audits.get(`audit-${id}`)!.checks.find((c) => c.id === check)!.detail;
     assert.match(detail("setuid", "no-setuid"), /^setuid\/setgid: \/usr\/bin\/true \(/);
+    assert.match(detail("shell", "no-shell"), /^found (.*, )?(\/usr)?\/bin\/sh(, .*)?: the runtime needs none of them/);
     assert.match(detail("seccomp", "seccomp"), /seccomp=unconfined.*Seccomp 0/);
     assert.equal(detail("apparmor", "apparmor"), "apparmor=unconfined");
     assert.equal(detail("hostpid", "namespaces"), "pid=host");

@@ -9,9 +9,8 @@ import { after, before, describe, it } from "node:test";
 import type Dockerode from "dockerode";
 import type { EnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
-import { execIn } from "../../src/engine/exec";
 import { serviceSpec, type ServiceSpec } from "../../src/hardening/serviceSpec";
-import { engine, removeQuietly, waitHealthy, writeKeyFile } from "../support/engine";
+import { engine, python, removeQuietly, waitHealthy, writeKeyFile } from "../support/engine";
 import { request } from "../support/http";
 import { buildStagingImage } from "../support/image";
 
@@ -81,34 +80,48 @@ describe("hardened image and service on the real Docker engine", () => {
   });
 
   it("image: no compiler, make, pip, apt lists, package caches or setuid files", async () => {
-    const probe = await execIn(container, ["sh", "-c",
-      "for t in gcc cc make pip pip3 curl wget; do command -v $t; done; ls /opt/venv/bin | grep -i pip; " +
-      "find /var/lib/apt/lists /var/cache/apt /root/.cache -mindepth 1 -type f 2>/dev/null; " +
-      "find / -xdev -type f -perm /6000 2>/dev/null; true"]);
+    // with the app's interpreter, the one program the runtime must have (it may have no shell)
+    const probe = await python(container, [
+      "import os, shutil, stat",
+      "found = [t for t in ['gcc', 'cc', 'make', 'pip', 'pip3', 'curl', 'wget'] if shutil.which(t)]",
+      "found += [f for f in os.listdir('/opt/venv/bin') if 'pip' in f.lower()]",
+      "for d in ['/var/lib/apt/lists', '/var/cache/apt', '/root/.cache']:",
+      "    found += [os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs]",
+      "dev = os.lstat('/').st_dev",
+      "for r, ds, fs in os.walk('/'):",
+      "    ds[:] = [d for d in ds if os.lstat(os.path.join(r, d)).st_dev == dev]",
+      "    for f in fs:",
+      "        st = os.lstat(os.path.join(r, f))",
+      "        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o6000: found.append(os.path.join(r, f))",
+      "print('\\n'.join(found))",
+    ]);
+    assert.equal(probe.exitCode, 0, probe.stderr);
     assert.equal(probe.stdout.trim(), "", `found in the image:\n${probe.stdout}`);
   });
 
   it("process runs as 1000:1000 with no effective capabilities", async () => {
-    const id = await execIn(container, ["id"]);
-    assert.match(id.stdout, /^uid=1000\b.*gid=1000\b/);
-    const status = await execIn(container, ["cat", "/proc/1/status"]);
+    const id = await python(container, ["import os", "print(os.getuid(), os.getgid(), os.getgroups())"]);
+    assert.match(id.stdout, /^1000 1000 \[(1000)?\]$/m);
+    const status = await python(container, ["print(open('/proc/1/status').read())"]);
     assert.match(status.stdout, /^CapEff:\s+0000000000000000$/m);
     assert.match(status.stdout, /^CapBnd:\s+0000000000000000$/m);
     assert.match(status.stdout, /^NoNewPrivs:\s+1$/m);
   });
 
   it("root filesystem is read-only; /tmp is a writable noexec tmpfs", async () => {
-    const root = await execIn(container, ["sh", "-c", "touch /probe"]);
+    const root = await python(container, ["open('/probe', 'w')"]);
     assert.notEqual(root.exitCode, 0);
     assert.match(root.stderr, /Read-only file system/);
-    const tmp = await execIn(container, ["sh", "-c", "echo x > /tmp/probe && cat /tmp/probe"]);
-    assert.equal(tmp.exitCode, 0);
-    const mounts = await execIn(container, ["cat", "/proc/mounts"]);
+    const tmp = await python(container, ["open('/tmp/probe', 'w').write('x')", "print(open('/tmp/probe').read())"]);
+    assert.equal(tmp.exitCode, 0, tmp.stderr);
+    assert.equal(tmp.stdout.trim(), "x");
+    const mounts = await python(container, ["print(open('/proc/mounts').read())"]);
     assert.match(mounts.stdout, /^tmpfs \/tmp tmpfs [^ ]*\bnoexec\b/m);
   });
 
   it("PIDs limit is in force inside the container's cgroup", async () => {
-    const pids = await execIn(container, ["sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"]);
+    const pids = await python(container, ["import os",
+      "print(open(next(p for p in ['/sys/fs/cgroup/pids/pids.max', '/sys/fs/cgroup/pids.max'] if os.path.exists(p))).read())"]);
     assert.equal(pids.stdout.trim(), String(spec.pidsLimit));
   });
 
@@ -135,7 +148,12 @@ describe("hardened image and service on the real Docker engine", () => {
     const foreign = files.files.filter((f) => f.uid !== 1000 || f.gid !== 1000);
     assert.deepEqual(foreign, []);
     // and from outside the app: the volume itself, as the host sees it
-    const ls = await execIn(app, ["sh", "-c", "find /data -not -user 1000 -o -not -group 1000"]);
+    const ls = await python(app, ["import os",
+      "for r, ds, fs in os.walk('/data'):",
+      "    for n in [r, *(os.path.join(r, f) for f in fs)]:",
+      "        st = os.lstat(n)",
+      "        if (st.st_uid, st.st_gid) != (1000, 1000): print(n)"]);
+    assert.equal(ls.exitCode, 0, ls.stderr);
     assert.equal(ls.stdout.trim(), "");
   });
 

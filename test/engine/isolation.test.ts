@@ -59,7 +59,7 @@ async function startThreads(container: Dockerode.Container, threads: number): Pr
 /** Whether a new process of the customer can fork: an exec (itself a new process of UID 1000) that runs a subprocess. */
 async function canFork(container: Dockerode.Container): Promise<{ ok: boolean; detail: string }> {
   try {
-    const r = await execIn(container, ["/opt/venv/bin/python", "-c", "import subprocess; print(subprocess.run(['/bin/true']).returncode)"], 20_000);
+    const r = await execIn(container, ["/opt/venv/bin/python", "-c", "import subprocess, sys; print(subprocess.run([sys.executable, '-c', '']).returncode)"], 20_000);
     return { ok: r.exitCode === 0 && r.stdout.trim() === "0", detail: `exit ${r.exitCode}: ${r.stdout.trim()} ${r.stderr.trim().slice(-300)}` };
   } catch (err) {
     return { ok: false, detail: (err as Error).message };

@@ -55,7 +55,7 @@ describe("fleet logs and the log collector on the real engines (target: docker)"
   /** Lines written to the container's own output, as its app would: through PID 1's stdout. */
   const emit = async (id: string, code: string) => {
     const c = engine.getContainer((await containerOf(id)).Id);
-    const r = await execIn(c, ["python3", "-c", `import sys\nout = open("/proc/1/fd/1", "w")\n${code}\nout.flush()`]);
+    const r = await execIn(c, ["/opt/venv/bin/python", "-c", `import sys\nout = open("/proc/1/fd/1", "w")\n${code}\nout.flush()`]);
     assert.equal(r.exitCode, 0, r.output);
   };
   const waitForLines = async (id: string, pattern: RegExp, count: number, timeoutMs = 30_000): Promise<Shown[]> => {

@@ -152,7 +152,9 @@ describe("fleet operations on the real engines", () => {
     await engine.createVolume({ Name: n.dataVolume });
     // the old deployment: the same app, run as root, as in the seeds
     const legacy = await engine.createContainer({ name: "op-old-legacy", Image: image, User: "0:0", Env: ["APP_SECRET_KEY=" + "r".repeat(40)],
-      Cmd: ["sh", "-c", "mkdir -p /data/uploads /data/backups /data/instance && echo old > /data/uploads/old.txt && chmod 700 /data/uploads && touch /data/instance/app.db && sleep 300"],
+      // with the app's interpreter: the runtime has no shell
+      Cmd: ["/opt/venv/bin/python", "-c", ["import os, time", "for d in ['uploads', 'backups', 'instance']: os.makedirs(f'/data/{d}', exist_ok=True)",
+        "open('/data/uploads/old.txt', 'w').write('old\\n')", "os.chmod('/data/uploads', 0o700)", "open('/data/instance/app.db', 'a').close()", "time.sleep(300)"].join("\n")],
       HostConfig: { Mounts: [{ Type: "volume", Source: n.dataVolume, Target: "/data" }], NetworkMode: "none" } });
     await legacy.start();
     await new Promise((r) => setTimeout(r, 1000));

@@ -16,11 +16,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
-import { execIn } from "../../src/engine/exec";
 import { findToolchain } from "../../src/pulumi/toolchain";
 import { customerNames } from "../../src/hardening/names";
 import { fleet, killLeftovers, orphanedPlugins, show, toolchainEnv } from "../support/cli";
-import { customerContainer, engine, removeCustomers } from "../support/engine";
+import { customerContainer, engine, python, removeCustomers } from "../support/engine";
 import { request } from "../support/http";
 import { copyProject, customerUrlIn, dropEncryptionSalt, editEnvironment, useEdge } from "../support/projectCopy";
 
@@ -104,12 +103,16 @@ describe("the app's key is a file, and a moved checkout carries on (real engines
 
     // inside: the file and its directory belong to 1000 alone; PID 1's environment has no key
     const container = engine.getContainer(info.Id);
-    const stat = await execIn(container, ["stat", "-c", "%n %u:%g %a", "/run/secrets", "/run/secrets/app_secret_key"]);
+    // with the app's interpreter: the runtime has no shell, stat or cat
+    const stat = await python(container, ["import os",
+      "for p in ['/run/secrets', '/run/secrets/app_secret_key']:",
+      "    st = os.stat(p)",
+      "    print(p, f'{st.st_uid}:{st.st_gid}', format(st.st_mode & 0o7777, 'o'))"]);
     assert.equal(stat.stdout.trim(), "/run/secrets 1000:1000 500\n/run/secrets/app_secret_key 1000:1000 400");
-    const environ = await execIn(container, ["cat", "/proc/1/environ"]);
+    const environ = await python(container, ["import sys", "sys.stdout.write(open('/proc/1/environ').read())"]);
     assert.equal(environ.exitCode, 0, environ.stderr);
     assert.ok(!environ.stdout.includes("APP_SECRET_KEY=") && !environ.stdout.includes(key));
-    const write = await execIn(container, ["sh", "-c", "echo x > /run/secrets/app_secret_key"]);
+    const write = await python(container, ["open('/run/secrets/app_secret_key', 'w').write('x')"]);
     assert.notEqual(write.exitCode, 0, "the app must not be able to change its key");
 
     // a host process of UID 1000: the file is out of its reach, the app's environment (which it can read) has no key

@@ -2,7 +2,9 @@
 import Dockerode from "dockerode";
 import { customerNames, edgeNames, logCollectorNames, legacyCustomerNetwork } from "../../src/hardening/names";
 import type { ServiceSpec } from "../../src/hardening/serviceSpec";
+import { execIn, type ExecResult } from "../../src/engine/exec";
 import { writeSecretFile } from "../../src/engine/secretFile";
+import { TOOLS_IMAGE } from "../../src/engine/toolsImage";
 
 export const engine = new Dockerode();
 
@@ -66,8 +68,16 @@ export async function removeCustomers(list: [string, string][], edges: [string, 
   }
 }
 
-/** Runs `sh -c script` in a throwaway container with the volume at /data (read only); returns its output. */
-export async function inVolume(volume: string, script: string, image = "hardened-fleet/python-base:bookworm"): Promise<string> {
+/**
+ * Runs `code` (lines of Python) in a customer's running container with the app's own interpreter:
+ * its runtime has no shell, cat or find.
+ */
+export function python(container: Dockerode.Container, code: string[], timeoutMs?: number): Promise<ExecResult> {
+  return execIn(container, ["/opt/venv/bin/python", "-c", code.join("\n")], timeoutMs);
+}
+
+/** Runs `sh -c script` in a throwaway container (fleet's tools image) with the volume at /data (read only); returns its output. */
+export async function inVolume(volume: string, script: string, image = TOOLS_IMAGE): Promise<string> {
   const c = await engine.createContainer({ Image: image, Entrypoint: [], Cmd: ["sh", "-c", script], User: "0:0",
     HostConfig: { NetworkMode: "none", Mounts: [{ Type: "volume", Source: volume, Target: "/data", ReadOnly: true }] } });
   try {

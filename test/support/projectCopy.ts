@@ -1,10 +1,12 @@
 /** A throwaway copy of the project with its own file backend, so lifecycle tests never touch the repo's stacks. */
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Document, parse } from "yaml";
 import { fleetContext, type FleetContext } from "../../src/pulumi/workspace";
 import { projectDir } from "./fixtures";
+import { FIXTURE_ADVISORY, fixtureWriterPath } from "./trivyFixture";
 
 const COPY = ["Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml", "index.ts", "tsconfig.json", "package.json",
   "components", "src", "demo", "examples", "scripts"];
@@ -16,7 +18,46 @@ export function copyProject(): FleetContext & { root: string } {
   const ctx = fleetContext(root, `file://${path.join(root, ".fleet", "state")}`);
   // the demo's backups go to a directory of this host; a suite that tests backups sets its own
   editEnvironment(root, "staging", (e) => { delete e.backup; });
+  useFixtureDatabase(root, "staging");
+  useFixtureDatabase(root, "prod", { waive: true });
   return { ...ctx, root };
+}
+
+/**
+ * The tests' vulnerability database (test/support/trivyFixture.ts: one real advisory, which every
+ * image on the bases has), made once per checkout in .fleet/test-trivy-db.
+ */
+export function fixtureDatabaseDir(): string {
+  const dir = path.join(projectDir, ".fleet", "test-trivy-db");
+  if (fs.existsSync(path.join(dir, "db", "metadata.json"))) return dir;
+  // written aside and renamed: suites of two lanes may ask at the same time
+  const aside = fs.mkdtempSync(path.join(path.dirname(dir), ".test-trivy-db-"));
+  const writer = fixtureWriterPath();
+  if (!fs.existsSync(writer)) throw new Error(`${writer} is missing: run scripts/ensure-trivy.sh (npm test does it)`);
+  execFileSync(writer, [aside], { stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    fs.renameSync(aside, dir);
+  } catch {
+    fs.rmSync(aside, { recursive: true, force: true }); // another suite's is there now
+  }
+  return dir;
+}
+
+/** The fixture advisory's waiver, valid for `days` more days (UTC). */
+export function fixtureWaiver(days = 30): { id: string; package: string; reason: string; expires: string } {
+  return {
+    id: FIXTURE_ADVISORY.id, package: FIXTURE_ADVISORY.package,
+    reason: "the tests' fixture advisory: every image built on the bases carries it",
+    expires: new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10),
+  };
+}
+
+/** Scans with the fixture database; with `waive`, its advisory is waived (a promoting environment then passes the gate). */
+export function useFixtureDatabase(root: string, stack: string, opts: { waive?: boolean } = {}): void {
+  const database = fixtureDatabaseDir();
+  editEnvironment(root, stack, (e) => {
+    e.supplyChain = { ...e.supplyChain, database, ...(opts.waive ? { allow: [fixtureWaiver()] } : {}) };
+  });
 }
 
 /** Edits the environment config inside a copied stack file (keeps everything else). */

@@ -28,7 +28,7 @@ import { after, before, describe, it } from "node:test";
 import Dockerode from "dockerode";
 import { fleet, killLeftovers, orphanedPlugins, show, startFleet } from "../support/cli";
 import { startReceiverIn } from "../support/alertReceiver";
-import { copyProject, customerUrlIn, editEnvironment } from "../support/projectCopy";
+import { copyProject, customerUrlIn, editEnvironment, useFixtureDatabase } from "../support/projectCopy";
 import { readCluster, requestInNamespace, type Cluster } from "../../demo/swarmCluster";
 import { findService, runningTask } from "../../src/swarm/deploy";
 import { overlayNetworkName } from "../../src/swarm/serviceSpec";
@@ -71,6 +71,9 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
   const envFile = async (args: string[]) => {
     const r = await fleet(root, ["env-file", "--cluster", `/run/hf-swarm/${CLUSTER}/cluster.json`, ...args], { env, entry: "demo/swarm.ts", timeoutMs: 900_000 });
     assert.equal(r.code, 0, `demo/swarm.ts env-file ${args.join(" ")}: ${show(r)}`);
+    // the tests' vulnerability database; a promoting environment waives its one advisory
+    const name = args[args.indexOf("--env") + 1]!;
+    useFixtureDatabase(root, name, { waive: args.includes("--promote-from") });
     return r;
   };
   const manager = () => new Dockerode(dockerodeOptions(cluster.manager));

@@ -45,6 +45,7 @@ const probes: Probes = {
   foreignFiles: "",
   buildLeftovers: "",
   setuidFiles: "",
+  shells: "",
 };
 
 function checked(info: Dockerode.ContainerInspectInfo) {
@@ -210,8 +211,9 @@ describe("fleet audit over a changing fleet", () => {
       getImage: () => ({ inspect: async () => ({ Config: {} }) }),
       getContainer: () => ({
         inspect: async () => (++inspects > 1 && stoppedAfterFirst ? { ...running, State: { Running: false, Pid: 0 } } : running),
-        exec: async () => { throw refused; },
       }),
+      // the probe's container cannot join the PID namespace of a container that stopped
+      createContainer: async () => { throw refused; },
     }) as unknown as Dockerode;
     assert.deepEqual(await auditFleet(engine(true)), []);
     inspects = 0;

@@ -40,7 +40,7 @@ function containerInspect(subject: Subject): any {
 
 const goodProbes = (): Probes => ({
   procStatus: "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n",
-  foreignFiles: "", buildLeftovers: "", setuidFiles: "",
+  foreignFiles: "", buildLeftovers: "", setuidFiles: "", shells: "",
   mounts: "overlay / overlay ro 0 0\ntmpfs /tmp tmpfs rw,nosuid,nodev,noexec,size=32768k 0 0\n",
   swapTotalKb: 0,
 });
@@ -88,6 +88,7 @@ const CASES: Record<string, Case> = {
   "data-ownership": { fails: (c) => { c.probes.foreignFiles = "/data/left-by-root\n"; }, says: /^not owned by 1000:1000: \/data\/left-by-root$/, passes: "all owned by 1000:1000" },
   "no-build-tools": { fails: (c) => { c.probes.buildLeftovers = "/usr/bin/gcc\n"; }, says: /^found \/usr\/bin\/gcc$/, passes: "none" },
   "no-setuid": { fails: (c) => { c.probes.setuidFiles = "/usr/bin/passwd\n"; }, says: /^setuid\/setgid: \/usr\/bin\/passwd \(remove the bits/, passes: "none" },
+  "no-shell": { fails: (c) => { c.probes.shells = "/usr/bin/dash\n/usr/bin/sh\n"; }, says: /^found \/usr\/bin\/dash, \/usr\/bin\/sh: the runtime needs none/, passes: "none" },
 };
 
 const keyOf = (r: Rule) => (r.appliesTo.length === SUBJECTS.length ? r.id : `${r.id}@${r.appliesTo.join("+")}`);
@@ -143,9 +144,9 @@ describe("audit rules as values", () => {
       const stopped = ctx(subject, (c) => { c.probes = undefined; });
       const failed = rulesFor(subject).filter((r) => !r.run(stopped).ok).map((r) => r.id);
       assert.deepEqual(failed, subject === "container"
-        ? ["runtime-user", "data-ownership", "no-build-tools", "no-setuid"]
+        ? ["runtime-user", "data-ownership", "no-build-tools", "no-setuid", "no-shell"]
         // and on a Swarm task: NoNewPrivs, the tmpfs options and the node's swap are only seen from inside
-        : ["runtime-user", "no-new-privileges", "read-only-root", "limits", "data-ownership", "no-build-tools", "no-setuid"], subject);
+        : ["runtime-user", "no-new-privileges", "read-only-root", "limits", "data-ownership", "no-build-tools", "no-setuid", "no-shell"], subject);
     }
   });
 

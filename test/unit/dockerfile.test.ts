@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseEnvironmentConfig } from "../../src/config/load";
-import { renderDockerfile, type DockerfileInputs } from "../../src/hardening/dockerfile";
-import { checkDockerfile } from "../../src/hardening/dockerfileRules";
+import { EXTENSIONS_DROPPED, renderDockerfile, STDLIB_DROPPED, type DockerfileInputs } from "../../src/hardening/dockerfile";
+import { checkDockerfile, checkDockerfileAdvice } from "../../src/hardening/dockerfileRules";
 import { immutableTag } from "../../src/image/buildContext";
 import { rawEnvironment } from "../support/fixtures";
 
@@ -13,8 +13,21 @@ const inputs: DockerfileInputs = {
   version: "1.2.3", revision: "c".repeat(64), created: "2026-01-01T00:00:00.000Z", sourceUrl: "https://example.invalid/app",
 };
 
+/** the instructions of each stage, continuation lines joined */
+function stages(text: string): string[][] {
+  const lines = text.replace(/\\\n/g, " ").split("\n").filter((l) => l.trim() && !l.startsWith("#"));
+  const out: string[][] = [];
+  for (const l of lines) {
+    if (l.startsWith("FROM ")) out.push([l]);
+    else out[out.length - 1]!.push(l);
+  }
+  return out;
+}
+
 describe("rendered Dockerfile", () => {
   const text = renderDockerfile(inputs);
+  const final = stages(text).at(-1)!;
+  const rootfs = stages(text).find((s) => / AS rootfs$/.test(s[0]!))!;
 
   it("passes every hardening rule", () => {
     assert.deepEqual(checkDockerfile(text), []);
@@ -35,27 +48,51 @@ describe("rendered Dockerfile", () => {
     assert.notEqual(immutableTag("acme/app", "1.0.0", text, "d".repeat(64)), a);
   });
 
-  it("has a builder stage and a runtime stage from the configured bases", () => {
-    assert.match(text, new RegExp(`^FROM ${inputs.builder} AS builder$`, "m"));
-    assert.match(text, new RegExp(`^FROM ${inputs.base.replace(/[.]/g, "\\.")}$`, "m"));
+  it("has a builder stage, a rootfs stage from the pinned base and a runtime FROM scratch", () => {
+    assert.deepEqual(stages(text).map((s) => s[0]), [`FROM ${inputs.builder} AS builder`, `FROM ${inputs.base} AS rootfs`, "FROM scratch"]);
+  });
+
+  it("runs nothing in the runtime stage: no RUN, so it needs no shell; only COPY from the other stages and the context", () => {
+    assert.deepEqual(final.filter((l) => /^RUN\b/.test(l)), []);
+    assert.deepEqual(final.filter((l) => l.startsWith("COPY")), [
+      "COPY --from=rootfs /rootfs/ /",
+      "COPY --from=builder --chown=0:0 /opt/venv /opt/venv",
+      "COPY --chown=1000:1000 app/ /app/",
+      "COPY hardened-fleet/supervise.py /opt/hardened-fleet/supervise.py",
+    ]);
+  });
+
+  it("gathers the interpreter, the libraries it and the venv load, and their package records in the rootfs stage", () => {
+    assert.ok(rootfs.includes("COPY --from=builder /opt/venv /opt/venv"));
+    assert.ok(rootfs.includes("COPY hardened-fleet/rootfs.py /build/rootfs.py"));
+    const run = rootfs.find((l) => l.startsWith("RUN "))!;
+    assert.match(run, /^RUN python3 \/build\/rootfs\.py --dest \/rootfs --scan \/opt\/venv --package-records --dlopen libgcc_s\.so\.1 /);
+    assert.match(run, new RegExp(`--drop-stdlib ${STDLIB_DROPPED.join(",")}( |$)`));
+    assert.match(run, new RegExp(`--drop-ext ${EXTENSIONS_DROPPED.join(",")}( |$)`));
+    for (const kept of ["json", "sqlite3", "ssl", "tarfile", "email", "http", "urllib", "logging", "unittest"]) {
+      assert.ok(!(STDLIB_DROPPED as readonly string[]).includes(kept), kept);
+    }
+    for (const kept of ["_ssl", "_hashlib", "_sqlite3", "_ctypes", "_json", "_decimal", "_uuid", "_lzma", "_bz2"]) {
+      assert.ok(!(EXTENSIONS_DROPPED as readonly string[]).includes(kept), kept);
+    }
   });
 
   it("runs as numeric 1000:1000 with a user named from config", () => {
     assert.match(text, /^USER 1000:1000$/m);
-    assert.match(text, /useradd --uid 1000 --gid 1000 .* appuser/);
+    assert.match(text, /--user appuser:1000:1000 /);
     const custom = renderDockerfile({ ...inputs, app: { ...env.app, user: "minipass" } });
-    assert.match(custom, /groupadd --gid 1000 minipass/);
+    assert.match(custom, /--user minipass:1000:1000 /);
   });
 
-  it("creates and owns the data and scratch directories before USER", () => {
-    assert.match(text, /mkdir -p \/data \/tmp/);
-    assert.match(text, /chown 1000:1000 \/data \/tmp/);
-    assert.ok(text.indexOf("chown 1000:1000") < text.indexOf("USER 1000:1000"));
+  it("makes the data and scratch directories owned by 1000 (the data path 0750) before USER", () => {
+    assert.match(text, /--writable \/data:0750 --writable \/tmp:1777 /);
+    const custom = renderDockerfile({ ...inputs, app: { ...env.app, dataPath: "/srv/data", writablePaths: ["/tmp", "/var/cache/app"] } });
+    assert.match(custom, /--writable \/srv\/data:0750 --writable \/tmp:1777 --writable \/var\/cache\/app:0755 /);
+    assert.ok(text.indexOf("--writable") < text.indexOf("USER 1000:1000"));
   });
 
-  it("strips setuid/setgid bits and package lists, and uses no curl or wget", () => {
-    assert.match(text, /find \/ -xdev -type f -perm \/6000 -exec chmod a-s/);
-    assert.match(text, /rm -rf \/var\/lib\/apt\/lists\/\*/);
+  it("keeps the base's LANG and uses no curl or wget", () => {
+    assert.ok(final.some((l) => /^ENV .*\bLANG=C\.UTF-8\b/.test(l)));
     assert.doesNotMatch(text, /curl|wget/);
   });
 
@@ -88,6 +125,35 @@ CMD ["python", "-m", "app"]
 `;
   it("accepts a compliant Dockerfile", () => {
     assert.deepEqual(checkDockerfile(good), []);
+  });
+
+  it("advises, without refusing, a runtime from a base with a shell and no reason label", () => {
+    const [advice, ...more] = checkDockerfileAdvice(good);
+    assert.deepEqual(more, []);
+    assert.equal(advice!.rule, "shell-reason");
+    assert.equal(advice!.line, 3);
+    assert.match(advice!.fix, /FROM scratch/);
+    assert.match(advice!.fix, /LABEL io\.hardened-fleet\.shell-reason=/);
+    assert.deepEqual(checkDockerfileAdvice(renderDockerfile(inputs)), []);
+  });
+
+  const noShell: { name: string; text: string }[] = [
+    { name: "a reason label in the final stage", text: good.replace("USER 1000:1000", 'LABEL io.hardened-fleet.shell-reason="entrypoint script runs migrations"\nUSER 1000:1000') },
+    { name: "a reason label in the stage the final one builds on",
+      text: good.replace(/FROM (python:3.11-slim@sha256:a+)/, 'FROM $1 AS runtime\nLABEL io.hardened-fleet.shell-reason="legacy cron"\nFROM runtime') },
+    { name: "a final stage from scratch", text: good.replace(/FROM python:3.11-slim@sha256:a+/, "FROM scratch") },
+    { name: "a final stage built on a stage from scratch", text: good.replace(/FROM python:3.11-slim@sha256:a+/, "FROM scratch AS rt\nFROM rt") },
+    { name: "a distroless base", text: good.replace(/FROM python:3.11-slim@sha256:a+/, "FROM gcr.io/distroless/python3-debian12:nonroot") },
+  ];
+  for (const c of noShell) {
+    it(`gives no shell advice for ${c.name}`, () => {
+      assert.deepEqual(checkDockerfile(c.text).filter((v) => v.rule !== "non-root-user"), []);
+      assert.deepEqual(checkDockerfileAdvice(c.text), []);
+    });
+  }
+  it("still advises for a distroless :debug base (it has busybox) and an empty reason", () => {
+    assert.equal(checkDockerfileAdvice(good.replace(/FROM python:3.11-slim@sha256:a+/, "FROM gcr.io/distroless/python3-debian12:debug")).length, 1);
+    assert.equal(checkDockerfileAdvice(good.replace("USER 1000:1000", 'LABEL io.hardened-fleet.shell-reason=""\nUSER 1000:1000')).length, 1);
   });
 
   const cases: { name: string; text: string; rule: string; line?: number; fix: RegExp }[] = [

@@ -187,7 +187,7 @@ describe("the audit of a Swarm task", () => {
   } as unknown as Dockerode.ContainerInspectInfo;
   const probes = (nnp: string, tmpOpts: string, swapTotalKb = 0): Probes => ({
     procStatus: `Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\nNoNewPrivs:\t${nnp}\n`,
-    foreignFiles: "", buildLeftovers: "", setuidFiles: "",
+    foreignFiles: "", buildLeftovers: "", setuidFiles: "", shells: "",
     mounts: `overlay / overlay ro,relatime 0 0\ntmpfs /tmp tmpfs ${tmpOpts} 0 0\n`,
     swapTotalKb,
   });

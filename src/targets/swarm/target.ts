@@ -25,7 +25,7 @@ export function chooseNode(env: SwarmEnvironmentConfig, customers: CustomerConfi
   return nodes.reduce((best, n) => (load.get(n)! < load.get(best)! ? n : best), nodes[0]!);
 }
 
-/** The image on that engine, pulled from the registry when missing (a one-shot container needs it there). */
+/** The image on that engine, pulled from the registry when missing (a drill boots it there; a move pulls it before the customer stops). */
 export async function ensureImage(engine: Dockerode, image: string): Promise<void> {
   try {
     await engine.getImage(image).inspect();
@@ -36,9 +36,9 @@ export async function ensureImage(engine: Dockerode, image: string): Promise<voi
 }
 
 /** Every path of the volume with its owner, size and (for files) content hash: equal listings mean an exact copy. */
-async function volumeListing(engine: Dockerode, image: string, volume: string): Promise<string> {
+async function volumeListing(engine: Dockerode, volume: string): Promise<string> {
   const r = await runOneShot(engine, {
-    image, volume, role: "move-check", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
+    volume, role: "move-check", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"],
     cmd: ["sh", "-c", "cd /data && find . -print0 | sort -z | xargs -0 stat -c '%n %u:%g %a %s' && find . -type f -print0 | sort -z | xargs -0 -r sha256sum"],
   });
   if (r.exitCode !== 0) throw new Error(`listing volume ${volume} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
@@ -46,14 +46,14 @@ async function volumeListing(engine: Dockerode, image: string, volume: string): 
 }
 
 /** Whether the volume exists on that engine with anything in it. */
-async function volumeHasData(engine: Dockerode, image: string, volume: string): Promise<boolean> {
+async function volumeHasData(engine: Dockerode, volume: string): Promise<boolean> {
   try {
     await engine.getVolume(volume).inspect();
   } catch {
     return false;
   }
   const r = await runOneShot(engine, {
-    image, volume, role: "move-check", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"], cmd: ["sh", "-c", "find /data -mindepth 1 | head -n 1"],
+    volume, role: "move-check", readOnlyVolume: true, capAdd: ["DAC_READ_SEARCH"], cmd: ["sh", "-c", "find /data -mindepth 1 | head -n 1"],
   });
   return r.stdout.trim() !== "";
 }
@@ -93,15 +93,14 @@ export class SwarmTarget implements DeployTarget {
    * when copies with data are on more than one node, or the node with the data is down in the swarm.
    * Undefined when no node has the volume.
    */
-  async findDataHome(customer: string, image: string): Promise<string | undefined> {
+  async findDataHome(customer: string): Promise<string | undefined> {
     const env = this.config;
     const volume = customerNames(env.name, customer).dataVolume;
     const found = await this.volumeHolders(volume);
     if (found.length === 0) return undefined;
     const withData: string[] = [];
     for (const f of found) {
-      await ensureImage(f.engine, image);
-      if (await volumeHasData(f.engine, image, volume)) withData.push(f.node!);
+      if (await volumeHasData(f.engine, volume)) withData.push(f.node!);
     }
     const candidates = withData.length > 0 ? withData : found.map((f) => f.node!);
     if (candidates.length > 1) {
@@ -233,7 +232,7 @@ export class SwarmTarget implements DeployTarget {
     const destination = this.nodeEngine(to);
     const manager = this.managerHost ?? "";
     await ensureImage(destination, image);
-    if (await volumeHasData(destination, image, names.dataVolume)) {
+    if (await volumeHasData(destination, names.dataVolume)) {
       throw new Error(`node ${to} already has a volume ${names.dataVolume} with data in it (left by an earlier move?): nothing was changed. ` +
         `Check it and remove it on ${to} (docker volume rm ${names.dataVolume}), or move ${customer.id} to another node`);
     }
@@ -243,11 +242,11 @@ export class SwarmTarget implements DeployTarget {
     let archive: string;
     let files: number;
     try {
-      archive = await archiveVolume(source, image, names.dataVolume, move.backupDir);
+      archive = await archiveVolume(source, names.dataVolume, move.backupDir);
       log(`${stack}: archived ${names.dataVolume} on ${from} to ${archive}`);
       await destination.createVolume({ Name: names.dataVolume, Labels: serviceIdentity(customer.environment, customer.id).identityLabels });
-      await restoreArchive(destination, image, names.dataVolume, archive);
-      const [before, after] = await Promise.all([volumeListing(source, image, names.dataVolume), volumeListing(destination, image, names.dataVolume)]);
+      await restoreArchive(destination, names.dataVolume, archive);
+      const [before, after] = await Promise.all([volumeListing(source, names.dataVolume), volumeListing(destination, names.dataVolume)]);
       if (before !== after) throw new Error(`the copy of ${names.dataVolume} on ${to} differs from the original on ${from}`);
       files = after.split("\n").filter((l) => /^[0-9a-f]{64} /.test(l)).length;
       log(`${stack}: restored on ${to} and checked: ${files} files, the same paths, owners, modes and contents`);
