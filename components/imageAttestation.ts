@@ -36,10 +36,14 @@ interface State {
 async function attest(state: State): Promise<State> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { attestImage } = require(projectModule(ATTEST_MODULE));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const path = require("node:path");
   const summary = await attestImage({
     imageRef: state.imageRef, imageName: state.imageName, engine: providerEngine(state.dockerHost),
     dockerHost: state.dockerHost || undefined, registry: state.registry, privateKeyPem: state.privateKeyPem,
-    database: state.database, projectDir: projectRoot(),
+    // a relative supplyChain.database is relative to the project (the provider runs in dist/)
+    database: state.database === undefined ? undefined : path.resolve(projectRoot(), state.database),
+    projectDir: projectRoot(),
   });
   return { ...state, summary };
 }

@@ -15,6 +15,7 @@ import { formatBytes, formatTable } from "../src/table";
 import { edgeNames, logCollectorNames } from "../src/hardening/names";
 import { customerLogs } from "../src/fleet/logs";
 import { startDemoServices } from "./statusPage";
+import { ensureDemoDatabase, supplyChainDemo } from "./supplyChain";
 import { loadEnvironment } from "../src/fleet/environment";
 import { watchStatus } from "../src/fleet/watch";
 import { WatchMetrics } from "../src/watch/metrics";
@@ -32,6 +33,8 @@ export function buildDockerDemoCli(): Command {
     .showHelpAfterError()
     .action(async () => {
       const ctx = projectContext();
+      // the demo's vulnerability database (one real advisory), before staging scans its image
+      ensureDemoDatabase(ctx.projectDir);
       const summaries = [summarize(await upStack(ctx, "staging"))];
       const urls: string[] = [];
       const urlOf = new Map<string, string>();
@@ -64,6 +67,7 @@ export function buildDockerDemoCli(): Command {
         .filter((a) => DEMO_CUSTOMERS.some((c) => c.customer === a.customer) || infrastructure.includes(a.container));
       console.log(formatAuditTable(audits));
       if (audits.length !== DEMO_CUSTOMERS.length + infrastructure.length || audits.some((a) => !a.ok)) process.exitCode = 1;
+      await supplyChainDemo(ctx);
       await backupDemo(ctx);
       await watchDemo(ctx);
       await logsDemo(ctx);

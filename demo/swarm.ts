@@ -3,6 +3,7 @@
  * The local test cluster's demo, not an operator command: `node dist/demo/swarm.js env-file|demo`
  * (`npm run demo:swarm` runs `demo`) on the cluster that scripts/swarm-cluster.sh makes on this machine.
  */
+import { ensureDemoDatabase } from "./supplyChain";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Command } from "commander";
@@ -26,6 +27,7 @@ function writeEnvironmentFile(projectDir: string, clusterFile: string, environme
   if (promoteFrom) parseEnvironmentName(promoteFrom, "--promote-from");
   const file = stackFile(projectDir, name);
   const text = clusterEnvironmentFile(readCluster(clusterFile), name, promoteFrom);
+  ensureDemoDatabase(projectDir);
   refuseForeignEnvironmentFile(file, name);
   writeFileAtomic(file, text);
   return file;

@@ -4,6 +4,7 @@
  * the environment stack file for it (demo/swarm.ts env-file). Not part of the operator's product: on
  * real hosts the operator writes that file by hand (docs/swarm.md).
  */
+import { DEMO_DATABASE } from "./supplyChain";
 import * as fs from "node:fs";
 import { execFile } from "node:child_process";
 import { Document } from "yaml";
@@ -79,6 +80,8 @@ export function clusterEnvironment(cluster: Cluster, name: string): EnvironmentI
     },
     deploy: { healthTimeoutSeconds: 120 },
     rollout: { waveSize: 2 },
+    // the demo's one-advisory vulnerability database (demo/supplyChain.ts writes it)
+    supplyChain: { database: DEMO_DATABASE },
   };
 }
 

@@ -6,6 +6,9 @@
  * the findings always in the store, where `fleet list` and the audit read them.
  */
 import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import type Dockerode from "dockerode";
 import { addLocalSignature, attachSbom, attachSignature, parseImageRef, writeLocal, type ImageLocation } from "./attachments";
 import { databaseDir, databaseStatus } from "./database";
@@ -62,6 +65,15 @@ export async function registryClient(engine: Dockerode, access: RegistryAccess):
   return new RegistryClient({ address: access.address, scheme: await registryScheme(engine, access.address), auth: access.auth });
 }
 
+async function withScratchDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-sbom-"));
+  try {
+    return await fn(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Counts the SBOM's components (CycloneDX `components`, SPDX `packages`). Pure. */
 export function sbomPackageCount(sbom: Record<string, unknown>): number {
   const list = (sbom.components ?? sbom.packages) as unknown[] | undefined;
@@ -71,7 +83,12 @@ export function sbomPackageCount(sbom: Record<string, unknown>): number {
 /** Scans `imageRef` with the database at `dir`, or says why it was not scanned. */
 export async function scanWithDatabase(imageRef: string, opts: { dockerHost?: string; database?: string }):
   Promise<{ record?: Omit<ScanRecord, "imageRef">; note?: string }> {
-  const dir = databaseDir(opts.database);
+  let dir: string;
+  try {
+    dir = databaseDir(opts.database);
+  } catch (err) {
+    return { note: (err as Error).message }; // a configured database that is not there (yet)
+  }
   const status = databaseStatus(dir);
   if (!status.present) {
     return { note: `${status.problem ?? `no vulnerability database at ${status.path}`}: run 'fleet scan-db update' where the scanner can reach its registry, or set supplyChain.database` };
@@ -87,7 +104,8 @@ export async function attestImage(req: AttestRequest): Promise<AttestationSummar
   const client = location.registry && req.registry ? await registryClient(req.engine, req.registry) : undefined;
 
   log(`supply chain: SBOM of ${req.imageRef}`);
-  const sbom = await sbomOf(req.imageRef, { dockerHost: req.dockerHost, cacheDir: databaseDir(req.database) });
+  // the SBOM needs no database: a private, empty cache dir for trivy
+  const sbom = await withScratchDir((cacheDir) => sbomOf(req.imageRef, { dockerHost: req.dockerHost, cacheDir }));
   const sbomText = JSON.stringify(sbom);
   const sbomSha = createHash("sha256").update(sbomText).digest("hex");
   if (client) await attachSbom(client, location.repo!, location.digest, sbom);

@@ -24,7 +24,8 @@ const withSupplyChain = (stack: "staging" | "prod", supplyChain: unknown) => ({ 
 
 describe("supplyChain config", () => {
   it("defaults: critical stops a promotion, no waiver, the user's cache, the source stack's key", () => {
-    const prod = parseEnvironmentConfig(rawEnvironment("prod"));
+    const { supplyChain: _demo, ...raw } = rawEnvironment("prod") as Record<string, unknown>;
+    const prod = parseEnvironmentConfig(raw);
     assert.deepEqual(prod.supplyChain, { failOn: "critical", allow: [] });
   });
 
