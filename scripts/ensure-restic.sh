@@ -34,23 +34,14 @@ TOOLS=("restic $RESTIC_MODULE $RESTIC_VERSION $RESTIC_MODULE/cmd/restic"
 GO=${GO:-$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)}
 export GOTOOLCHAIN=local CGO_ENABLED=0
 
-# built_ok FILE MODULE VERSION: FILE is a static, trimmed build of MODULE@vVERSION (from `go version -m`)
-built_ok() {
-  local file=$1 module=$2 version=$3 info
-  [ -x "$file" ] || return 1
-  info=$("$GO" version -m "$file" 2>/dev/null) || return 1
-  awk -v m="$module" -v v="v$version" '
-    $1 == "mod" && $2 == m && $3 == v { mod = 1 }
-    $1 == "build" && $2 == "CGO_ENABLED=0" { cgo = 1 }
-    $1 == "build" && $2 == "-trimpath=true" { trim = 1 }
-    END { exit !(mod && cgo && trim) }' <<<"$info"
-}
+# shellcheck source=go-tools.sh
+. "$here/scripts/go-tools.sh"
 
 all_ok() {
   local t name module version pkg
   for t in "${TOOLS[@]}"; do
     read -r name module version pkg <<<"$t"
-    built_ok "$bin/$name" "$module" "$version" || return 1
+    go_tools_built_ok "$bin/$name" "$module" "$version" || return 1
   done
 }
 
@@ -58,65 +49,26 @@ all_ok() {
 if all_ok; then echo "$bin"; exit 0; fi
 
 mkdir -p "$bin"
-# serialise runs sharing the cache
-exec 9>"$cache/restic/.lock"
-if ! flock -n 9; then
-  log "another ensure-restic.sh is building; waiting for it ..."
-  flock 9
-fi
+go_tools_lock "$cache/restic" restic
 if all_ok; then echo "$bin"; exit 0; fi
+go_tools_workdir restic
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/hf-restic.XXXXXX")
-cleanup() { chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-modcache=$("$GO" env GOMODCACHE)
-first_proxy=$("$GO" env GOPROXY); first_proxy=${first_proxy%%[,|]*}
-
-# install_tool NAME MODULE VERSION PACKAGE
-# `go install PACKAGE@vVERSION` stamps the module version into the binary, but it also reads the
-# module's version list for deprecations, which the proxy may refuse (it answered 403 for
-# rest-server's while serving v0.14.0 itself). So: fetch the module and the dependencies its own
-# go.sum pins (all checked by the go command on download), then install from the module cache only.
+# install_tool NAME MODULE VERSION PACKAGE: into bin/, checked
 install_tool() {
-  local name=$1 module=$2 version=$3 pkg=$4 dir sumdb
-  mkdir -p "$work/fetch-$name" "$work/out"
-  printf 'module hardened-fleet.invalid/fetch\n\ngo 1.24\n' >"$work/fetch-$name/go.mod"
-  dir=$(cd "$work/fetch-$name" && GOFLAGS=-mod=mod "$GO" mod download -json "$module@v$version" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
-  [ -d "$dir" ] || die "the Go module proxy did not provide $module@v$version (GOPROXY=$("$GO" env GOPROXY))"
-  cp -r "$dir" "$work/src-$name"
-  chmod -R u+w "$work/src-$name"
-  (cd "$work/src-$name" && "$GO" list -deps "./${pkg#"$module"/}" >/dev/null)
-  sumdb=$("$GO" env GOSUMDB)
-  # the checksum database through the proxy, as the go command reaches it when GOPROXY is a URL
-  if [ "$sumdb" = sum.golang.org ] && [[ $first_proxy == http* ]]; then
-    sumdb="sum.golang.org $first_proxy/sumdb/sum.golang.org"
-  fi
-  (cd "$work" && GOPROXY="file://$modcache/cache/download" GOSUMDB=$sumdb GOBIN="$work/out" \
-    "$GO" install -trimpath -ldflags '-s -w' "$pkg@v$version")
-  built_ok "$work/out/$name" "$module" "$version" ||
-    die "$work/out/$name is not a static build of $module v$version: $("$GO" version -m "$work/out/$name" | head -3 | tr '\n\t' '  ')"
-  mv -f "$work/out/$name" "$bin/$name"
+  local name=$1 module=$2 version=$3 pkg=$4
+  go_tools_install "$module" "$version" "$pkg" "$work/out-$name"
+  go_tools_built_ok "$work/out-$name/$name" "$module" "$version" ||
+    die "$work/out-$name/$name is not a static build of $module v$version: $("$GO" version -m "$work/out-$name/$name" | head -3 | tr '\n\t' '  ')"
+  mv -f "$work/out-$name/$name" "$bin/$name"
 }
 
 started=$SECONDS
 for t in "${TOOLS[@]}"; do
   read -r name module version pkg <<<"$t"
-  built_ok "$bin/$name" "$module" "$version" && continue
+  go_tools_built_ok "$bin/$name" "$module" "$version" && continue
   log "$name v$version: building from $module ($("$GO" env GOVERSION), Go module proxy) ..."
   t0=$SECONDS
-  logf=$root/$name.build.log
-  install_tool "$name" "$module" "$version" "$pkg" >"$logf" 2>&1 &
-  pid=$!
-  next=30
-  while sleep 1 && kill -0 "$pid" 2>/dev/null; do
-    if [ $((SECONDS - t0)) -ge $next ]; then log "... $name: $((SECONDS - t0))s so far (log: $logf)"; next=$((next + 30)); fi
-  done
-  if ! wait "$pid"; then
-    grep -v '^go: downloading ' "$logf" | tail -n 30 >&2 || true
-    die "building $name v$version failed (log: $logf)"
-  fi
-  rm -f "$logf"
+  go_tools_run "$name v$version" "$root/$name.build.log" install_tool "$name" "$module" "$version" "$pkg"
   log "$name v$version: built in $((SECONDS - t0))s"
 done
 all_ok || die "the binaries in $bin do not match scripts/restic-versions.env after the build"

@@ -35,18 +35,13 @@ export GOTOOLCHAIN=local CGO_ENABLED=0
 grep -qF "$TRIVY_DB_MODULE v$TRIVY_DB_VERSION" "$writer_src/go.mod" ||
   die "$writer_src/go.mod does not require $TRIVY_DB_MODULE v$TRIVY_DB_VERSION (scripts/supply-chain-versions.env)"
 
+# shellcheck source=go-tools.sh
+. "$here/scripts/go-tools.sh"
+
 # trivy_ok: bin/trivy is a static, trimmed build of TRIVY_MODULE@vTRIVY_VERSION with trivy-db at
 # TRIVY_DB_VERSION, and says its version (-trimpath keeps -ldflags out of the build info: asked instead)
 trivy_ok() {
-  local info
-  [ -x "$bin/trivy" ] || return 1
-  info=$("$GO" version -m "$bin/trivy" 2>/dev/null) || return 1
-  awk -v m="$TRIVY_MODULE" -v v="v$TRIVY_VERSION" -v dm="$TRIVY_DB_MODULE" -v dv="v$TRIVY_DB_VERSION" '
-    $1 == "mod" && $2 == m && $3 == v { mod = 1 }
-    $1 == "dep" && $2 == dm && $3 == dv { db = 1 }
-    $1 == "build" && $2 == "CGO_ENABLED=0" { cgo = 1 }
-    $1 == "build" && $2 == "-trimpath=true" { trim = 1 }
-    END { exit !(mod && db && cgo && trim) }' <<<"$info" || return 1
+  go_tools_built_ok "$bin/trivy" "$TRIVY_MODULE" "$TRIVY_VERSION" "$TRIVY_DB_MODULE" "$TRIVY_DB_VERSION" || return 1
   [ "$("$bin/trivy" --version 2>/dev/null | head -n 1)" = "Version: $TRIVY_VERSION" ]
 }
 
@@ -62,39 +57,14 @@ all_ok() { trivy_ok && writer_ok; }
 if all_ok; then echo "$bin"; exit 0; fi
 
 mkdir -p "$bin"
-# serialise runs sharing the cache
-exec 9>"$cache/trivy/.lock"
-if ! flock -n 9; then
-  log "another ensure-trivy.sh is building; waiting for it ..."
-  flock 9
-fi
+go_tools_lock "$cache/trivy" trivy
 if all_ok; then echo "$bin"; exit 0; fi
+go_tools_workdir trivy
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/hf-trivy.XXXXXX")
-cleanup() { chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-modcache=$("$GO" env GOMODCACHE)
-first_proxy=$("$GO" env GOPROXY); first_proxy=${first_proxy%%[,|]*}
-
-# The same way as scripts/ensure-restic.sh: fetch the module and the dependencies its own go.sum
-# pins (checked by the go command on download), then `go install pkg@version` from the module cache
-# only, so the binary carries the module version and no version list is asked of the proxy.
+# trivy 0.74 imports encoding/json/v2, which Go 1.26 builds only with GOEXPERIMENT=jsonv2
 install_trivy() {
-  local dir sumdb pkg=$TRIVY_MODULE/cmd/trivy
-  mkdir -p "$work/fetch" "$work/out"
-  printf 'module hardened-fleet.invalid/fetch\n\ngo 1.24\n' >"$work/fetch/go.mod"
-  dir=$(cd "$work/fetch" && GOFLAGS=-mod=mod "$GO" mod download -json "$TRIVY_MODULE@v$TRIVY_VERSION" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
-  [ -d "$dir" ] || die "the Go module proxy did not provide $TRIVY_MODULE@v$TRIVY_VERSION (GOPROXY=$("$GO" env GOPROXY))"
-  cp -r "$dir" "$work/src"
-  chmod -R u+w "$work/src"
-  (cd "$work/src" && GOEXPERIMENT=$TRIVY_GOEXPERIMENT "$GO" list -deps ./cmd/trivy >/dev/null)
-  sumdb=$("$GO" env GOSUMDB)
-  if [ "$sumdb" = sum.golang.org ] && [[ $first_proxy == http* ]]; then
-    sumdb="sum.golang.org $first_proxy/sumdb/sum.golang.org"
-  fi
-  (cd "$work" && GOPROXY="file://$modcache/cache/download" GOSUMDB=$sumdb GOBIN="$work/out" GOEXPERIMENT=$TRIVY_GOEXPERIMENT \
-    "$GO" install -trimpath -ldflags "-s -w -X $TRIVY_MODULE/pkg/version/app.ver=$TRIVY_VERSION" "$pkg@v$TRIVY_VERSION")
+  GOEXPERIMENT=$TRIVY_GOEXPERIMENT go_tools_install "$TRIVY_MODULE" "$TRIVY_VERSION" "$TRIVY_MODULE/cmd/trivy" "$work/out" \
+    "-s -w -X $TRIVY_MODULE/pkg/version/app.ver=$TRIVY_VERSION"
   mv -f "$work/out/trivy" "$bin/trivy"
 }
 
@@ -102,18 +72,7 @@ started=$SECONDS
 if ! trivy_ok; then
   log "trivy v$TRIVY_VERSION: building from $TRIVY_MODULE ($("$GO" env GOVERSION), GOEXPERIMENT=$TRIVY_GOEXPERIMENT, Go module proxy) ..."
   t0=$SECONDS
-  logf=$root/trivy.build.log
-  install_trivy >"$logf" 2>&1 &
-  pid=$!
-  next=60
-  while sleep 1 && kill -0 "$pid" 2>/dev/null; do
-    if [ $((SECONDS - t0)) -ge $next ]; then log "... trivy: $((SECONDS - t0))s so far (log: $logf)"; next=$((next + 60)); fi
-  done
-  if ! wait "$pid"; then
-    grep -v '^go: downloading ' "$logf" | tail -n 30 >&2 || true
-    die "building trivy v$TRIVY_VERSION failed (log: $logf)"
-  fi
-  rm -f "$logf"
+  go_tools_run "trivy v$TRIVY_VERSION" "$root/trivy.build.log" install_trivy
   trivy_ok || die "$bin/trivy is not a static build of $TRIVY_MODULE v$TRIVY_VERSION with $TRIVY_DB_MODULE v$TRIVY_DB_VERSION saying its version: $("$GO" version -m "$bin/trivy" | grep -E "^\s(mod|build)\s|trivy-db" | tr '\n\t' '  '); $("$bin/trivy" --version 2>&1 | head -n 1)"
   log "trivy v$TRIVY_VERSION: built in $((SECONDS - t0))s"
 fi
