@@ -17,10 +17,11 @@
 #   HF_SWARM_KEEP_LOGS=1  down keeps the engines' and the registry's logs in /var/log
 #   HF_SKIP_APT=1     never call apt-get (fail when a tool is missing)
 #
-# Layout (docs/swarm-cluster.md has the picture): nothing is added to the host's own network
-# namespace. A "lan" namespace <C>-lan holds a bridge; node namespaces <C>-1..3 each have one veth
-# (eth0, 10.X.0.11..13/24) plugged into it, and no default route, so no packet can leave the
-# cluster. Each node runs its own dockerd (own data-root, exec-root, socket, cgroup parent, UTS
+# Layout (docs/swarm-cluster.md has the picture): a "lan" namespace <C>-lan holds a bridge; node
+# namespaces <C>-1..3 each have one veth (eth0, 10.X.0.11..13/24) plugged into it, and no default
+# route, so no packet can leave the cluster. The host's own namespace gets one veth on that bridge
+# (hf-<C>, 10.X.0.1/24), as an operator's fleet host is on its registry's network: fleet reads and
+# writes signatures and SBOMs beside the images in the registry (docs/supply-chain.md). Each node runs its own dockerd (own data-root, exec-root, socket, cgroup parent, UTS
 # namespace with hostname <C>-N, mount namespace); node 1 is the swarm manager and also runs the
 # registry (Debian's docker-registry) on 10.X.0.11:5000, plain HTTP.
 set -euo pipefail
@@ -55,8 +56,8 @@ if recorded=$(cat "/run/hf-swarm/$C/subnet" 2>/dev/null) && [ -n "$recorded" ] &
   IDX=$recorded
 fi
 
-# Addresses. All of 10.X.0.0/16 exists only inside this cluster's namespaces; two clusters may
-# even use the same X, since nothing routes between their namespaces.
+# Addresses. 10.X.0.0/16 exists only inside this cluster's namespaces, but for the host's route to
+# the LAN (10.X.0.0/24 on its veth): two clusters up at once need different X.
 readonly LAN_PREFIX=10.$IDX.0              # the LAN: 10.X.0.0/24, node N is 10.X.0.(10+N)
 readonly BIP=10.$IDX.1.1/24                # docker0 of each engine (each in its own namespace)
 readonly LOCAL_POOL=10.$IDX.64.0/18        # engines' local networks (docker_gwbridge, bridges): /24s
@@ -66,6 +67,7 @@ readonly MANAGER_IP=$LAN_PREFIX.11
 readonly REGISTRY=$MANAGER_IP:5000
 
 readonly LAN_NS=$C-lan
+readonly HOST_VETH=hf-$C                    # the host's end of its veth on the LAN (at most 15 characters)
 node_ns() { echo "$C-$1"; }                 # also the node's hostname and swarm node name
 readonly STATE=/var/lib/hf-swarm/$C         # data-roots and registry storage
 readonly RUN=/run/hf-swarm/$C               # exec-roots, pidfiles, sockets, configs, cluster.json
@@ -202,6 +204,17 @@ ensure_network() {
     ip -n "$ns" addr replace "$(node_ip "$n")/24" dev eth0
     ip -n "$ns" link set eth0 up
   done
+  # the host on the LAN (10.X.0.1): no other interface of the host may route that subnet
+  local other
+  other=$(ip -o route show to "$LAN_PREFIX.0/24" | grep -v " dev $HOST_VETH " || true)
+  [ -z "$other" ] || die "the host already routes $LAN_PREFIX.0/24 ($other): choose another HF_SWARM_SUBNET"
+  if ! ip link show "$HOST_VETH" >/dev/null 2>&1; then
+    ip -n "$LAN_NS" link del host 2>/dev/null || true
+    ip link add "$HOST_VETH" type veth peer name host netns "$LAN_NS"
+  fi
+  ip -n "$LAN_NS" link set host master br0 up
+  ip addr replace "$LAN_PREFIX.1/24" dev "$HOST_VETH"
+  ip link set "$HOST_VETH" up
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -718,6 +731,7 @@ cmd_down() {
   stop_registry
   kill_strays
   unmount_under
+  ip link del "$HOST_VETH" 2>/dev/null || true
   for ns in "$(node_ns 1)" "$(node_ns 2)" "$(node_ns 3)" "$LAN_NS"; do
     if [ -e "/run/netns/$ns" ]; then
       ip netns del "$ns" 2>/dev/null || { umount -l "/run/netns/$ns" 2>/dev/null; rm -f "/run/netns/$ns"; }

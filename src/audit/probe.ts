@@ -10,6 +10,7 @@
 import { PassThrough } from "node:stream";
 import type Dockerode from "dockerode";
 import { ensureToolsImage, TOOLS_IMAGE } from "../engine/toolsImage";
+import { streamEnd } from "../engine/oneShot";
 import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
 import type { Probes } from "./checks";
 
@@ -154,11 +155,7 @@ export async function probe(engine: Dockerode, target: ProbeTarget): Promise<Pro
     err.on("data", (c: Buffer) => errChunks.push(c));
     container.modem.demuxStream(stream, out, err);
     // its output ends when it does; AutoRemove removes it then (not waited for: the gate waits on this)
-    const ended = new Promise<void>((resolve, reject) => {
-      stream.on("end", () => resolve());
-      stream.on("close", () => resolve());
-      stream.on("error", reject);
-    });
+    const ended = streamEnd(stream);
     await container.start();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

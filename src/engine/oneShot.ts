@@ -102,11 +102,7 @@ export async function runToEnd(container: Dockerode.Container, opts: RunToEndOpt
     out.on("data", (c: Buffer) => outChunks.push(c));
   }
   container.modem.demuxStream(stream, out, err);
-  const ended = new Promise<void>((resolve, reject) => {
-    stream.on("end", () => resolve());
-    stream.on("close", () => resolve());
-    stream.on("error", reject);
-  });
+  const ended = streamEnd(stream);
   await container.start();
   let timedOut = false;
   const timer = opts.timeoutSeconds === undefined ? undefined
@@ -125,6 +121,15 @@ export async function runToEnd(container: Dockerode.Container, opts: RunToEndOpt
   } finally {
     if (timer) clearTimeout(timer);
   }
+}
+
+/** When an attached container's output stream ends (or closes): the container's process has ended. */
+export function streamEnd(stream: NodeJS.ReadableStream): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    stream.on("end", () => resolve());
+    stream.on("close", () => resolve());
+    stream.on("error", reject);
+  });
 }
 
 /** The last lines a job printed, for an error. Pure. */
