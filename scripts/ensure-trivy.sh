@@ -32,8 +32,13 @@ writer_stamp=$bin/.trivy-fixture-db.sources
 GO=${GO:-$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)}
 export GOTOOLCHAIN=local CGO_ENABLED=0
 
-grep -qF "$TRIVY_DB_MODULE v$TRIVY_DB_VERSION" "$writer_src/go.mod" ||
-  die "$writer_src/go.mod does not require $TRIVY_DB_MODULE v$TRIVY_DB_VERSION (scripts/supply-chain-versions.env)"
+# a copy of the project without test/ (a test's own copy) has no writer to build: trivy alone
+has_writer=false
+if [ -d "$writer_src" ]; then
+  has_writer=true
+  grep -qF "$TRIVY_DB_MODULE v$TRIVY_DB_VERSION" "$writer_src/go.mod" ||
+    die "$writer_src/go.mod does not require $TRIVY_DB_MODULE v$TRIVY_DB_VERSION (scripts/supply-chain-versions.env)"
+fi
 
 # shellcheck source=go-tools.sh
 . "$here/scripts/go-tools.sh"
@@ -48,6 +53,7 @@ trivy_ok() {
 # the writer's sources (checksums of its files): rebuilt when they change
 writer_sources() { (cd "$writer_src" && sha256sum go.mod go.sum ./*.go); }
 writer_ok() {
+  [ "$has_writer" = false ] && return 0
   [ -x "$bin/trivy-fixture-db" ] && [ -f "$writer_stamp" ] && [ "$(cat "$writer_stamp")" = "$(writer_sources)" ]
 }
 
