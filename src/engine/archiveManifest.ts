@@ -85,6 +85,37 @@ function paxRecords(body: Buffer): Map<string, string> {
   return out;
 }
 
+/** Owner and mode of the archive's root directory (its first entry, "./", as archiveVolume writes it). */
+export interface ArchiveRoot {
+  uid: number;
+  gid: number;
+  /** permission bits */
+  mode: number;
+}
+
+/**
+ * The archive's root entry: the volume's top directory as it was (a restore gives the new volume's
+ * top the same owner and mode). Undefined when the first entry is not "./" (another tool's archive).
+ */
+export async function archiveRoot(file: string): Promise<ArchiveRoot | undefined> {
+  const gunzip = zlib.createGunzip();
+  const source = fs.createReadStream(file);
+  source.on("error", (err) => gunzip.destroy(err));
+  source.pipe(gunzip);
+  let head = Buffer.alloc(0);
+  for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+    head = Buffer.concat([head, chunk]);
+    if (head.length >= 512) break;
+  }
+  source.destroy();
+  if (head.length < 512) throw new Error(`${file} is cut short: no tar header`);
+  const block = head.subarray(0, 512);
+  if (!checksumOk(block)) throw new Error(`${file}: the first tar header is damaged`);
+  const name = cstring(block, 0, 100);
+  if ((name !== "./" && name !== ".") || String.fromCharCode(block[156]!) !== "5") return undefined;
+  return { uid: tarNumber(block, 108, 8), gid: tarNumber(block, 116, 8), mode: tarNumber(block, 100, 8) & 0o7777 };
+}
+
 /**
  * Reads a .tar.gz from the disk (gzip and tar headers checked) and returns its regular files (hard
  * links count as the file they link to). Throws when the archive is cut short or damaged.

@@ -11,7 +11,7 @@ import { finished } from "node:stream/promises";
 import type Dockerode from "dockerode";
 import { ensurePrivateDirectory, fsyncDirectory } from "../config/durableWrite";
 import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
-import { archiveManifest, manifestDifferences, parseVolumeManifest, VOLUME_MANIFEST_SCRIPT, type Manifest } from "./archiveManifest";
+import { archiveManifest, archiveRoot, manifestDifferences, parseVolumeManifest, VOLUME_MANIFEST_SCRIPT, type Manifest } from "./archiveManifest";
 import { ensureToolsImage, TOOLS_IMAGE } from "./toolsImage";
 
 export interface OneShotResult {
@@ -259,6 +259,15 @@ export async function restoreArchive(engine: Dockerode, volume: string, archive:
     await Promise.race([container.putArchive(source, { path: "/data" }), unreadable]);
   } finally {
     await container.remove({ force: true }).catch(() => {});
+  }
+  // the engine leaves the top directory as the new volume had it (root, 0755): it gets the archived one's
+  const root = await archiveRoot(archive);
+  if (root) {
+    const r = await runOneShot(engine, {
+      volume, role: "restore", readOnlyVolume: false, capAdd: ["CHOWN", "FOWNER"],
+      cmd: ["sh", "-c", `chown ${root.uid}:${root.gid} /data && chmod ${root.mode.toString(8)} /data`],
+    });
+    if (r.exitCode !== 0) throw new Error(`restoring the owner and mode of volume ${volume}'s top directory failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
   }
 }
 

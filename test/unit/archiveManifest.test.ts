@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import {
-  archiveManifest, manifestDifferences, parseVolumeManifest, VOLUME_MANIFEST_SCRIPT,
+  archiveManifest, archiveRoot, manifestDifferences, parseVolumeManifest, VOLUME_MANIFEST_SCRIPT,
 } from "../../src/engine/archiveManifest";
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "hf-manifest-"));
@@ -60,5 +60,26 @@ describe("backup archive manifests", () => {
     assert.ok(diffs.includes("7 files in the volume, 6 in the archive"), diffs.join("\n"));
     assert.ok(diffs.some((d) => /^\.\/uploads\/a\.txt: its content differs/.test(d)), diffs.join("\n"));
     assert.ok(diffs.includes("./uploads/later.txt is missing from the archive"), diffs.join("\n"));
+  });
+});
+
+describe("an archive's root directory", () => {
+  it("is read from the first entry, as archiveVolume writes it: owner and mode of the volume's top", async () => {
+    const top = fs.mkdtempSync(path.join(os.tmpdir(), "hf-root-"));
+    try {
+      fs.writeFileSync(path.join(top, "f"), "x");
+      fs.chmodSync(top, 0o750);
+      fs.chownSync(top, 1000, 1000);
+      const file = path.join(top, "..", `${path.basename(top)}.tar.gz`);
+      execFileSync("tar", ["-C", top, "--numeric-owner", "-czf", file, "."]);
+      assert.deepEqual(await archiveRoot(file), { uid: 1000, gid: 1000, mode: 0o750 });
+      fs.rmSync(file);
+      // another tool's archive, without "./" first: nothing to restore
+      execFileSync("tar", ["-C", top, "-czf", file, "f"]);
+      assert.equal(await archiveRoot(file), undefined);
+      fs.rmSync(file);
+    } finally {
+      fs.rmSync(top, { recursive: true, force: true });
+    }
   });
 });
