@@ -28,6 +28,7 @@ import { after, before, describe, it } from "node:test";
 import Dockerode from "dockerode";
 import { fleet, killLeftovers, orphanedPlugins, show, startFleet } from "../support/cli";
 import { startReceiverIn } from "../support/alertReceiver";
+import { readStack } from "../../src/pulumi/stackState";
 import { copyProject, customerUrlIn, editEnvironment, useFixtureDatabase } from "../support/projectCopy";
 import { readCluster, requestInNamespace, type Cluster } from "../../demo/swarmCluster";
 import { findService, runningTask } from "../../src/swarm/deploy";
@@ -386,6 +387,13 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     const prodImage = ((await findService(manager(), `hf-${PROD}-sw-p`))!.Spec as any).TaskTemplate.ContainerSpec.Image as string;
     assert.equal(prodImage, stagingImage);
     assert.match(prodImage, /^10\.232\.0\.11:5000\/hardened-fleet\/customer-app[^@]*@sha256:[a-f0-9]{64}$/);
+    // its signature and SBOM are in the registry beside it (cosign's tags), read back by prod and by fleet sbom
+    const evidence = (await readStack(ctx, PROD))!.outputs.supplyChain as { signature: { verified: boolean; trust: string }; scan: { waived: { id: string }[] } };
+    assert.equal(evidence.signature.verified, true);
+    assert.deepEqual(evidence.scan.waived.map((w) => w.id), ["CVE-2023-45853"]);
+    assert.match(((await readStack(ctx, ENV))!.outputs.supplyChain as { sbom: { storedIn: string } }).sbom.storedIn, /^registry 10\.232\.0\.11:5000\//);
+    const sbom = JSON.parse((await ok(["sbom", PROD, "--customer", "sw-p"])).stdout) as { components: { name: string }[] };
+    assert.ok(sbom.components.some((c) => c.name === "zlib1g"));
     const prodCa = path.join(root, ".fleet", "swarmprod-ca.pem");
     fs.writeFileSync(prodCa, (await ok(["edge", "ca", "--env", PROD])).stdout);
     assert.equal((await get("sw-p", "/", "GET", undefined, PROD, prodCa)).status, 200);
