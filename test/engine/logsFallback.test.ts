@@ -7,7 +7,9 @@ import { engine } from "../support/engine";
 describe("fleet logs' fallback to the engine's own lines", () => {
   it("reads a container's stdout and stderr lines, with their times, whole (no follow) and in order", async () => {
     const c = await engine.createContainer({ Image: "hardened-fleet/python-base:bookworm", name: `hf-logsfallback-${process.pid}`,
-      Cmd: ["python3", "-c", "import sys, time\nprint('out one', flush=True)\nprint('err two', file=sys.stderr, flush=True)\ntime.sleep(60)"] });
+      // a pause between the lines: the engine logs stdout and stderr from two pipes, so lines written
+      // in the same instant may be stored in either order
+      Cmd: ["python3", "-c", "import sys, time\nprint('out one', flush=True)\ntime.sleep(0.5)\nprint('err two', file=sys.stderr, flush=True)\ntime.sleep(60)"] });
     try {
       await c.start();
       const got: string[] = [];
