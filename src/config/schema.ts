@@ -7,6 +7,7 @@
  */
 import { createPublicKey } from "node:crypto";
 import { z } from "zod";
+import { POLICY_NAMES } from "../../policies/src/rules";
 
 /** Lowercase DNS label, at most 32 characters: safe in Docker object names and Pulumi stack names. */
 export const CUSTOMER_ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
@@ -390,6 +391,24 @@ export const supplyChainSchema = z.strictObject({
   publicKey: publicKeyPemSchema.optional(),
 });
 
+/**
+ * How the policy pack (policies/, docs/policy-pack.md) judges this environment's deployments: the
+ * enforcement level of every policy, or of each, and exemptions, each with its reason. Production
+ * enforces every policy (mandatory, and a preview before anything is touched); exemptions stay possible.
+ */
+const policyLevelSchema = z.enum(["mandatory", "advisory", "disabled"], { error: "must be 'mandatory', 'advisory' or 'disabled'" });
+const policyNameSchema = z.enum(POLICY_NAMES as [string, ...string[]], { error: `must be one of the pack's policies: ${POLICY_NAMES.join(", ")}` });
+export const policySchema = z.strictObject({
+  /** one level for every policy, or a level per policy (the others: mandatory) */
+  enforcement: z.union([policyLevelSchema, z.partialRecord(policyNameSchema, policyLevelSchema)]).default("mandatory"),
+  exemptions: z.array(z.strictObject({
+    policy: policyNameSchema,
+    /** the resource's Pulumi name, its container or service name, or its URN; * matches anything */
+    resource: z.string().min(1, { error: "must name the resource (its Pulumi name, container name or URN; * matches anything)" }),
+    reason: z.string().trim().min(10, { error: "must say why this resource may break the policy (at least 10 characters)" }),
+  })).default([]),
+});
+
 const environmentFields = {
   name: environmentNameSchema,
   /**
@@ -412,6 +431,7 @@ const environmentFields = {
     .record(labelSchema, planSchema)
     .refine((plans) => Object.keys(plans).length > 0, { error: "must define at least one plan" }),
   capabilities: z.strictObject({ add: z.array(capabilityAddSchema).default([]) }).prefault({}),
+  policy: policySchema.prefault({}),
   logging: z
     .strictObject({
       maxSize: z.string().regex(/^[1-9][0-9]*[kmg]$/, { error: "must be a size like 10m" }).default("10m"),
@@ -491,6 +511,13 @@ export const environmentSchema = z
     if (env.supplyChain.failOn === "none") {
       ctx.addIssue({ code: "custom", path: ["supplyChain", "failOn"], input: "none",
         message: "cannot be 'none' in production: production refuses images with known critical vulnerabilities (waive single findings with supplyChain.allow)" });
+    }
+    const weakened = typeof env.policy.enforcement === "string"
+      ? (env.policy.enforcement === "mandatory" ? [] : ["every policy"])
+      : Object.entries(env.policy.enforcement).filter(([, level]) => level !== "mandatory").map(([name]) => name);
+    if (weakened.length > 0) {
+      ctx.addIssue({ code: "custom", path: ["policy", "enforcement"], input: env.policy.enforcement,
+        message: `must be 'mandatory' in production (not for ${weakened.join(", ")}): production enforces every policy of the pack; exempt single resources with policy.exemptions, each with its reason` });
     }
     if (!env.volumes.protect) {
       ctx.addIssue({ code: "custom", path: ["volumes", "protect"], input: env.volumes.protect,

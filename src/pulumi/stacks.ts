@@ -18,6 +18,8 @@ import { parseStackTarget, type StackTarget } from "../config/targets";
 import { engineFor } from "../engine/connection";
 import type { FleetContext } from "../project/context";
 import { BUILD_LOCK, stackLock, WAIT_FOR_BACKUPS, withLock, withWaitingLock } from "../project/lock";
+import { policyArgs, previewsFirst } from "../policy/packConfig";
+import { readEnvironmentConfig } from "../project/stackFiles";
 import { ensureBuilt, isBuilt } from "./build";
 import { pulumiOutput, stderrLog, type Log } from "./progress";
 import { clearStaleLocks, resolvePendingOperations } from "./recovery";
@@ -94,7 +96,13 @@ export function changesFromEventLog(text: string): Record<string, number> {
 async function runOperation(stack: FleetStack, op: string, args: string[], log: Log): Promise<Record<string, number>> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-events-"));
   const events = path.join(dir, "events.jsonl");
-  const run = () => runPulumi(stack.ctx, stack.target, [op, ...args, "--stack", stack.name, "--color", "never", "--event-log", events],
+  let opArgs = args;
+  if (op === "up" || op === "preview") {
+    // the policy pack judges every deployment; production previews first, so a violation touches nothing
+    const env = readEnvironmentConfig(stack.ctx.projectDir, stack.target.environment);
+    opArgs = [...(previewsFirst(env) ? args.filter((a) => a !== "--skip-preview") : args), ...policyArgs(stack.ctx.projectDir, env, dir)];
+  }
+  const run = () => runPulumi(stack.ctx, stack.target, [op, ...opArgs, "--stack", stack.name, "--color", "never", "--event-log", events],
     pulumiOutput(stack.name, log), stack.passphrase);
   try {
     await run().catch(async (err: unknown) => {
@@ -147,6 +155,11 @@ export function explainFailure(stackName: string, op: string, err: unknown): Err
     return new Error(`${stackName}: ${op} failed: the engine has no ${lost[1]} ${lost[2]}, which the stack's state still has ` +
       `(removed outside fleet, e.g. by 'docker ${lost[1]} prune', or a new engine): 'fleet up ${stackName} --refresh' reads what ` +
       `exists first and makes what is missing again\n  ${reason}`);
+  }
+  const violations = lines.filter((l) => /^- \[mandatory\]|^(docker\.Container|docker\.Service|SwarmService|docker\.Volume) \S+: /.test(l));
+  if (violations.length > 0) {
+    return new Error(`${stackName}: ${op} stopped by the policy pack (policies/, docs/policy-pack.md): ${violations.filter((l) => l.startsWith("-")).length} mandatory ` +
+      `violation(s); ${/preview failed/.test(text) ? "nothing was changed" : "the resources before the violating one may have changed"}\n  ${violations.join("\n  ")}`);
   }
   if (/failed the hardening audit/.test(text)) {
     return new Error(`${stackName}: ${op} failed: the new container failed the hardening audit, so it got no traffic and the deployment failed\n  ${reason}`);
