@@ -9,7 +9,8 @@
 #   5. the tests, in two lanes side by side (most of their time is spent waiting on health checks
 #      and engines, not on the 2 cores), then the one suite that restarts the Docker engine alone:
 #        host lane:  unit tests (pure functions, Pulumi mocks), real Docker engine tests, then the
-#                    lifecycle tests on the real Pulumi engine, then the supply chain (trivy, signatures
+#                    lifecycle tests on the real Pulumi engine, then the policy pack through the real
+#                    pulumi CLI on a program of its own, then the supply chain (trivy, signatures
 #                    checked against cosign, prod's gate), then the log collector and `fleet logs`,
 #                    then `fleet usage` against the engine's own stats, then the status page in a
 #                    real browser (Debian's chromium, playwright-core)
@@ -61,7 +62,7 @@ failures() {
     tail -n 80 "$file"
   fi | sed "s/^/[$1] /"
 }
-lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/supplyChain/*.test.ts test/logs/*.test.ts test/usage/*.test.ts test/statusPage/*.test.ts &
+lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/policy/*.test.ts test/supplyChain/*.test.ts test/logs/*.test.ts test/usage/*.test.ts test/statusPage/*.test.ts &
 host=$!
 lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts test/backup/*.test.ts test/watch/*.test.ts &
 swarm=$!

@@ -166,14 +166,15 @@ export const RULES: ContainerRule[] = [
   },
   {
     name: "no-host-access",
-    description: "A container gets nothing of the host: not privileged, none of its namespaces (network, PID, IPC, user, cgroup), no devices, no docker.sock (the engine's socket is root on the host) and no host system directories.",
-    remediation: "Remove privileged, the host network/pid/ipc/userns/cgroupns modes, the devices and the bind mounts of host paths; use named volumes for data.",
+    description: "A container gets nothing of the host: not privileged, none of its namespaces (network, PID, IPC, user, cgroup), no devices, no docker.sock (the engine's socket is root on the host), no host system directories, and the engine's seccomp and AppArmor confinement stays on.",
+    remediation: "Remove privileged, the host network/pid/ipc/userns/cgroupns modes, the devices, the bind mounts of host paths and any seccomp=unconfined, apparmor=unconfined or label=disable; use named volumes for data.",
     enforcementLevel: "mandatory",
     check(s) {
       const out: string[] = [];
       if (s.privileged === true) out.push("runs privileged");
       if (isKnown(s.hostNamespaces)) for (const ns of s.hostNamespaces) out.push(`joins the host's ${ns} namespace`);
       if (isKnown(s.devices) && s.devices.length > 0) out.push(`gets host devices ${s.devices.join(", ")}`);
+      if (isKnown(s.unconfined)) for (const c of s.unconfined) out.push(`turns off ${c} confinement`);
       if (isKnown(s.hostMounts)) {
         for (const m of s.hostMounts) {
           const p = m.replace(/\/+$/, "") || "/";

@@ -61,6 +61,8 @@ export interface ContainerSettings {
   devices: Maybe<string[]>;
   /** host paths mounted into it */
   hostMounts: Maybe<string[]>;
+  /** the kernel confinements it turns off (seccomp, apparmor, SELinux labels) */
+  unconfined: Maybe<string[]>;
   restart: Maybe<{ policy: string; maxRetries: number }>;
   log: Maybe<{ driver: string; opts: Record<string, string> }>;
 }
@@ -118,6 +120,10 @@ export function fromDockerContainer(p: Props): ContainerSettings {
       ...list<{ hostPath?: string }>(p.volumes).flatMap((v) => (v.hostPath ? [v.hostPath] : [])),
       ...list<{ type?: string; source?: string }>(p.mounts).flatMap((m) => (m.type === "bind" && m.source ? [m.source] : [])),
     ]),
+    unconfined: known(() => list<string>(p.securityOpts).flatMap((o) => {
+      const m = /^(seccomp|apparmor)[:=]unconfined$/.exec(o) ?? /^(label)[:=]disable$/.exec(o);
+      return m ? [m[1]!] : [];
+    })),
     restart: known(() => ({ policy: String(p.restart ?? "no"), maxRetries: Number(p.maxRetryCount ?? 0) })),
     log: known(() => ({ driver: String(p.logDriver ?? "json-file"), opts: { ...((p.logOpts ?? {}) as Record<string, string>) } })),
   };
@@ -153,6 +159,7 @@ export function fromDockerService(p: Props): ContainerSettings {
     hostNamespaces: known(() => (list<Props>(p.taskSpec?.networksAdvanceds).some((n) => n.name === "host") ? ["network"] : [])),
     devices: [],
     hostMounts: known(() => list<Props>(spec().mounts).flatMap((m) => (m.type === "bind" && m.source ? [m.source as string] : []))),
+    unconfined: [],
     restart: known(() => ({
       policy: String(p.taskSpec?.restartPolicy?.condition ?? "any"),
       maxRetries: Number(p.taskSpec?.restartPolicy?.maxAttempts ?? 0),
@@ -193,6 +200,10 @@ export function fromSwarmSpec(p: Props): ContainerSettings {
     hostNamespaces: known(() => (list<Props>(task().Networks).some((n) => n.Target === "host") ? ["network"] : [])),
     devices: [],
     hostMounts: known(() => list<Props>(spec().Mounts).flatMap((m) => (m.Type === "bind" && m.Source ? [m.Source as string] : []))),
+    unconfined: known(() => [
+      ...(spec().Privileges?.Seccomp?.Mode === "unconfined" ? ["seccomp"] : []),
+      ...(spec().Privileges?.AppArmor?.Mode === "disabled" ? ["apparmor"] : []),
+    ]),
     restart: known(() => ({ policy: String(task().RestartPolicy?.Condition ?? "any"), maxRetries: Number(task().RestartPolicy?.MaxAttempts ?? 0) })),
     log: known(() => ({ driver: String(task().LogDriver?.Name ?? "json-file"), opts: { ...((task().LogDriver?.Options ?? {}) as Record<string, string>) } })),
   };

@@ -6,6 +6,7 @@ import { registerBackup } from "./backup";
 import { registerBind } from "./bind";
 import { registerEdge } from "./edge";
 import { registerMove } from "./move";
+import { registerPolicy } from "./policy";
 import { registerServe } from "./serve";
 import { registerStacks } from "./stacks";
 import { registerSupplyChain } from "./supplyChain";
@@ -30,6 +31,7 @@ export function buildCli(): Command {
   registerLogs(program);
   registerUsage(program);
   registerSupplyChain(program);
+  registerPolicy(program);
   return program;
 }
 

@@ -4,7 +4,8 @@
  * fixture advisory (a real CVE in the image's zlib1g) is not waived, or its waiver has expired, and
  * takes it with a valid waiver; prod refuses an unsigned digest, a signature moved from another
  * digest and a signature by another key; `fleet signing-key --trust` pins the key; `fleet list`
- * shows the findings; `fleet bases` notices a newer base, and staging rebuilds on it.
+ * shows the findings; `fleet bases` notices a newer base, and staging rebuilds on it. The policy pack:
+ * fleet's own stacks pass it, and a program change that weakens prod's containers stops at preview.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -187,6 +188,48 @@ describe("supply chain: SBOM, vulnerability gate and signatures from staging to 
     assert.match(audit.stdout, /1 \(1 critical\)/i, audit.stdout);
     const info = await customerContainer("prod", CUSTOMER);
     assert.equal(info?.Image, stagingImage);
+  });
+
+  it("fleet's own stacks pass the policy pack: fleet preview runs it on staging, prod and a prod customer with no violation", async () => {
+    for (const stack of ["staging", "prod", `prod-${CUSTOMER}`]) {
+      const r = await ok(["preview", stack]);
+      assert.match(r.stderr, /hardened-fleet@v0\.1\.0/, `the pack ran on ${stack}: ${show(r)}`);
+      assert.doesNotMatch(r.stderr, /\[(mandatory|advisory)\]/, show(r));
+    }
+  });
+
+  it("a program change that weakens prod's containers (read-only root off, a capability added without a reason) is stopped at preview, with nothing touched", async () => {
+    const file = path.join(root, "components", "containerArgs.ts");
+    const original = fs.readFileSync(file, "utf8");
+    const customerBefore = (await customerContainer("prod", CUSTOMER))!;
+    const edgeBefore = await engine.getContainer(`hf-prod-${EDGE}`).inspect();
+    const stateBefore = await readStack(ctx, `prod-${CUSTOMER}`);
+    const weakened = original
+      .replace("readOnly: spec.readOnlyRootfs,", "readOnly: false,")
+      .replace("capabilities: { drops: spec.capDrop, adds: spec.capAdd },", "capabilities: { drops: spec.capDrop, adds: [...spec.capAdd, \"NET_ADMIN\"] },");
+    assert.notEqual(weakened, original, "the weakening edit applies to components/containerArgs.ts");
+    fs.writeFileSync(file, weakened);
+    try {
+      for (const stack of ["prod", `prod-${CUSTOMER}`]) {
+        const r = await refused(["up", stack]);
+        assert.match(r.stderr, /stopped by the policy pack/, show(r));
+        assert.match(r.stderr, /nothing was changed/, show(r));
+        assert.match(r.stderr, /read-only-root/, show(r));
+        assert.match(r.stderr, /capabilities-dropped/, show(r));
+        assert.match(r.stderr, /adds NET_ADMIN without a stated reason/, show(r));
+      }
+      // nothing touched: the same containers, running, and the customer stack's state as it was
+      const customerAfter = (await customerContainer("prod", CUSTOMER))!;
+      assert.equal(customerAfter.Id, customerBefore.Id);
+      assert.equal(customerAfter.State.Running, true);
+      assert.equal(customerAfter.HostConfig.ReadonlyRootfs, true);
+      const edgeAfter = await engine.getContainer(`hf-prod-${EDGE}`).inspect();
+      assert.equal(edgeAfter.Id, edgeBefore.Id);
+      assert.deepEqual((await readStack(ctx, `prod-${CUSTOMER}`))?.outputs, stateBefore?.outputs);
+      assert.equal((await readStack(ctx, `prod-${CUSTOMER}`))?.lastUpdate, stateBefore?.lastUpdate);
+    } finally {
+      fs.writeFileSync(file, original);
+    }
   });
 
   it("fleet bases notices a newer base digest; staging rebuilds on it and is current again", async () => {
