@@ -51,16 +51,20 @@ function nonRootUser(user: string | undefined): string | undefined {
   const m = /^(\d+)(?::(\d+))?$/.exec(user);
   if (!m) return `user '${user}' is a name: the engine resolves names in the image's /etc/passwd, so only a number is known to be non-root`;
   if (Number(m[1]) === 0) return `user '${user}' is root (UID 0)`;
-  if (m[2] !== undefined && Number(m[2]) === 0) return `user '${user}' has the root group (GID 0)`;
+  if (m[2] === undefined) return `user '${user}' has no group: the engine takes the image's passwd entry, or GID 0 (root) without one; give both, e.g. ${m[1]}:${m[1]}`;
+  if (Number(m[2]) === 0) return `user '${user}' has the root group (GID 0)`;
   return undefined;
 }
+
+/** NET_ADMIN, whether written net_admin or CAP_NET_ADMIN. */
+const capabilityName = (cap: string): string => cap.trim().toUpperCase().replace(/^CAP_/, "");
 
 /** capability -> reason, from fleet's label ("NET_BIND_SERVICE: serves port 443; ..."). */
 export function capabilityReasons(labels: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const part of (labels[CAP_REASONS_LABEL] ?? "").split(";")) {
     const i = part.indexOf(":");
-    if (i > 0) out[part.slice(0, i).trim().toUpperCase().replace(/^CAP_/, "")] = part.slice(i + 1).trim();
+    if (i > 0) out[capabilityName(part.slice(0, i))] = part.slice(i + 1).trim();
   }
   return out;
 }
@@ -92,9 +96,10 @@ export const RULES: ContainerRule[] = [
         out.push(`capabilities are not all dropped (drops: ${s.capDrop.length ? s.capDrop.join(", ") : "none"}): the engine's default set stays`);
       }
       if (isKnown(s.capAdd) && isKnown(s.labels)) {
-        const reasons = { ...capabilityReasons(s.labels), ...(cfg.capabilityReasons ?? {}) };
+        const configured = Object.entries(cfg.capabilityReasons ?? {}).map(([cap, why]) => [capabilityName(cap), why.trim()]);
+        const reasons = { ...capabilityReasons(s.labels), ...Object.fromEntries(configured) };
         for (const cap of s.capAdd) {
-          const name = cap.toUpperCase().replace(/^CAP_/, "");
+          const name = capabilityName(cap);
           if (name === "ALL") out.push("adds ALL capabilities back");
           else if ((reasons[name] ?? "").length < MIN_REASON) out.push(`adds ${name} without a stated reason`);
         }
@@ -178,8 +183,9 @@ export const RULES: ContainerRule[] = [
       if (isKnown(s.hostMounts)) {
         for (const m of s.hostMounts) {
           const p = m.replace(/\/+$/, "") || "/";
+          const tree = HOST_TREES.find((t) => p === t || (t !== "/" && p.startsWith(`${t}/`)));
           if (SOCKETS.test(p)) out.push(`mounts the engine's socket ${m}`);
-          else if (HOST_TREES.includes(p)) out.push(`mounts the host's ${p}`);
+          else if (tree) out.push(`mounts the host's ${p}${p === tree ? "" : ` (under ${tree})`}`);
         }
       }
       return out;

@@ -153,8 +153,8 @@ export function fromDockerService(p: Props): ContainerSettings {
     }),
     pidsLimit: "unsupported",
     healthcheck: known(() => (spec().healthcheck ? list<string>(spec().healthcheck.tests) : undefined)),
-    hostPorts: known(() => list<Props>(p.endpointSpec?.ports).filter((port) => port.publishedPort !== undefined || port.publishMode === "host")
-      .map((port) => ({ port: Number(port.publishedPort ?? 0), ip: "0.0.0.0" }))),
+    // every port of the endpoint spec is published: without publishedPort, Swarm picks one (30000-32767)
+    hostPorts: known(() => list<Props>(p.endpointSpec?.ports).map((port) => ({ port: Number(port.publishedPort ?? 0), ip: "0.0.0.0" }))),
     privileged: false,
     hostNamespaces: known(() => (list<Props>(p.taskSpec?.networksAdvanceds).some((n) => n.name === "host") ? ["network"] : [])),
     devices: [],
@@ -194,8 +194,7 @@ export function fromSwarmSpec(p: Props): ContainerSettings {
     }),
     pidsLimit: known(() => task().Resources?.Limits?.Pids as number | undefined),
     healthcheck: known(() => (spec().Healthcheck ? list<string>(spec().Healthcheck.Test) : undefined)),
-    hostPorts: known(() => list<Props>(p.spec?.EndpointSpec?.Ports).filter((port) => port.PublishedPort !== undefined)
-      .map((port) => ({ port: Number(port.PublishedPort), ip: "0.0.0.0" }))),
+    hostPorts: known(() => list<Props>(p.spec?.EndpointSpec?.Ports).map((port) => ({ port: Number(port.PublishedPort ?? 0), ip: "0.0.0.0" }))),
     privileged: false,
     hostNamespaces: known(() => (list<Props>(task().Networks).some((n) => n.Target === "host") ? ["network"] : [])),
     devices: [],

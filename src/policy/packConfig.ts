@@ -21,8 +21,8 @@ export function packDir(projectDir: string): string {
 type Level = "mandatory" | "advisory" | "disabled";
 interface Exemption { resource: string; reason: string }
 
-/** Any resource of fleet's SwarmService type (an exemption matches URNs too). */
-const SWARM_SERVICES = "*::pulumi-nodejs:dynamic/hardened-fleet:SwarmService::*";
+/** Any resource of fleet's SwarmService type, by URN: a child's URN joins its parents' types with `$` before the type. */
+const SWARM_SERVICES = "*pulumi-nodejs:dynamic/hardened-fleet:SwarmService::*";
 
 /**
  * What fleet itself exempts, and why: the edge proxy is the reviewed proxy that publishes the

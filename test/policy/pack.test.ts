@@ -10,34 +10,8 @@
  * config schema, and an advisory level warns without failing.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { stringify } from "yaml";
-import { findToolchain } from "../../src/pulumi/toolchain";
-import { projectDir } from "../support/fixtures";
-
-const PACK = path.join(projectDir, "policies");
-const PASSPHRASE = "policy-pack-test";
-
-interface Case {
-  /** the stack's name (prod-* stacks are production for image-pinned-by-digest) */
-  stack: string;
-  kind?: "container" | "service" | "volume";
-  settings?: Record<string, unknown>;
-  /** false: no ContainerGate (nothing sets the container's PIDs limit) */
-  gate?: boolean;
-  /** the pack's config file (--policy-pack-config) */
-  packConfig?: Record<string, unknown>;
-}
-
-interface Preview {
-  code: number;
-  output: string;
-  /** policy -> level, of every violation reported */
-  violations: Map<string, string>;
-}
+import { fixtureProgram, type Preview, type ProgramCase as Case } from "../support/policyProgram";
 
 /** Each policy, and the one change of the compliant program that breaks it. */
 const BREAKS: [policy: string, change: Omit<Case, "stack">][] = [
@@ -57,48 +31,7 @@ const BREAKS: [policy: string, change: Omit<Case, "stack">][] = [
 ];
 
 describe("the policy pack on a program that has nothing to do with fleet, through the real pulumi CLI", () => {
-  // inside the checkout (gitignored), so that the program finds the project's @pulumi packages
-  const work = fs.mkdtempSync(path.join(projectDir, ".fleet", "policy-test-"));
-  const program = path.join(work, "program");
-  const tc = findToolchain();
-  const env: Record<string, string> = {
-    PATH: [tc.bin, path.dirname(process.execPath), process.env.PATH ?? ""].join(path.delimiter),
-    HOME: process.env.HOME ?? "/root",
-    ...(tc.home ? { PULUMI_HOME: tc.home } : {}),
-    PULUMI_BACKEND_URL: `file://${path.join(work, "state")}`,
-    PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
-    PULUMI_SKIP_UPDATE_CHECK: "true",
-    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-    ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
-  };
-  const pulumi = (args: string[]) => new Promise<{ code: number; output: string }>((resolve) => {
-    execFile(path.join(tc.bin, "pulumi"), args, { cwd: program, env, timeout: 180_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, output: `${stdout}${stderr}` });
-    });
-  });
-
-  /** `pulumi preview --policy-pack <policies>` of a case, in a stack of its own. */
-  async function preview(c: Case): Promise<Preview> {
-    const init = await pulumi(["stack", "init", c.stack, "--non-interactive"]);
-    assert.equal(init.code, 0, init.output);
-    const config = path.join(work, `${c.stack}.config.yaml`);
-    fs.writeFileSync(config, stringify({ config: {
-      "policy-fixture:kind": c.kind ?? "container",
-      "policy-fixture:settings": c.settings ?? {},
-      "policy-fixture:gate": c.gate ?? true,
-      "policy-fixture:gateModule": path.join(projectDir, "dist", "components", "containerGate.js"),
-    } }));
-    const args = ["preview", "--stack", c.stack, "--config-file", config, "--non-interactive", "--color", "never", "--policy-pack", PACK];
-    if (c.packConfig) {
-      const file = path.join(work, `${c.stack}.pack.json`);
-      fs.writeFileSync(file, JSON.stringify(c.packConfig));
-      args.push("--policy-pack-config", file);
-    }
-    const r = await pulumi(args);
-    const violations = new Map<string, string>();
-    for (const m of r.output.matchAll(/- \[(mandatory|advisory)\]\s+(\S+)\s+\(/g)) violations.set(m[2]!, m[1]!);
-    return { ...r, violations };
-  }
+  const fixture = fixtureProgram();
 
   // the previews run three at a time (each is a few processes mostly waiting on each other)
   const cases = new Map<string, Case>();
@@ -108,7 +41,7 @@ describe("the policy pack on a program that has nothing to do with fleet, throug
   add({ stack: "prod-compliant" });
   add({ stack: "tagged-staging", settings: { image: "policy-fixture/app:latest" } });
   for (const [policy, change] of BREAKS) add({ stack: policy === "image-pinned-by-digest" ? "prod-unpinned" : `breaks-${policy}`, ...change });
-  add({ stack: "service" , kind: "service" });
+  add({ stack: "service", kind: "service" });
   add({ stack: "service-exempted", kind: "service", packConfig: {
     "no-new-privileges": { exemptions: [{ resource: "policy-fixture-svc", reason: "the nodes set no-new-privileges daemon-wide" }] },
     "pids-limit": { exemptions: [{ resource: "app", reason: "the nodes' default-pids-limit bounds every task" }] },
@@ -121,22 +54,20 @@ describe("the policy pack on a program that has nothing to do with fleet, throug
     "read-only-root": { exemptions: [{ resource: "app", reason: "legacy" }] } } });
   add({ stack: "advisory", settings: { readOnly: false }, packConfig: { "read-only-root": "advisory" } });
 
-  before(async () => {
-    for (const f of ["Pulumi.yaml", "index.js"]) fs.cpSync(path.join(__dirname, "program", f), path.join(program, f), { recursive: true });
-    fs.mkdirSync(path.join(work, "state"));
+  before(() => {
     const queue = [...cases.values()];
     const settle = new Map<string, (p: Preview) => void>();
     for (const c of queue) results.set(c.stack, new Promise((resolve) => settle.set(c.stack, resolve)));
     const worker = async () => {
       for (let c = queue.shift(); c; c = queue.shift()) {
         // a case that cannot run at all (its stack not made) is reported by its own test
-        settle.get(c.stack)!(await preview(c).catch((err: Error) => ({ code: -1, output: err.message, violations: new Map() })));
+        settle.get(c.stack)!(await fixture.preview(c).catch((err: Error) => ({ code: -1, output: err.message, violations: new Map() })));
       }
     };
     void Promise.all([worker(), worker(), worker()]);
   });
 
-  after(() => fs.rmSync(work, { recursive: true, force: true }));
+  after(() => fixture.remove());
 
   const result = (stack: string) => results.get(stack)!;
   const show = (p: Preview) => `exit ${p.code}, violations ${JSON.stringify([...p.violations])}\n${p.output.slice(-3000)}`;
