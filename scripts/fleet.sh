@@ -9,10 +9,13 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 . "$root/scripts/node-env.sh"
 main="$root/dist/src/cli/main.js"
 stale() {
-  [ ! -f "$main" ] || [ -n "$(find "$root/index.ts" "$root/src" "$root/components" -name '*.ts' -newer "$main" -print -quit)" ]
+  [ ! -f "$main" ] || [ -n "$(find "$root/index.ts" "$root/src" "$root/components" "$root/policies/src" -name '*.ts' -newer "$main" -print -quit)" ]
 }
+# the project's packages and the policy pack's (a checkout from before the pack has none of its own)
+if [ ! -d "$root/node_modules" ] || [ ! -d "$root/policies/node_modules" ]; then
+  bash "$root/scripts/ensure-node-modules.sh"
+fi
 if stale; then
-  [ -d "$root/node_modules" ] || bash "$root/scripts/ensure-node-modules.sh"
   mkdir -p "$root/.fleet/locks"
   (
     flock 9

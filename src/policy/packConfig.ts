@@ -81,7 +81,7 @@ export function previewsFirst(env: EnvironmentConfig): boolean {
 export function policyArgs(projectDir: string, env: EnvironmentConfig, dir: string): string[] {
   const pack = packDir(projectDir);
   if (!fs.existsSync(path.join(pack, "dist", "index.js")) || !fs.existsSync(path.join(pack, "node_modules", "@pulumi", "policy"))) {
-    throw new Error(`the policy pack in ${pack} is not installed and built: run 'npm run setup' (or: npm --prefix policies ci && npm --prefix policies run build)`);
+    throw new Error(`the policy pack in ${pack} is not installed and built: run 'bash scripts/ensure-node-modules.sh' (npm test, npm run demo and scripts/fleet.sh do), or: npm --prefix policies ci && npm --prefix policies run build`);
   }
   const file = path.join(dir, "policy-pack-config.json");
   fs.writeFileSync(file, `${JSON.stringify(packConfig(env), null, 2)}\n`);

@@ -39,7 +39,7 @@ export function isBuilt(projectDir: string): boolean {
 /** Runs tsc of `tscRoot`'s node_modules on `project`, then marks `out` as built now. */
 async function compile(tscRoot: string, project: string, out: string, what: string): Promise<void> {
   const tsc = path.join(tscRoot, "node_modules", "typescript", "bin", "tsc");
-  if (!fs.existsSync(tsc)) throw new Error(`${tsc} is missing: run 'npm run setup' (it installs ${what}'s packages)`);
+  if (!fs.existsSync(tsc)) throw new Error(`${tsc} is missing: run 'bash scripts/ensure-node-modules.sh' (it installs ${what}'s packages)`);
   try {
     await promisify(execFile)(process.execPath, [tsc, "-p", project], { env: childEnv(process.env, "base") });
   } catch (err) {
