@@ -15,9 +15,10 @@ export function copyProject(): FleetContext & { root: string } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "hf-project-"));
   for (const entry of COPY) fs.cpSync(path.join(projectDir, entry), path.join(root, entry), { recursive: true });
   fs.symlinkSync(path.join(projectDir, "node_modules"), path.join(root, "node_modules"));
-  // the policy pack, built, with its own packages shared
+  // the policy pack, built (timestamps kept: its dist stays newer than its sources, so no copy
+  // compiles it again), with its own packages shared
   fs.cpSync(path.join(projectDir, "policies"), path.join(root, "policies"), {
-    recursive: true, filter: (src) => path.basename(src) !== "node_modules" });
+    recursive: true, preserveTimestamps: true, filter: (src) => path.basename(src) !== "node_modules" });
   fs.symlinkSync(path.join(projectDir, "policies", "node_modules"), path.join(root, "policies", "node_modules"));
   const ctx = fleetContext(root, `file://${path.join(root, ".fleet", "state")}`);
   // the demo's backups go to a directory of this host; a suite that tests backups sets its own
