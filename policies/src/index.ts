@@ -10,7 +10,7 @@
 import { PolicyPack, type PolicyConfigSchema, type ResourceValidationPolicy, type StackValidationPolicy } from "@pulumi/policy";
 import { configSchema as schemaOf, findExemption, isProduction } from "./config";
 import { PIDS_RULE, RULES, VOLUME_RULE, volumeOwnerProblems, type ContainerRule, type RuleConfig } from "./rules";
-import { CONTAINER_TYPES, PIDS_LIMIT_TYPE, UNKNOWN, VOLUME_TYPE, known, type ContainerSettings } from "./settings";
+import { PIDS_LIMIT_TYPE, UNKNOWN, VOLUME_TYPE, known, readerOf, type ContainerSettings } from "./settings";
 
 type Props = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -31,7 +31,7 @@ function containerPolicy(rule: ContainerRule): ResourceValidationPolicy {
     enforcementLevel: rule.enforcementLevel,
     configSchema: configSchema(rule.config),
     validateResource: (args, reportViolation) => {
-      const read = CONTAINER_TYPES[args.type];
+      const read = readerOf(args.type);
       if (!read) return;
       const cfg = args.getConfig<RuleConfig>();
       const settings = read(args.props as Props);
@@ -62,7 +62,7 @@ const pidsPolicy: StackValidationPolicy = {
   validateStack: (args, reportViolation) => {
     const cfg = args.getConfig<RuleConfig>();
     for (const r of args.resources) {
-      const read = CONTAINER_TYPES[r.type];
+      const read = readerOf(r.type);
       if (!read) continue;
       const settings = read(r.props as Props);
       if (findExemption(cfg.exemptions, namesOf(r.name, r.urn, settings))) continue;

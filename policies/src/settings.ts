@@ -208,6 +208,11 @@ export function fromSwarmSpec(p: Props): ContainerSettings {
   };
 }
 
+/** How a resource of `type` is read, when it runs containers (own keys only: a type is never a prototype's). */
+export function readerOf(type: string): ((props: Props) => ContainerSettings) | undefined {
+  return Object.hasOwn(CONTAINER_TYPES, type) ? CONTAINER_TYPES[type] : undefined;
+}
+
 /** The resource types that run containers, and how each is read. */
 export const CONTAINER_TYPES: Record<string, (props: Props) => ContainerSettings> = {
   "docker:index/container:Container": fromDockerContainer,

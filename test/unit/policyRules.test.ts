@@ -19,6 +19,7 @@ import {
 } from "../../policies/src/rules";
 import {
   CONTAINER_TYPES,
+  readerOf,
   fromDockerContainer,
   fromDockerService,
   fromSwarmSpec,
@@ -358,6 +359,10 @@ describe("docker.Service and fleet's SwarmService, read into the same settings",
     assert.equal(CONTAINER_TYPES["docker:index/container:Container"], fromDockerContainer);
     assert.equal(CONTAINER_TYPES["docker:index/service:Service"], fromDockerService);
     assert.equal(CONTAINER_TYPES["pulumi-nodejs:dynamic/hardened-fleet:SwarmService"], fromSwarmSpec);
+    assert.equal(readerOf("docker:index/container:Container"), fromDockerContainer);
+    // a type named like a prototype key reads as no container, not as Object.prototype's
+    assert.equal(readerOf("constructor"), undefined);
+    assert.equal(readerOf("docker:index/network:Network"), undefined);
   });
 });
 
