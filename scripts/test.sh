@@ -9,15 +9,17 @@
 #   5. the tests, in two lanes side by side (most of their time is spent waiting on health checks
 #      and engines, not on the 2 cores), then the one suite that restarts the Docker engine alone:
 #        host lane:  unit tests (pure functions, Pulumi mocks), real Docker engine tests, then the
-#                    lifecycle tests on the real Pulumi engine, then the policy pack through the real
-#                    pulumi CLI on a program of its own, then the supply chain (trivy, signatures
-#                    checked against cosign, prod's gate), then the log collector and `fleet logs`,
-#                    then `fleet usage` against the engine's own stats, then the status page in a
-#                    real browser (Debian's chromium, playwright-core)
+#                    lifecycle tests on the real Pulumi engine, then the supply chain (trivy,
+#                    signatures checked against cosign, prod's gate, fleet under the policy pack),
+#                    then the log collector and `fleet logs`, then the status page in a real browser
+#                    (Debian's chromium, playwright-core)
 #        swarm lane: the swarm cluster (three engines of its own in network namespaces), then the
 #                    webhook server on the real engines, then backups (a backup host in a network
 #                    namespace of their own), then the watcher (alert sinks, Prometheus rules, and
-#                    `fleet watch` against faults on the real engines with a real Prometheus)
+#                    `fleet watch` against faults on the real engines with a real Prometheus), then
+#                    the policy pack through the real pulumi CLI on a program of its own, then
+#                    `fleet usage` against the engine's own stats
+#      (node's runner takes each lane's files in alphabetical order of their paths)
 #        then:       the reliability tests (they stop and start the host's engine)
 #      The suites of the two lanes share no names, ports or state: each works in its own project
 #      copy with its own environment names, customers and edge ports.
@@ -62,9 +64,9 @@ failures() {
     tail -n 80 "$file"
   fi | sed "s/^/[$1] /"
 }
-lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/policy/*.test.ts test/supplyChain/*.test.ts test/logs/*.test.ts test/usage/*.test.ts test/statusPage/*.test.ts &
+lane host test/unit/*.test.ts test/engine/*.test.ts test/pulumi/*.test.ts test/supplyChain/*.test.ts test/logs/*.test.ts test/statusPage/*.test.ts &
 host=$!
-lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts test/backup/*.test.ts test/watch/*.test.ts &
+lane swarm test/swarm/*.test.ts test/webhooks/*.test.ts test/backup/*.test.ts test/watch/*.test.ts test/policy/*.test.ts test/usage/*.test.ts &
 swarm=$!
 failed=()
 wait "$host" || failed+=(host)
