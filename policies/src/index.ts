@@ -10,7 +10,7 @@
 import { PolicyPack, type PolicyConfigSchema, type ResourceValidationPolicy, type StackValidationPolicy } from "@pulumi/policy";
 import { configSchema as schemaOf, findExemption, isProduction } from "./config";
 import { PIDS_RULE, RULES, VOLUME_RULE, volumeOwnerProblems, type ContainerRule, type RuleConfig } from "./rules";
-import { PIDS_LIMIT_TYPE, UNKNOWN, VOLUME_TYPE, known, readerOf, type ContainerSettings } from "./settings";
+import { PIDS_LIMIT_TYPE, UNKNOWN, VOLUME_TYPE, known, labelsOf, readerOf, type ContainerSettings } from "./settings";
 
 type Props = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -90,7 +90,7 @@ const volumePolicy: ResourceValidationPolicy = {
     const cfg = args.getConfig<RuleConfig>();
     const name = known(() => args.props.name as string | undefined);
     if (findExemption(cfg.exemptions, [args.name, args.urn, name === UNKNOWN ? undefined : name])) return;
-    const labels = known(() => Object.fromEntries(((args.props.labels ?? []) as { label: string; value: string }[]).map((l) => [l.label, l.value])));
+    const labels = known(() => labelsOf(args.props.labels));
     if (labels === UNKNOWN) return;
     for (const problem of volumeOwnerProblems(labels, cfg)) reportViolation(`docker.Volume ${args.name}: ${problem}. ${VOLUME_RULE.remediation}`);
   },

@@ -71,7 +71,7 @@ type Props = Record<string, any>; // eslint-disable-line @typescript-eslint/no-e
 
 const list = <T>(v: T[] | undefined | null): T[] => (Array.isArray(v) ? [...v] : []);
 
-function labelsOf(v: unknown): Record<string, string> {
+export function labelsOf(v: unknown): Record<string, string> {
   // docker.Container and docker.Volume: [{label, value}]; docker.Service and the Engine API: a map
   if (Array.isArray(v)) return Object.fromEntries(v.map((l: { label: string; value: string }) => [l.label, l.value]));
   return v && typeof v === "object" ? { ...(v as Record<string, string>) } : {};
