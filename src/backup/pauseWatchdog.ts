@@ -9,6 +9,7 @@
  *
  *   node pauseWatchdog.js <fleet pid> <deadline, ms since the epoch> <engine address or ""> <job id> <container id>...
  */
+import type { Container } from "dockerode";
 import { engineAt } from "../engine/client";
 import { LABEL_ROLE } from "../hardening/names";
 import { LABEL_JOB, ROLE_BACKUP_RELAY } from "./restic";
@@ -24,6 +25,26 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * Stops one restic of the job: SIGINT once it runs (killed if it has not stopped 10 s later); one
+ * still being started is waited for (5 s), and one that never started is removed so it cannot start.
+ */
+async function interrupt(c: Container): Promise<void> {
+  for (let waited = 0; ; waited += 250) {
+    const state = await c.inspect().then((i) => i.State, () => undefined);
+    if (!state || (!state.Running && state.Status !== "created")) return;
+    if (state.Running) break;
+    if (waited >= 5_000) {
+      await c.remove({ force: true }).catch(() => { /* started or gone meanwhile */ });
+      return;
+    }
+    await sleep(250);
+  }
+  await c.kill({ signal: "SIGINT" }).catch(() => { /* finished already */ });
+  const stopped = await Promise.race([c.wait().then(() => true, () => true), sleep(10_000).then(() => false)]);
+  if (!stopped) await c.kill().catch(() => { /* finished meanwhile */ });
+}
+
 async function main(): Promise<void> {
   const [pidText, deadlineText, host, job, ...containers] = process.argv.slice(2);
   const pid = Number(pidText);
@@ -37,14 +58,12 @@ async function main(): Promise<void> {
   process.stdout.write(`${now} fleet (pid ${pid}) ${alive(pid) ? "passed the pause's deadline" : "is gone"}: stopping backup job ${job}, resuming ${containers.join(", ")}\n`);
   const engine = engineAt(host || undefined);
   // restic interrupted (SIGINT) removes its lock from the repository, through the relay (stopped
-  // after it); it is killed only if it does not stop
-  const jobContainers = await engine.listContainers({ filters: { label: [`${LABEL_JOB}=${job}`] } }).catch(() => []);
+  // after it); it is killed only if it does not stop. Containers that are not running yet count too:
+  // fleet may have asked the engine to start restic just before it died, and a restic that starts
+  // after the relay is gone would leave its lock in the repository, blocking every prune for 30 min.
+  const jobContainers = await engine.listContainers({ all: true, filters: { label: [`${LABEL_JOB}=${job}`] } }).catch(() => []);
   const restics = jobContainers.filter((c) => c.Labels[LABEL_ROLE] !== ROLE_BACKUP_RELAY);
-  for (const c of restics) await engine.getContainer(c.Id).kill({ signal: "SIGINT" }).catch(() => { /* finished already */ });
-  for (const c of restics) {
-    const stopped = await Promise.race([engine.getContainer(c.Id).wait().then(() => true, () => true), sleep(10_000).then(() => false)]);
-    if (!stopped) await engine.getContainer(c.Id).kill().catch(() => { /* finished meanwhile */ });
-  }
+  for (const c of restics) await interrupt(engine.getContainer(c.Id));
   for (const c of jobContainers.filter((x) => !restics.includes(x))) await engine.getContainer(c.Id).kill().catch(() => { /* gone */ });
   for (const id of containers) {
     await engine.getContainer(id).unpause().then(() => process.stdout.write(`${new Date().toISOString()} resumed ${id}\n`),
