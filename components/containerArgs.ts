@@ -49,6 +49,8 @@ export function toContainerArgs(spec: ContainerSpec): PlainContainerArgs {
       ...(spec.secretFile ? [{ volumeName: spec.secretFile.volume, containerPath: spec.secretFile.dir, readOnly: true }] : []),
     ],
     privileged: false,
+    // a sandboxed plan's runtime (runsc); the engine's default (runc) otherwise
+    ...(spec.runtime ? { runtime: spec.runtime } : {}),
     envs: Object.entries(containerEnv(spec)).map(([k, v]) => `${k}=${v}`),
     labels: Object.entries(spec.labels).map(([label, value]) => ({ label, value })),
     // a routine teardown keeps customer data: never remove the volumes with the container

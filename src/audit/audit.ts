@@ -3,7 +3,9 @@ import type Dockerode from "dockerode";
 import { LABEL_CUSTOMER, LABEL_ENVIRONMENT, LABEL_MANAGED } from "../hardening/names";
 import { formatTable } from "../table";
 import { runChecks, type CheckResult } from "./checks";
+import { isSandboxRuntime } from "../hardening/sandbox";
 import { probe, probeTarget } from "./probe";
+import { probeSandboxed } from "./sandboxProbe";
 
 export interface ContainerAudit {
   container: string;
@@ -29,8 +31,10 @@ export async function auditContainer(engine: Dockerode, idOrName: string): Promi
   const container = engine.getContainer(idOrName);
   const info = await container.inspect();
   const image = await engine.getImage(info.Image).inspect();
-  // from fleet's tools image, beside the container: nothing runs inside it
-  const probes = info.State.Running ? await probe(engine, probeTarget(info, image.Config.User)) : undefined;
+  // from fleet's tools image, beside the container: nothing runs inside it; a sandbox hides its
+  // processes from the host, so a sandboxed container is probed from inside (sandboxProbe.ts)
+  const probes = !info.State.Running ? undefined
+    : isSandboxRuntime(info.HostConfig.Runtime) ? await probeSandboxed(engine, info) : await probe(engine, probeTarget(info, image.Config.User));
   const checks = runChecks(info, image, probes);
   const labels = info.Config.Labels ?? {};
   return {

@@ -6,6 +6,7 @@
  */
 import type Dockerode from "dockerode";
 import { APP_GID, APP_UID, LABEL_CAP_REASONS, LABEL_ROLE, LABEL_SHELL_REASON, ROLE_EDGE, ROLE_LOGS } from "../hardening/names";
+import { DEFAULT_RUNTIME, expectedRuntime, LABEL_SANDBOX } from "../hardening/sandbox";
 
 export interface Probes {
   /** /proc/1/status of the container's main process */
@@ -392,6 +393,19 @@ export const RULES: readonly Rule[] = [
     },
   },
   { ...RESTART, appliesTo: SWARM_TASKS, run: () => verdict([], "Swarm restarts the task (service restart policy, with a delay)") },
+  {
+    id: "runtime",
+    describes: "runs under the runtime its plan names: runsc (its own gVisor kernel) for a sandboxed plan, the engine's default runc otherwise",
+    appliesTo: ANY,
+    run: ({ container: c }) => {
+      const wanted = expectedRuntime(c.Config.Labels);
+      const has = c.HostConfig.Runtime || DEFAULT_RUNTIME;
+      const sandbox = c.Config.Labels?.[LABEL_SANDBOX];
+      return verdict(has === wanted ? [] : [`runs under ${has}, but ${sandbox ? `its plan's sandbox (${sandbox}) needs ${wanted}` : `its plan is not sandboxed (${wanted})`}` +
+        (c.Config.Labels?.[SWARM_TASK_LABEL] !== undefined ? ": a Swarm task runs under its node's default runtime, so its node is of the wrong kind (docs/sandbox.md)" : "")],
+      wanted === DEFAULT_RUNTIME ? DEFAULT_RUNTIME : `${wanted} (${sandbox} sandbox)`);
+    },
+  },
   {
     id: "data-ownership",
     describes: "files and directories in the data volumes are owned by 1000:1000",

@@ -16,7 +16,8 @@ import type { Probes } from "./checks";
 
 /** LABEL_ROLE of the probe's container: LABEL_MANAGED false, so no audit or listing takes it for a customer */
 export const ROLE_AUDIT_PROBE = "audit-probe";
-const SEPARATOR = "--hardened-fleet-probe--";
+/** the line between the probe's sections (sandboxProbe.ts prints the same) */
+export const SEPARATOR = "--hardened-fleet-probe--";
 const PROBE_TIMEOUT_MS = 60_000;
 
 /** Interpreters a runtime does not need to run its app, and package managers: exec into the container needs one of them. */
@@ -24,9 +25,9 @@ export const SHELLS = ["sh", "bash", "dash", "ash", "rbash", "zsh", "ksh", "mksh
 export const PACKAGE_MANAGERS = ["apt", "apt-get", "apt-cache", "aptitude", "dpkg", "dpkg-deb", "rpm", "yum", "dnf", "microdnf", "apk"];
 export const COMPILERS = ["gcc", "cc", "c++", "g++", "clang", "make", "ld"];
 /** package managers' caches and lists (their files, a lock file aside) */
-const CACHE_DIRS = ["var/lib/apt/lists", "var/cache/apt/archives", "root/\\.cache/pip", "home/[^/]+/\\.cache/pip", "var/cache/yum", "var/cache/apk"];
+export const CACHE_DIRS = ["var/lib/apt/lists", "var/cache/apt/archives", "root/\\.cache/pip", "home/[^/]+/\\.cache/pip", "var/cache/yum", "var/cache/apk"];
 /** where a program is found on PATH, /bin and /sbin included when they are directories of their own */
-const BIN_DIRS = "(usr/(local/)?)?s?bin";
+export const BIN_DIRS = "(usr/(local/)?)?s?bin";
 
 /** What the probe needs of a container: its main process's PID as the probe sees it, its data paths, the user to read as. */
 export interface ProbeTarget {

@@ -72,16 +72,16 @@ export function registerStacks(program: Command): void {
             `${!r.archive && r.snapshot ? `, final snapshot ${r.snapshot.slice(0, 8)} (verified equal to it)` : ""}`);
     });
 
-  program.command("list").description("customers per environment: plan, image, health, URL, last update")
+  program.command("list").description("customers per environment: plan, runtime, image, health, URL, last update")
     .option("--env <environment>", "only this environment")
     .option("--json", "print JSON")
     .action(async (opts: { env?: string; json?: boolean }) => {
       const ctx = projectContext();
       const rows = await listCustomers(ctx, opts.env ? [opts.env] : environmentNames(ctx.projectDir));
       if (opts.json) { console.log(JSON.stringify(rows, null, 2)); return; }
-      const head = ["environment", "customer", "plan", "health", "url", "version", "image", "findings", "last update", "last backup", "last drill"];
+      const head = ["environment", "customer", "plan", "runtime", "health", "url", "version", "image", "findings", "last update", "last backup", "last drill"];
       const outcome = (o: CustomerListing["lastBackup"]) => (o ? `${o.at.slice(0, 16).replace("T", " ")} ${o.ok ? "ok" : "FAILED"}` : "never");
-      const table = rows.map((r) => [r.environment, r.customer, r.plan, r.health, r.url, r.version, r.image.slice(0, 19), r.findings, r.lastUpdate,
+      const table = rows.map((r) => [r.environment, r.customer, r.plan, r.runtime, r.health, r.url, r.version, r.image.slice(0, 19), r.findings, r.lastUpdate,
         outcome(r.lastBackup), outcome(r.lastDrill)]);
       console.log(rows.length === 0 ? "no customers" : formatTable(head, table));
     });

@@ -7,6 +7,8 @@ import {
   environmentSchema,
   type CustomerConfig,
   type EnvironmentConfig,
+  type Sandbox,
+  type SwarmEnvironmentConfig,
 } from "./schema";
 
 export const CONFIG_NAMESPACE = "hardened-fleet";
@@ -74,13 +76,32 @@ function nodeProblems(customer: CustomerConfig, env: EnvironmentConfig, placemen
         return [{ path: `${CUSTOMER_KEY}.node`, found: undefined,
           message: `is required with target: swarm (environment '${env.name}'): 'fleet provision' chooses the least loaded node; or set one of ${nodes.join(", ")}` }];
       }
-      return nodes.includes(customer.node) ? [] : [{ path: `${CUSTOMER_KEY}.node`, found: JSON.stringify(customer.node),
-        message: `must be one of the nodes of environment '${env.name}' (swarm.nodes): ${nodes.join(", ")}` }];
+      const node = env.swarm.nodes.find((n) => n.name === customer.node);
+      if (!node) {
+        return [{ path: `${CUSTOMER_KEY}.node`, found: JSON.stringify(customer.node),
+          message: `must be one of the nodes of environment '${env.name}' (swarm.nodes): ${nodes.join(", ")}` }];
+      }
+      const sandbox = Object.hasOwn(env.plans, customer.plan) ? env.plans[customer.plan]!.sandbox : node.sandbox;
+      return sandbox === node.sandbox ? [] : [{ path: `${CUSTOMER_KEY}.node`, found: JSON.stringify(customer.node),
+        message: sandboxMismatch(customer.plan, sandbox, node.name, node.sandbox, env) }];
     }
     case "docker":
       return customer.node === undefined ? [] : [{ path: `${CUSTOMER_KEY}.node`, found: JSON.stringify(customer.node),
         message: `is only for target: swarm; environment '${env.name}' runs on one host: remove node` }];
   }
+}
+
+/**
+ * Why a customer of plan `plan` (sandbox `wanted`) cannot run on node `node` (sandbox `has`): a
+ * Swarm service has no runtime of its own, it runs under its node's default. Pure.
+ */
+export function sandboxMismatch(plan: string, wanted: Sandbox, node: string, has: Sandbox, env: SwarmEnvironmentConfig): string {
+  const fitting = env.swarm.nodes.filter((n) => n.sandbox === wanted).map((n) => n.name);
+  const nodeKind = has === "none" ? "is not a sandbox node" : `is a ${has} sandbox node`;
+  const planKind = wanted === "none" ? "is not sandboxed" : `runs its customers in a ${wanted} sandbox`;
+  return `node '${node}' ${nodeKind}, and plan '${plan}' ${planKind}: ` + (fitting.length > 0
+    ? `use one of ${fitting.join(", ")} ('fleet move' copies the data there), or a plan that fits '${node}'`
+    : `no node of environment '${env.name}' fits it: mark one with sandbox: ${wanted} in swarm.nodes (its engine's default runtime runsc, docs/sandbox.md), or choose another plan`);
 }
 
 /** Checks a customer id alone (CLI arguments, webhooks) with the same rule the config uses. */

@@ -69,6 +69,10 @@ const capabilityAddSchema = z.strictObject({
   reason: z.string().min(10, { error: "must say why the app needs this capability (at least 10 characters)" }),
 });
 
+/** What a plan's customers run in: the host's kernel (runc), or a gVisor sandbox of their own (runsc). */
+export const SANDBOXES = ["none", "gvisor"] as const;
+export type Sandbox = (typeof SANDBOXES)[number];
+
 export const planSchema = z.strictObject({
   memoryMb: z.number().int().min(32, { error: "must be at least 32 (MiB)" }).max(65536),
   cpus: z.number().gt(0, { error: "must be more than 0" }).max(64),
@@ -83,6 +87,11 @@ export const planSchema = z.strictObject({
       "runs as UID 1000, so one customer's threads would make fork fail in the others. Delete nproc: pids bounds each customer's processes and threads",
   }),
   tmpfsMb: z.number().int().min(1).max(4096).default(64),
+  /**
+   * `gvisor`: the plan's customers each run in their own user-space kernel (gVisor's runsc, registered
+   * with every engine by the set-up; docs/sandbox.md). `none` (the default): the host's kernel, runc.
+   */
+  sandbox: z.enum(SANDBOXES, { error: `must be one of ${SANDBOXES.join(", ")}` }).default("none"),
 });
 
 const healthcheckSchema = z.strictObject({
@@ -231,6 +240,11 @@ export const swarmSchema = z.strictObject({
     name: labelSchema,
     /** this node's engine (for the audit and fleet move); the first one is the manager fleet deploys through */
     host: dockerHostSchema,
+    /**
+     * `gvisor`: a sandbox node, whose engine's default runtime is runsc and which carries the node label
+     * hardened-fleet.sandbox=gvisor; the customers of sandboxed plans go there, and only they (docs/sandbox.md)
+     */
+    sandbox: z.enum(SANDBOXES, { error: `must be one of ${SANDBOXES.join(", ")}` }).default("none"),
   })).min(1, { error: "must list at least one node (the first is the manager fleet deploys through)" }),
   /** seconds a new task must stay healthy before Swarm counts the update as done (else it rolls back) */
   monitorSeconds: z.number().int().min(1).max(600).default(10),

@@ -53,6 +53,7 @@ export function toEngineCreateOptions(spec: ContainerSpec, secrets: Record<strin
         ...(spec.secretFile ? [{ Type: "volume" as const, Source: spec.secretFile.volume, Target: spec.secretFile.dir, ReadOnly: true }] : []),
       ],
       Privileged: false,
+      ...(spec.runtime ? { Runtime: spec.runtime } : {}),
     },
     NetworkingConfig: { EndpointsConfig: { [spec.networkName]: {} } },
   };

@@ -63,8 +63,10 @@ async function recordCustomer(environment: Environment, target: CustomerTarget, 
   const { ctx } = environment;
   return withWaitingLock(ctx.projectDir, customersLock(target.environment), async () => {
     const mine = readCustomerConfig(ctx.projectDir, target.stack);
-    const node = environment.target.placement(mine, environment.customers(), dataHome);
+    const node = environment.target.placement(mine, environment.customers(), dataHome, environment.config.plans[plan]!.sandbox);
     const customer: CustomerConfig = { id: target.customer, environment: target.environment, plan, image: mine?.image, node };
+    // a node that does not fit the plan (its data on a node of the other kind) is refused before the stack file is written
+    checkCustomerInEnvironment(customer, environment.config);
     writeCustomerStackFile(ctx.projectDir, customer, environment.dockerHost);
     return customer;
   });

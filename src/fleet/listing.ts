@@ -17,6 +17,8 @@ export interface CustomerListing {
   /** known vulnerabilities in its image as fleet last scanned it (src/supplyChain): "0", "3 (1 critical)", "not scanned" */
   findings: string;
   health: string;
+  /** the runtime its container runs under now: runc, or runsc (a sandboxed plan, docs/sandbox.md); "-" when none runs */
+  runtime: string;
   lastUpdate: string;
   /** the Stripe customer and subscription whose payment events may act on it (`fleet bind`); null: none */
   binding: { stripeCustomer: string; subscription: string | null; boundAt: string; boundBy: string } | null;
@@ -64,6 +66,7 @@ export async function listCustomers(environments: Environment[]): Promise<Custom
         version: String(outputs.version ?? "-"),
         findings: typeof outputs.image === "string" ? findingsColumn(recordedFindings(ctx.projectDir, outputs.image)) : "-",
         health,
+        runtime: container ? await env.target.runtime(container) : "-",
         lastUpdate: state?.lastUpdate ?? "never",
         binding: bindingOf(bindings.get(`${environment}/${c.id}`)),
         lastBackup: outcomeOf(backups.get(c.id)),

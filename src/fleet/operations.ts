@@ -115,10 +115,10 @@ export async function rollout(ctx: FleetContext, opts: RolloutOptions = {}, log:
 }
 
 /** `fleet move`: a customer and its data to another node of its environment. */
-export async function moveCustomerToNode(ctx: FleetContext, req: { customer: string; environment: string; to: string },
+export async function moveCustomerToNode(ctx: FleetContext, req: { customer: string; environment: string; to: string; plan?: string },
   log: Log = stderrLog): Promise<MoveResult> {
   const target = parseCustomerTarget(req.customer, req.environment);
-  return moveIn(loadEnvironment(ctx, target.environment), target, req.to, log);
+  return moveIn(loadEnvironment(ctx, target.environment), target, req.to, log, req.plan);
 }
 
 /** `fleet audit`: what runs in each environment, on every engine its target uses; a container seen twice is reported once. */

@@ -10,6 +10,7 @@ import {
   APP_GID, APP_SECRET_KEY_FILE, APP_SECRETS_DIR, APP_UID, HARDENING_PROFILE_VERSION, LABEL_CAP_REASONS, LABEL_CUSTOMER,
   LABEL_ENVIRONMENT, LABEL_MANAGED, LABEL_PLAN, LABEL_PROFILE, LABEL_ROLE, ROLE_CUSTOMER, customerNames,
 } from "./names";
+import { cgroupPidsLimit, LABEL_SANDBOX, sandboxRuntime } from "./sandbox";
 
 export interface HealthcheckSpec {
   test: string[];
@@ -78,6 +79,11 @@ export interface ContainerSpec {
   env: Record<string, string>;
   /** container labels: identity plus plan, profile and capability reasons */
   labels: Record<string, string>;
+  /**
+   * The runtime a sandboxed plan's container runs under (runsc, sandbox.ts); absent: the engine's
+   * default (runc). Absent rather than "runc" so the specs (and slots) of unsandboxed customers are as before.
+   */
+  runtime?: string;
 }
 
 export interface SecretFileSpec {
@@ -157,6 +163,8 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
   if (capAdd.length > 0) {
     labels[LABEL_CAP_REASONS] = env.capabilities.add.map((c) => `${c.name}: ${c.reason}`).join("; ");
   }
+  const runtime = sandboxRuntime(plan.sandbox);
+  if (runtime) labels[LABEL_SANDBOX] = plan.sandbox;
   const spec: Omit<ServiceSpec, "containerName"> = {
     environment: env.name,
     customerId: customer.id,
@@ -169,7 +177,7 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
     memoryBytes: plan.memoryMb * MIB,
     memorySwapBytes: plan.memoryMb * MIB,
     cpus: plan.cpus,
-    pidsLimit: plan.pids,
+    pidsLimit: cgroupPidsLimit(plan.pids, plan.sandbox),
     // no nproc: it counts per host UID, shared by every customer (all run as 1000); pidsLimit is per container
     ulimits: [{ name: "nofile", soft: plan.nofile, hard: plan.nofile }],
     restart: { policy: "on-failure", maxRetries: env.restart.maxRetries },
@@ -191,6 +199,7 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
     },
     env: { PORT: String(app.port), DATA_DIR: app.dataPath, HEALTH_PATH: app.healthcheck.path, CUSTOMER_ID: customer.id },
     labels,
+    ...(runtime ? { runtime } : {}),
   };
   return { ...spec, containerName: `${identity.containerPrefix}-${containerSlot(spec)}` };
 }

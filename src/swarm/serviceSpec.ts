@@ -13,6 +13,7 @@
  */
 import { engineHealthcheck } from "../engine/createOptions";
 import type { SwarmEnvironmentConfig } from "../config/schema";
+import { LABEL_SANDBOX } from "../hardening/sandbox";
 import type { ServiceSpec } from "../hardening/serviceSpec";
 
 /** The node label that pins a customer to a node (`docker node update --label-add hardened-fleet.node=<name>`). */
@@ -51,8 +52,21 @@ export function swarmNodeHosts(env: Pick<SwarmEnvironmentConfig, "swarm">): Reco
   return Object.fromEntries(env.swarm.nodes.map((n) => [n.name, n.host]));
 }
 
+/** The node label of a sandbox node (`docker node update --label-add hardened-fleet.sandbox=gvisor`): its engine's default runtime is runsc. */
+export const SANDBOX_NODE_LABEL = "hardened-fleet.sandbox";
+
 export function placementConstraint(node: string): string {
   return `node.labels.${NODE_LABEL}==${node}`;
+}
+
+/**
+ * A service's placement constraints: its node, and for a sandboxed plan a sandbox node too (a
+ * Swarm service has no runtime of its own: it runs under its node's default, so a node the config
+ * calls a sandbox node but whose label says otherwise gets no task, rather than one outside a sandbox).
+ */
+export function placementConstraints(spec: Pick<ServiceSpec, "labels">, node: string): string[] {
+  const sandbox = spec.labels[LABEL_SANDBOX];
+  return sandbox === undefined ? [placementConstraint(node)] : [placementConstraint(node), `node.labels.${SANDBOX_NODE_LABEL}==${sandbox}`];
 }
 
 /** Mount options of a tmpfs, as Swarm takes them (the engine adds noexec,nosuid,nodev to every tmpfs). */
@@ -97,7 +111,7 @@ export function toSwarmServiceSpec(spec: ServiceSpec, placement: SwarmPlacement)
       },
       Resources: { Limits: { NanoCPUs: Math.round(spec.cpus * NS), MemoryBytes: spec.memoryBytes, Pids: spec.pidsLimit } },
       RestartPolicy: { Condition: "any", Delay: 5 * NS, MaxAttempts: 0 },
-      Placement: { Constraints: [placementConstraint(placement.node)] },
+      Placement: { Constraints: placementConstraints(spec, placement.node) },
       Networks: [{ Target: placement.network ?? spec.networkName }],
       LogDriver: { Name: spec.log.driver, Options: spec.log.opts },
     },

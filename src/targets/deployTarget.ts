@@ -7,7 +7,7 @@
  */
 import type Dockerode from "dockerode";
 import type { AuditFilter, ContainerAudit } from "../audit/audit";
-import type { CustomerConfig, EnvironmentConfig, TargetKind } from "../config/schema";
+import type { CustomerConfig, EnvironmentConfig, Sandbox, TargetKind } from "../config/schema";
 import type { Log } from "../pulumi/progress";
 
 export type { TargetKind } from "../config/schema";
@@ -37,6 +37,8 @@ export interface NodeMove {
   /** provisioned and deployed, with its node */
   customer: CustomerConfig;
   to: string;
+  /** the plan it runs on at `to` (its own, or a new one: between a sandboxed plan and not, the node changes with it) */
+  plan: string;
   /** the image it runs: the one-shot containers that copy and check its data use it */
   image: string;
   /** where the archive the data goes through is kept */
@@ -64,7 +66,7 @@ export interface DeployTarget {
    * The node a customer goes to: the one it has, else the node its data is on, else the least
    * loaded one among `customers`; undefined on one host. Pure.
    */
-  placement(current: CustomerConfig | undefined, customers: CustomerConfig[], dataHome?: string): string | undefined;
+  placement(current: CustomerConfig | undefined, customers: CustomerConfig[], dataHome?: string, sandbox?: Sandbox): string | undefined;
   /** For a customer without a node: the node its data volume is on already (provisioned again), if any; undefined on one host. */
   findDataHome(customer: string, image: string): Promise<string | undefined>;
   /** The engine a customer's data volume is on. */
@@ -78,6 +80,11 @@ export interface DeployTarget {
 
   /** A customer's health for `fleet list`; `container` is the one its last deployment made (on a swarm: the service). */
   health(container: string): Promise<string>;
+  /**
+   * The runtime a customer's container runs under now (runc, or runsc for a sandboxed plan), as its
+   * engine reports it; "-" when it has none running. `container` as for health.
+   */
+  runtime(container: string): Promise<string>;
   /** What a rollout waits on: healthy and audit-clean, or the reason it is not. */
   gate(container: string): Promise<string | undefined>;
   /** `fleet audit` of this environment: what runs on every engine, each with the checks of its target. */

@@ -6,10 +6,11 @@ import type Dockerode from "dockerode";
 import { auditFleet, failedChecks, type AuditFilter, type ContainerAudit } from "../../audit/audit";
 import { overlayCheck, type NetworkInfo } from "../../audit/overlay";
 import { ConfigError } from "../../config/errors";
-import type { CustomerConfig, SwarmEnvironmentConfig } from "../../config/schema";
+import type { CustomerConfig, Sandbox, SwarmEnvironmentConfig } from "../../config/schema";
 import { archiveVolume, restoreArchive, runOneShot } from "../../engine/oneShot";
 import { pullImage } from "../../engine/pull";
 import { customerNames, logCollectorNames } from "../../hardening/names";
+import { DEFAULT_RUNTIME } from "../../hardening/sandbox";
 import { serviceIdentity } from "../../hardening/serviceSpec";
 import type { Log } from "../../pulumi/progress";
 import { auditTask, restartService, runningTask, scaleService } from "../../swarm/deploy";
@@ -17,9 +18,20 @@ import { NODE_LABEL, swarmNodeHosts } from "../../swarm/serviceSpec";
 import { type DeployTarget, type LogSource, type MoveResult, type NodeMove, type TargetEngine } from "../deployTarget";
 import { engineAt } from "../../engine/client";
 
-/** The node a new customer goes to: the one with the fewest customers, the first listed on a tie. Pure. */
-export function chooseNode(env: SwarmEnvironmentConfig, customers: CustomerConfig[]): string {
-  const nodes = env.swarm.nodes.map((n) => n.name);
+/**
+ * The node a new customer goes to: among the nodes of its plan's sandbox (sandbox nodes for a
+ * sandboxed plan, the others for the rest), the one with the fewest customers, the first listed on a
+ * tie. Refuses when there is none of that kind. Pure.
+ */
+export function chooseNode(env: SwarmEnvironmentConfig, customers: CustomerConfig[], sandbox: Sandbox = "none"): string {
+  const nodes = env.swarm.nodes.filter((n) => n.sandbox === sandbox).map((n) => n.name);
+  if (nodes.length === 0) {
+    throw new Error(sandbox === "none"
+      ? `every node of environment '${env.name}' is a sandbox node (swarm.nodes[].sandbox), so a plan that is not sandboxed has nowhere to run: ` +
+        "add a node without sandbox, or give the customer a sandboxed plan. Nothing was created"
+      : `this plan runs its customers in a ${sandbox} sandbox, and environment '${env.name}' has no sandbox node: mark a node whose engine's ` +
+        `default runtime is runsc with sandbox: ${sandbox} in swarm.nodes and the node label hardened-fleet.sandbox=${sandbox} (docs/sandbox.md). Nothing was created`);
+  }
   const load = new Map(nodes.map((n) => [n, 0]));
   for (const c of customers) if (c.node !== undefined && load.has(c.node)) load.set(c.node, load.get(c.node)! + 1);
   return nodes.reduce((best, n) => (load.get(n)! < load.get(best)! ? n : best), nodes[0]!);
@@ -82,9 +94,9 @@ export class SwarmTarget implements DeployTarget {
     return engineAt(found.host);
   }
 
-  placement(current: CustomerConfig | undefined, customers: CustomerConfig[], dataHome?: string): string {
-    // a customer stays on its node until 'fleet move'; a new one goes to its data, else to the least loaded node
-    return current?.node ?? dataHome ?? chooseNode(this.config, customers);
+  placement(current: CustomerConfig | undefined, customers: CustomerConfig[], dataHome?: string, sandbox: Sandbox = "none"): string {
+    // a customer stays on its node until 'fleet move'; a new one goes to its data, else to the least loaded node of its kind
+    return current?.node ?? dataHome ?? chooseNode(this.config, customers, sandbox);
   }
 
   /**
@@ -154,6 +166,15 @@ export class SwarmTarget implements DeployTarget {
   async health(serviceName: string): Promise<string> {
     const task = await runningTask(this.manager, serviceName).catch(() => undefined);
     return task ? `healthy on ${task.node}` : "no running task";
+  }
+
+  /** Its running task's container, as its node's engine reports it (a task runs under its node's default runtime). */
+  async runtime(serviceName: string): Promise<string> {
+    const task = await runningTask(this.manager, serviceName).catch(() => undefined);
+    const host = task ? swarmNodeHosts(this.config)[task.node] : undefined;
+    if (!task || !host) return "-";
+    const info = await engineAt(host).getContainer(task.containerId).inspect().catch(() => undefined);
+    return info ? info.HostConfig.Runtime || DEFAULT_RUNTIME : "-";
   }
 
   /** The service's running task, audited on its node. */
@@ -256,7 +277,7 @@ export class SwarmTarget implements DeployTarget {
     }
 
     try {
-      await move.deploy({ ...customer, node: to });
+      await move.deploy({ ...customer, node: to, plan: move.plan });
     } catch (err) {
       log(`${stack}: the deployment on ${to} failed; going back to ${from}`);
       move.restoreConfig();

@@ -1,0 +1,43 @@
+/**
+ * Sandboxed plans (docs/sandbox.md): a plan with `sandbox: gvisor` runs each of its customers in a
+ * user-space kernel of its own, gVisor's `runsc`, which the set-up builds and registers with every
+ * engine as a named runtime (scripts/ensure-runsc.sh). Other plans keep the engine's default, runc.
+ * What the two differ in, for everything fleet makes or checks, is here. Pure.
+ */
+import type { Sandbox } from "../config/schema";
+
+/** The runtime name each sandbox is registered under (daemon.json `runtimes`); `none` is the engine's default. */
+export const SANDBOX_RUNTIMES: Readonly<Record<Exclude<Sandbox, "none">, string>> = { gvisor: "runsc" };
+/** The engine's default runtime: what a container made without a runtime runs under. */
+export const DEFAULT_RUNTIME = "runc";
+
+/** On a sandboxed customer's container (and Swarm service): its sandbox. Absent on the others, so their specs are as before. */
+export const LABEL_SANDBOX = "io.hardened-fleet.sandbox";
+
+/**
+ * Host threads of the sandbox itself (gVisor's Sentry and gofer, Go runtime threads), counted by the
+ * container's PIDs cgroup beside the app's own tasks. A sandboxed plan's `pids` bounds the app, so
+ * the cgroup's limit is that plus this (measured on runsc with platform systrap: docs/sandbox.md).
+ */
+export const SANDBOX_PIDS_OVERHEAD = 64;
+
+/** Whether a container's runtime (HostConfig.Runtime) is one of the sandboxes. */
+export function isSandboxRuntime(runtime: string | undefined): boolean {
+  return runtime !== undefined && Object.values(SANDBOX_RUNTIMES).includes(runtime);
+}
+
+/** The runtime a plan's customers run under: undefined for the engine's default. */
+export function sandboxRuntime(sandbox: Sandbox): string | undefined {
+  return sandbox === "none" ? undefined : SANDBOX_RUNTIMES[sandbox];
+}
+
+/** The runtime a container or task should run under, from its labels (what its deployment asked for). */
+export function expectedRuntime(labels: Record<string, string> | undefined): string {
+  const sandbox = labels?.[LABEL_SANDBOX];
+  return sandbox !== undefined && Object.hasOwn(SANDBOX_RUNTIMES, sandbox) ? SANDBOX_RUNTIMES[sandbox as keyof typeof SANDBOX_RUNTIMES] : DEFAULT_RUNTIME;
+}
+
+/** The PIDs cgroup limit of a plan's container: its `pids`, plus the sandbox's own threads when sandboxed. */
+export function cgroupPidsLimit(pids: number, sandbox: Sandbox): number {
+  return sandbox === "none" ? pids : pids + SANDBOX_PIDS_OVERHEAD;
+}
