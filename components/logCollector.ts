@@ -22,6 +22,8 @@ export interface LogCollectorArgs {
   /** the Pulumi project directory, which holds src/logs/assets */
   projectDir: string;
   dockerHost?: string;
+  /** the runtime named for it: runc on a swarm sandbox node (its default is runsc); else the engine's default */
+  runtime?: string;
 }
 
 export class LogCollector extends pulumi.ComponentResource {
@@ -42,7 +44,7 @@ export class LogCollector extends pulumi.ComponentResource {
     const image = assetsImage(this, name, { repository: "hardened-fleet/log-collector", assets, base: env.logging.collector.base });
 
     // a fixed name; and the old one must free the network's first address for the new one
-    const spec = logCollectorSpec(env, "pending");
+    const spec = { ...logCollectorSpec(env, "pending"), ...(args.runtime ? { runtime: args.runtime } : {}) };
     const { container } = gatedContainer(this, name, { spec, image, network, volume, dockerHost: args.dockerHost ?? "" });
 
     this.containerName = names.container;

@@ -12,6 +12,7 @@ import type Dockerode from "dockerode";
 import { ensureToolsImage, TOOLS_IMAGE } from "../engine/toolsImage";
 import { streamEnd } from "../engine/oneShot";
 import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
+import { DEFAULT_RUNTIME } from "../hardening/sandbox";
 import type { Probes } from "./checks";
 
 /** LABEL_ROLE of the probe's container: LABEL_MANAGED false, so no audit or listing takes it for a customer */
@@ -125,6 +126,8 @@ export function probeContainerOptions(t: ProbeTarget): Dockerode.ContainerCreate
     AttachStdout: true,
     AttachStderr: true,
     HostConfig: {
+      // runc, named: on a swarm sandbox node the default is runsc, which cannot join a container's PID namespace
+      Runtime: DEFAULT_RUNTIME,
       PidMode: `container:${t.id}`,
       CapDrop: ["ALL"],
       SecurityOpt: ["no-new-privileges:true"],

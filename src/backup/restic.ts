@@ -18,6 +18,7 @@ import type Dockerode from "dockerode";
 import { lastLines, runToEnd } from "../engine/oneShot";
 import { secretFilesTar } from "../engine/secretFile";
 import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
+import { DEFAULT_RUNTIME } from "../hardening/sandbox";
 import { describeRepository, hostInsideJob, relayTarget, resticLocation, type Repository } from "./repository";
 
 /** Labels of every object a job makes: a sweep finds the ones a killed fleet left (sweepJobs). */
@@ -126,6 +127,8 @@ export function jobOptions(repo: Repository): { env: string[]; args: string[] } 
 
 /** What every container of a job gets (with its own limits and, where it needs one, a capability). */
 export const hardened = {
+  // fleet's own tools run under runc, named: a swarm sandbox node's default runtime is runsc
+  Runtime: DEFAULT_RUNTIME,
   CapDrop: ["ALL"],
   SecurityOpt: ["no-new-privileges:true"],
   ReadonlyRootfs: true,

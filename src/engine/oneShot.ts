@@ -13,6 +13,7 @@ import { ensurePrivateDirectory, fsyncDirectory } from "../config/durableWrite";
 import { APP_GID, APP_UID, LABEL_MANAGED, LABEL_ROLE } from "../hardening/names";
 import { archiveManifest, archiveRoot, manifestDifferences, parseVolumeManifest, VOLUME_MANIFEST_SCRIPT, type Manifest } from "./archiveManifest";
 import { ensureToolsImage, TOOLS_IMAGE } from "./toolsImage";
+import { DEFAULT_RUNTIME } from "../hardening/sandbox";
 
 export interface OneShotResult {
   exitCode: number;
@@ -41,6 +42,8 @@ async function createOneShot(engine: Dockerode, opts: OneShotSpec): Promise<Dock
     AttachStdout: true,
     AttachStderr: true,
     HostConfig: {
+      // fleet's own tool: runc, named, also on a swarm sandbox node (whose default is runsc)
+      Runtime: DEFAULT_RUNTIME,
       CapDrop: ["ALL"],
       CapAdd: opts.capAdd,
       SecurityOpt: ["no-new-privileges:true"],

@@ -54,10 +54,10 @@ function logCollectors(env: EnvironmentConfig, projectDir: string): Record<strin
   const places = environmentCustomerProgram(env).logCollectors(env, programDockerHost());
   const nodes: Record<string, pulumi.Output<string>> = {};
   let address: pulumi.Output<string> | undefined;
-  for (const { node, host } of places) {
+  for (const { node, host, runtime } of places) {
     const name = node ? `${env.name}-logs-${node}` : `${env.name}-logs`;
     const opts = node ? { providers: [new docker.Provider(`${name}-engine`, { host })] } : undefined;
-    const collector = new LogCollector(name, { env, projectDir, dockerHost: host }, opts);
+    const collector = new LogCollector(name, { env, projectDir, dockerHost: host, runtime }, opts);
     if (node) nodes[node] = collector.address;
     else address = collector.address;
   }

@@ -53,7 +53,7 @@ export interface CustomerProgram {
    * Where the environment stack runs log collectors (components/logCollector.ts): the engine its
    * customers run on (`dockerHost`), or each node's. Published as the stack output `logs`.
    */
-  logCollectors(env: EnvironmentConfig, dockerHost: string): { node?: string; host: string }[];
+  logCollectors(env: EnvironmentConfig, dockerHost: string): { node?: string; host: string; runtime?: string }[];
   /** The collector address a customer's lines go to (its node's on a swarm); none: json-file on its engine. */
   logAddress(logs: PublishedLogs | undefined, customer: CustomerConfig): string | undefined;
   /** What the customer stack publishes besides the outputs every customer stack has. */

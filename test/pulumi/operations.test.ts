@@ -56,7 +56,7 @@ describe("fleet operations on the real engines", () => {
     const r = await upStack(ctx, "staging", quiet);
     image = (r.outputs.image as { ref: string }).ref;
     await assert.rejects(provision(ctx, { customer: "Op_A", environment: "staging" }, quiet), /customer id: must be a lowercase DNS label.*found "Op_A"/s);
-    await assert.rejects(provision(ctx, { customer: "op-a", environment: "staging", plan: "gold" }, quiet), /--plan: must be one of the plans of 'staging': starter, standard/);
+    await assert.rejects(provision(ctx, { customer: "op-a", environment: "staging", plan: "gold" }, quiet), /--plan: must be one of the plans of 'staging': starter, standard, sandboxed/);
     await assert.rejects(provision(ctx, { customer: "op-a", environment: "qa" }, quiet), /--env: names no environment stack/);
     assert.deepEqual(await listStacks(ctx), ["staging"]);
     assert.deepEqual(fs.readdirSync(ctx.root).filter((f) => f.startsWith("Pulumi.staging-")), []);

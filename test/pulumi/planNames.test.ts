@@ -37,7 +37,7 @@ describe("plan names that are Object.prototype keys", () => {
       fleet(ctx.root, ["provision", "iso-proto", "--env", "staging", "--plan", plan], { env: { PULUMI_CONFIG_PASSPHRASE: "plan-names-test" }, timeoutMs: 120_000 })));
     runs.forEach((r, i) => {
       assert.notEqual(r.code, 0, show(r));
-      assert.ok(r.stderr.includes(`--plan: must be one of the plans of 'staging': starter, standard (found ${JSON.stringify(PLANS[i])})`), show(r));
+      assert.ok(r.stderr.includes(`--plan: must be one of the plans of 'staging': starter, standard, sandboxed (found ${JSON.stringify(PLANS[i])})`), show(r));
       assert.match(r.stderr, /nothing was created/, show(r));
     });
     await nothingCreated();
@@ -60,7 +60,7 @@ describe("plan names that are Object.prototype keys", () => {
         const job = queue.job(id)!;
         assert.equal(job.status, "failed", JSON.stringify(job));
         assert.equal(job.attempts, 1, `a config error is not retried: ${JSON.stringify(job)}`);
-        assert.equal(job.lastError, `invalid request, nothing was created: --plan: must be one of the plans of 'staging': starter, standard (found ${JSON.stringify(PLANS[i])})`);
+        assert.equal(job.lastError, `invalid request, nothing was created: --plan: must be one of the plans of 'staging': starter, standard, sandboxed (found ${JSON.stringify(PLANS[i])})`);
       });
     } finally {
       queue.close();

@@ -85,6 +85,7 @@ const CASES: Record<string, Case> = {
   "namespaces@swarm-task": { fails: (c) => { c.container.HostConfig.PidMode = "host"; }, says: /^pid=host$/, passes: "private" },
   "host-isolation": { fails: (c) => { c.container.HostConfig.Privileged = true; }, says: /^privileged$/, passes: "isolated" },
   "restart@container": { fails: (c) => { c.container.HostConfig.RestartPolicy = { Name: "always" }; }, says: /^restart policy is 'always'$/, passes: "on-failure:5" },
+  "runtime": { fails: (c) => { c.container.HostConfig.Runtime = "runsc"; }, says: /^runs under runsc, but its plan is not sandboxed \(runc\)/, passes: "runc" },
   "data-ownership": { fails: (c) => { c.probes.foreignFiles = "/data/left-by-root\n"; }, says: /^not owned by 1000:1000: \/data\/left-by-root$/, passes: "all owned by 1000:1000" },
   "no-build-tools": { fails: (c) => { c.probes.buildLeftovers = "/usr/bin/gcc\n"; }, says: /^found \/usr\/bin\/gcc$/, passes: "none" },
   "no-setuid": { fails: (c) => { c.probes.setuidFiles = "/usr/bin/passwd\n"; }, says: /^setuid\/setgid: \/usr\/bin\/passwd \(remove the bits/, passes: "none" },

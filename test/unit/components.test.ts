@@ -537,7 +537,7 @@ describe("stack programs on mocks", () => {
   it("with the local environment config, a plan it lacks still creates nothing", async () => {
     await assert.rejects(
       customerProgram({ id: "acme", environment: "staging", plan: "gold" }, async () => ({ settings: staging, image: { ref: IMAGE } }), staging),
-      /must be one of the plans of environment 'staging': starter, standard/,
+      /must be one of the plans of environment 'staging': starter, standard, sandboxed/,
     );
     assert.deepEqual(recorded, []);
   });
@@ -545,7 +545,7 @@ describe("stack programs on mocks", () => {
   it("a plan the environment lacks is named with the plans it has", async () => {
     await assert.rejects(
       customerProgram({ id: "acme", environment: "staging", plan: "gold" }, async () => ({ settings: staging, image: { ref: IMAGE } })),
-      /must be one of the plans of environment 'staging': starter, standard/,
+      /must be one of the plans of environment 'staging': starter, standard, sandboxed/,
     );
     assert.deepEqual(recorded, []);
   });

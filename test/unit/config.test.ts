@@ -253,14 +253,14 @@ describe("customer config and ids", () => {
     const err = problemsOf(() => parseCustomerConfig({ ...good, id: "edge", environment: "prod", plan: "gold" }, env));
     const paths = err.problems.map((p) => p.path).sort();
     assert.deepEqual(paths, ["hardened-fleet:customer.environment", "hardened-fleet:customer.id", "hardened-fleet:customer.plan"]);
-    assert.match(err.message, /one of the plans of environment 'staging': starter, standard/);
+    assert.match(err.message, /one of the plans of environment 'staging': starter, standard, sandboxed/);
   });
 
   for (const plan of ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"]) {
     it(`a plan named '${plan}' (a key of every object, not of the plans) is an unknown plan`, () => {
       const err = problemsOf(() => checkCustomerInEnvironment({ ...good, plan }, env));
       assert.deepEqual(err.problems.map((p) => p.path), ["hardened-fleet:customer.plan"]);
-      assert.match(err.message, /must be one of the plans of environment 'staging': starter, standard/);
+      assert.match(err.message, /must be one of the plans of environment 'staging': starter, standard, sandboxed/);
       assert.throws(() => parseCustomerConfig({ ...good, plan }, env), /customer\.plan/);
     });
   }

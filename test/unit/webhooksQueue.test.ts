@@ -185,14 +185,14 @@ describe("webhook job queue", () => {
     assert.match(bad.job.lastError ?? "", /client_reference_id: must be a lowercase DNS label/);
     assert.throws(() => queue.retryFailed(bad.job.id, new Date()), /was refused on its event's content and never ran .*needs a new Stripe event/);
     const plan = accept(queue, checkoutCompleted("evt_plan", 100, "acme", "gold"));
-    const ops = new FakeOps(1, () => new ConfigError("--plan", [{ path: "--plan", found: '"gold"', message: "must be one of the plans of 'prod': starter, standard" }]));
+    const ops = new FakeOps(1, () => new ConfigError("--plan", [{ path: "--plan", found: '"gold"', message: "must be one of the plans of 'prod': starter, standard, sandboxed" }]));
     await runAll(queue, ops, { maxAttempts: 3 });
     assert.equal(ops.calls.length, 1);
     assert.deepEqual(ops.calls.map((c) => c.customer), ["acme"]);
     const job = queue.job(plan.job.id)!;
     assert.equal(job.status, "failed");
     assert.equal(job.attempts, 1);
-    assert.equal(job.lastError, "invalid request, nothing was created: --plan: must be one of the plans of 'prod': starter, standard (found \"gold\")");
+    assert.equal(job.lastError, "invalid request, nothing was created: --plan: must be one of the plans of 'prod': starter, standard, sandboxed (found \"gold\")");
     queue.close();
   });
 

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { SwarmCustomerService } from "../../../components/swarmCustomerService";
 import type { EnvironmentConfig, SwarmEnvironmentConfig } from "../../config/schema";
 import { overlayNetworkName, swarmNodeHosts, swarmServiceName } from "../../swarm/serviceSpec";
+import { DEFAULT_RUNTIME } from "../../hardening/sandbox";
 import type { CustomerProgram, SettledCustomer } from "../customerProgram";
 
 /** The environment's swarm settings; a customer with a node in an environment without them is refused by checkCustomerInEnvironment first. */
@@ -37,7 +38,9 @@ export const swarmProgram: CustomerProgram = {
   // a customer's overlay is encrypted (its name has this suffix too) unless waived
   edgeAlsoSuffixes: (networkSuffix) => [overlayNetworkName(networkSuffix, true)],
   // the engine of each node sends its tasks' lines to a collector on that node
-  logCollectors: (env, _dockerHost) => swarmOf(env, "log collectors").swarm.nodes.map((n) => ({ node: n.name, host: n.host })),
+  // fleet's own collector runs under runc, named, on a sandbox node (whose default runtime is runsc)
+  logCollectors: (env, _dockerHost) => swarmOf(env, "log collectors").swarm.nodes
+    .map((n) => ({ node: n.name, host: n.host, ...(n.sandbox === "none" ? {} : { runtime: DEFAULT_RUNTIME }) })),
   logAddress: (logs, customer) => (customer.node === undefined ? undefined : logs?.nodes?.[customer.node]),
   stackOutputs: (customer) => ({ node: customer.node, target: "swarm" }),
 };
