@@ -18,6 +18,11 @@
 #   - builds the vulnerability scanner trivy from the Go module proxy (scripts/ensure-trivy.sh, versions
 #     in scripts/supply-chain-versions.env): staging makes every image's SBOM and scan with it, prod scans
 #     before it promotes (docs/supply-chain.md); cold about 12 minutes on two cores, then cached
+#   - builds gVisor's runsc from the Go module proxy (scripts/ensure-runsc.sh, version in
+#     scripts/runsc-version.env; cold about 2 minutes) and registers it with the local engine as the
+#     runtime "runsc" (--platform=systrap) in /etc/docker/daemon.json, which a dockerd started here
+#     reads too; a running engine reloads it on SIGHUP (no restart). runc stays the default runtime:
+#     `docker run --runtime runsc ...` opts in
 # Quick when everything is already there. Set HF_SKIP_APT=1 to never call apt-get.
 set -euo pipefail
 
@@ -37,6 +42,10 @@ log_base=${HF_LOG_BASE:-hardened-fleet/log-base:bookworm}
 # shellcheck source=restic-versions.env
 . "$here/scripts/restic-versions.env"
 backup_image=hardened-fleet/backup:restic-$RESTIC_VERSION
+# shellcheck source=runsc-version.env
+. "$here/scripts/runsc-version.env"
+# read by every dockerd without --config-file: the one ensure_engine starts, and Debian's service
+daemon_json=/etc/docker/daemon.json
 
 apt_install() {
   [ "${HF_SKIP_APT:-0}" = 1 ] && { log "missing $*, and HF_SKIP_APT=1"; exit 1; }
@@ -161,6 +170,85 @@ ensure_scanner() {
   scanner="trivy $("$bin/trivy" --version 2>/dev/null | sed -n 's/^Version: //p')"
 }
 
+# runsc_registered PATH: the engine lists the runtime "runsc" as PATH with RUNSC_RUNTIME_ARGS
+runsc_registered() {
+  local runtimes
+  runtimes=$(timeout 10 docker info --format '{{json .Runtimes}}' 2>/dev/null) || return 1
+  python3 -c '
+import json, sys
+r = json.loads(sys.argv[1]).get("runsc") or {}
+sys.exit(not (r.get("path") == sys.argv[2] and r.get("runtimeArgs") == sys.argv[3].split()))
+' "$runtimes" "$1" "$RUNSC_RUNTIME_ARGS"
+}
+
+# the runtime "runsc" in daemon.json, merged into what is there (other keys and runtimes kept; the
+# default runtime is not touched), written atomically; prints "changed" when it wrote the file
+write_daemon_json() {
+  python3 - "$daemon_json" "$1" "$RUNSC_RUNTIME_ARGS" <<'PY'
+import json, os, sys, tempfile
+f, path, args = sys.argv[1:4]
+try:
+    with open(f) as h:
+        text = h.read()
+    mode = os.stat(f).st_mode & 0o777
+except FileNotFoundError:
+    text, mode = "", 0o644
+try:
+    cfg = json.loads(text) if text.strip() else {}
+except ValueError as e:
+    sys.exit(f"{f} is not valid JSON ({e}); fix it, then run this again")
+if not isinstance(cfg, dict) or not isinstance(cfg.setdefault("runtimes", {}), dict):
+    sys.exit(f"{f}: expected a JSON object with an object \"runtimes\"")
+want = {"path": path, "runtimeArgs": args.split()}
+if cfg["runtimes"].get("runsc") == want:
+    sys.exit(0)
+cfg["runtimes"]["runsc"] = want
+os.makedirs(os.path.dirname(f), exist_ok=True)
+fd, tmp = tempfile.mkstemp(dir=os.path.dirname(f), prefix=".daemon.json.")
+with os.fdopen(fd, "w") as h:
+    json.dump(cfg, h, indent=2)
+    h.write("\n")
+os.chmod(tmp, mode)
+os.replace(tmp, f)
+print("changed")
+PY
+}
+
+# gVisor's runsc as the local engine's runtime "runsc": built (scripts/ensure-runsc.sh), written to
+# daemon.json, and the running dockerd reloads its runtimes on SIGHUP: containers, and the work of
+# whoever else uses the engine, go on. Nothing to do when the engine already lists it.
+ensure_runsc_runtime() {
+  local bin runsc pid written
+  case ${DOCKER_HOST:-unix:///var/run/docker.sock} in
+    unix:///var/run/docker.sock | unix:///run/docker.sock) ;;
+    *) log "DOCKER_HOST=$DOCKER_HOST: not this machine's default engine; the runtime runsc is not registered"
+      runsc_state="no runtime runsc (DOCKER_HOST)"; return ;;
+  esac
+  runsc_state="runtime runsc $RUNSC_VERSION"
+  bin=$(bash "$here/scripts/ensure-runsc.sh" | tail -n 1)
+  runsc=$bin/runsc
+  [ -x "$runsc" ] || { log "scripts/ensure-runsc.sh gave no runsc in '$bin'"; exit 1; }
+  runsc_registered "$runsc" && return
+  written=$(write_daemon_json "$runsc") || { log "could not write the runtime runsc to $daemon_json"; exit 1; }
+  if [ "$written" = changed ]; then log "runtime runsc ($runsc $RUNSC_RUNTIME_ARGS) written to $daemon_json"; fi
+  pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+  if [ -z "$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != dockerd ]; then
+    log "no dockerd at /var/run/docker.pid to reload; reload the engine (SIGHUP to dockerd) so it reads $daemon_json"
+    exit 1
+  fi
+  # dockerd (20.10) reloads `runtimes` on SIGHUP; it then lists runc and daemon.json's runtimes
+  # only, without its io.containerd.* aliases, until it next starts (nothing here names those)
+  log "reloading dockerd (pid $pid, SIGHUP) for the runtime runsc"
+  kill -HUP "$pid"
+  for _ in $(seq 1 20); do
+    runsc_registered "$runsc" && { log "runtime runsc registered: runsc $RUNSC_VERSION, $RUNSC_RUNTIME_ARGS"; return; }
+    sleep 0.5
+  done
+  log "the engine does not list the runtime runsc after SIGHUP; its log's last lines:"
+  tail -n 20 /var/log/hardened-fleet-dockerd.log >&2 2>/dev/null || true
+  exit 1
+}
+
 check_kernel
 ensure_tools
 ensure_engine
@@ -168,4 +256,5 @@ ensure_base_images
 ensure_wheelhouse
 ensure_backup_image
 ensure_scanner
-log "ready: engine $(docker version --format '{{.Server.Version}}'), bases $runtime_image, $builder_image, $edge_image, $backup_base, $log_base; $backup_image; $scanner"
+ensure_runsc_runtime
+log "ready: engine $(docker version --format '{{.Server.Version}}'), bases $runtime_image, $builder_image, $edge_image, $backup_base, $log_base; $backup_image; $scanner; $runsc_state"

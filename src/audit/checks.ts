@@ -6,7 +6,7 @@
  */
 import type Dockerode from "dockerode";
 import { APP_GID, APP_UID, LABEL_CAP_REASONS, LABEL_ROLE, LABEL_SHELL_REASON, ROLE_EDGE, ROLE_LOGS } from "../hardening/names";
-import { DEFAULT_RUNTIME, expectedRuntime, LABEL_SANDBOX } from "../hardening/sandbox";
+import { DEFAULT_RUNTIME, expectedRuntime, isSandboxRuntime, LABEL_SANDBOX } from "../hardening/sandbox";
 
 export interface Probes {
   /** /proc/1/status of the container's main process */
@@ -123,7 +123,7 @@ const NO_NEW_PRIVILEGES = {
 };
 const LIMITS = {
   id: "limits",
-  describes: "memory (swap equal), CPU and PIDs limits set; no nproc ulimit (it counts per host UID, shared by every customer)",
+  describes: "memory (swap equal), CPU and PIDs limits set; no nproc ulimit (it counts per host UID, shared by every customer), but in a sandbox, whose own kernel counts it",
 };
 const NETWORK = { id: "network", describes: "on its own network, not the default bridge (docker0) or the host's" };
 const NAMESPACES = {
@@ -150,9 +150,10 @@ function limitsVerdict(c: Dockerode.ContainerInspectInfo, swap: () => string | u
   if (!hc.NanoCpus && !hc.CpuQuota) problems.push("no CPU limit");
   // the per-container PIDs cgroup is the per-tenant bound on processes and threads
   if (!hc.PidsLimit || hc.PidsLimit <= 0) problems.push("no PIDs limit");
-  // RLIMIT_NPROC counts every process of the UID on the host: one customer's threads would stop the others' fork
+  // RLIMIT_NPROC counts every process of the UID on the host: one customer's threads would stop the
+  // others' fork; a sandbox (runsc) counts it in its own kernel, for that customer alone
   const nproc = (hc.Ulimits ?? []).find((u: { Name?: string }) => u.Name === "nproc") as { Soft?: number } | undefined;
-  if (nproc) problems.push(`ulimit nproc ${nproc.Soft}: counted per host UID, so other customers' processes use it up; remove it (the PIDs limit bounds each container)`);
+  if (nproc && !isSandboxRuntime(hc.Runtime)) problems.push(`ulimit nproc ${nproc.Soft}: counted per host UID, so other customers' processes use it up; remove it (the PIDs limit bounds each container)`);
   return verdict(problems, `mem ${Math.round((hc.Memory ?? 0) / 1048576)}MiB, cpu ${(hc.NanoCpus ?? 0) / 1e9}, pids ${hc.PidsLimit}`);
 }
 
@@ -249,11 +250,14 @@ export const RULES: readonly Rule[] = [
   },
   {
     id: "seccomp",
-    describes: "the engine's seccomp filter applies: no seccomp=unconfined, and the process runs filtered (Seccomp 2)",
+    describes: "the engine's seccomp filter applies: no seccomp=unconfined, and the process runs filtered (Seccomp 2); in a sandbox, gVisor's own filter",
     appliesTo: ANY,
     run: ({ container: c, probes }) => {
       const problems: string[] = [];
       if (unconfined(c, "seccomp")) problems.push("seccomp=unconfined: the container may make every system call");
+      // in a sandbox the app's system calls go to gVisor's kernel, never the host's; gVisor filters
+      // what its own kernel asks of the host, in place of the engine's profile (docs/sandbox.md)
+      if (isSandboxRuntime(c.HostConfig.Runtime)) return verdict(problems, "its calls go to the sandbox's kernel, filtered by gVisor's own");
       const mode = probes ? procField(probes.procStatus, "Seccomp") : undefined;
       // a kernel without seccomp prints no Seccomp line at all
       if (mode !== undefined && mode !== "2") problems.push(`the process has Seccomp ${mode} (no filter)`);

@@ -15,11 +15,13 @@ export const DEFAULT_RUNTIME = "runc";
 export const LABEL_SANDBOX = "io.hardened-fleet.sandbox";
 
 /**
- * Host threads of the sandbox itself (gVisor's Sentry and gofer, Go runtime threads), counted by the
- * container's PIDs cgroup beside the app's own tasks. A sandboxed plan's `pids` bounds the app, so
- * the cgroup's limit is that plus this (measured on runsc with platform systrap: docs/sandbox.md).
+ * Host tasks of the sandbox itself (gVisor's Sentry and gofer and their Go runtime threads: about 26
+ * idle, 45 after a few minutes of healthchecks, measured on runsc with platform systrap), counted by
+ * the container's PIDs cgroup beside the app's (docs/sandbox.md).
  */
 export const SANDBOX_PIDS_OVERHEAD = 64;
+/** Host tasks per process the app starts in a sandbox (its task and its systrap stub); its threads are the Sentry's, not the host's. */
+export const SANDBOX_TASKS_PER_PROCESS = 2;
 
 /** Whether a container's runtime (HostConfig.Runtime) is one of the sandboxes. */
 export function isSandboxRuntime(runtime: string | undefined): boolean {
@@ -37,7 +39,20 @@ export function expectedRuntime(labels: Record<string, string> | undefined): str
   return sandbox !== undefined && Object.hasOwn(SANDBOX_RUNTIMES, sandbox) ? SANDBOX_RUNTIMES[sandbox as keyof typeof SANDBOX_RUNTIMES] : DEFAULT_RUNTIME;
 }
 
-/** The PIDs cgroup limit of a plan's container: its `pids`, plus the sandbox's own threads when sandboxed. */
+/**
+ * The PIDs cgroup limit of a plan's container. Under runc: the plan's `pids`, the app's processes and
+ * threads. In a sandbox the app's `pids` is its nproc ulimit (sandboxUlimits), and the cgroup, which
+ * counts host tasks, is the backstop: room for that many processes at their host cost, plus the sandbox's own.
+ */
 export function cgroupPidsLimit(pids: number, sandbox: Sandbox): number {
-  return sandbox === "none" ? pids : pids + SANDBOX_PIDS_OVERHEAD;
+  return sandbox === "none" ? pids : SANDBOX_TASKS_PER_PROCESS * pids + SANDBOX_PIDS_OVERHEAD;
+}
+
+/**
+ * The ulimits a sandbox adds: nproc, the plan's `pids`. Under runc the kernel counts RLIMIT_NPROC per
+ * host UID, shared by every customer (all run as 1000), so fleet never sets it there; in a sandbox
+ * the customer's own kernel counts it, for that customer alone, processes and threads alike. Pure.
+ */
+export function sandboxUlimits(pids: number, sandbox: Sandbox): { name: string; soft: number; hard: number }[] {
+  return sandbox === "none" ? [] : [{ name: "nproc", soft: pids, hard: pids }];
 }

@@ -10,7 +10,7 @@ import {
   APP_GID, APP_SECRET_KEY_FILE, APP_SECRETS_DIR, APP_UID, HARDENING_PROFILE_VERSION, LABEL_CAP_REASONS, LABEL_CUSTOMER,
   LABEL_ENVIRONMENT, LABEL_MANAGED, LABEL_PLAN, LABEL_PROFILE, LABEL_ROLE, ROLE_CUSTOMER, customerNames,
 } from "./names";
-import { cgroupPidsLimit, LABEL_SANDBOX, sandboxRuntime } from "./sandbox";
+import { cgroupPidsLimit, LABEL_SANDBOX, sandboxRuntime, sandboxUlimits } from "./sandbox";
 
 export interface HealthcheckSpec {
   test: string[];
@@ -178,8 +178,9 @@ export function serviceSpec(env: EnvironmentConfig, customer: CustomerConfig, im
     memorySwapBytes: plan.memoryMb * MIB,
     cpus: plan.cpus,
     pidsLimit: cgroupPidsLimit(plan.pids, plan.sandbox),
-    // no nproc: it counts per host UID, shared by every customer (all run as 1000); pidsLimit is per container
-    ulimits: [{ name: "nofile", soft: plan.nofile, hard: plan.nofile }],
+    // no nproc under runc: it counts per host UID, shared by every customer (all run as 1000); pidsLimit is per
+    // container. A sandbox counts it in its own kernel, for this customer alone (sandbox.ts)
+    ulimits: [{ name: "nofile", soft: plan.nofile, hard: plan.nofile }, ...sandboxUlimits(plan.pids, plan.sandbox)],
     restart: { policy: "on-failure", maxRetries: env.restart.maxRetries },
     healthcheck: {
       test: ["CMD", ...app.healthcheck.command],

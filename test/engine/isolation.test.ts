@@ -9,75 +9,19 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { PassThrough } from "node:stream";
 import type Dockerode from "dockerode";
 import type { EnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
-import { execIn } from "../../src/engine/exec";
 import { serviceSpec, type ServiceSpec } from "../../src/hardening/serviceSpec";
 import { engine, removeQuietly, waitHealthy, writeKeyFile } from "../support/engine";
 import { buildStagingImage } from "../support/image";
+import { canFork, healthRunsSince, startThreads } from "../support/processes";
 
 const TAG = "hf-h1/customer-app:isolation-test";
 /** the old default nproc was 256 (staging's plans had 128 and 256): the hog goes well past it, within its own PIDs limit */
 const OLD_NPROC = 256;
 const HOG_THREADS = 600;
 const HOG_PIDS = 1024;
-
-/** Starts `threads` sleeping threads in the hog's app runtime; resolves with how many started, the exec staying alive. */
-async function startThreads(container: Dockerode.Container, threads: number): Promise<number> {
-  const script = [
-    "import threading, time",
-    "threading.stack_size(256 * 1024)",
-    "stop = threading.Event()",
-    "n = 0",
-    `for _ in range(${threads}):`,
-    "    try:",
-    "        threading.Thread(target=stop.wait, daemon=True).start()",
-    "        n += 1",
-    "    except RuntimeError:",
-    "        break",
-    "print(f'started {n}', flush=True)",
-    "time.sleep(120)",
-  ].join("\n");
-  const exec = await container.exec({ Cmd: ["/opt/venv/bin/python", "-c", script], AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({ hijack: true, stdin: false });
-  const out = new PassThrough();
-  container.modem.demuxStream(stream, out, out);
-  return new Promise((resolve, reject) => {
-    let text = "";
-    const timer = setTimeout(() => reject(new Error(`the hog's threads did not start: ${text}`)), 60_000);
-    out.on("data", (c: Buffer) => {
-      text += c.toString("utf8");
-      const m = /started (\d+)/.exec(text);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-    stream.on("end", () => { clearTimeout(timer); reject(new Error(`the hog's exec ended: ${text}`)); });
-  });
-}
-
-/** Whether a new process of the customer can fork: an exec (itself a new process of UID 1000) that runs a subprocess. */
-async function canFork(container: Dockerode.Container): Promise<{ ok: boolean; detail: string }> {
-  try {
-    const r = await execIn(container, ["/opt/venv/bin/python", "-c", "import subprocess, sys; print(subprocess.run([sys.executable, '-c', '']).returncode)"], 20_000);
-    return { ok: r.exitCode === 0 && r.stdout.trim() === "0", detail: `exit ${r.exitCode}: ${r.stdout.trim()} ${r.stderr.trim().slice(-300)}` };
-  } catch (err) {
-    return { ok: false, detail: (err as Error).message };
-  }
-}
-
-type HealthLog = { Start: string; ExitCode: number; Output: string }[];
-
-/** The healthcheck runs that started after `since`, once there are at least `count` (or the timeout passed). */
-async function healthRunsSince(container: Dockerode.Container, since: number, count: number, timeoutMs = 30_000): Promise<HealthLog> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const log = ((await container.inspect()).State.Health?.Log ?? []) as HealthLog;
-    const runs = log.filter((e) => Date.parse(e.Start) > since);
-    if (runs.length >= count || Date.now() > deadline) return runs;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 describe("one customer's threads never stop another's fork (no nproc: the PIDs limit per container)", () => {
   let env: EnvironmentConfig;

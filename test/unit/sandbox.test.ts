@@ -19,7 +19,7 @@ import { ConfigError } from "../../src/config/errors";
 import { checkCustomerInEnvironment, parseEnvironmentConfig } from "../../src/config/load";
 import type { SwarmEnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
-import { cgroupPidsLimit, expectedRuntime, isSandboxRuntime, LABEL_SANDBOX, SANDBOX_PIDS_OVERHEAD, sandboxRuntime } from "../../src/hardening/sandbox";
+import { cgroupPidsLimit, sandboxUlimits, expectedRuntime, isSandboxRuntime, LABEL_SANDBOX, SANDBOX_PIDS_OVERHEAD, sandboxRuntime } from "../../src/hardening/sandbox";
 import { containerSlot, serviceSpec } from "../../src/hardening/serviceSpec";
 import { placementConstraints, toSwarmServiceSpec } from "../../src/swarm/serviceSpec";
 import { chooseNode } from "../../src/targets/swarm/target";
@@ -57,7 +57,9 @@ describe("the plan option", () => {
     assert.equal(sandboxRuntime("none"), undefined);
     assert.equal(sandboxRuntime("gvisor"), "runsc");
     assert.equal(cgroupPidsLimit(128, "none"), 128);
-    assert.equal(cgroupPidsLimit(128, "gvisor"), 128 + SANDBOX_PIDS_OVERHEAD);
+    assert.equal(cgroupPidsLimit(128, "gvisor"), 2 * 128 + SANDBOX_PIDS_OVERHEAD);
+    assert.deepEqual(sandboxUlimits(128, "none"), []);
+    assert.deepEqual(sandboxUlimits(128, "gvisor"), [{ name: "nproc", soft: 128, hard: 128 }]);
     assert.ok(isSandboxRuntime("runsc"));
     assert.ok(!isSandboxRuntime("runc") && !isSandboxRuntime(undefined) && !isSandboxRuntime("constructor"));
     assert.equal(expectedRuntime({ [LABEL_SANDBOX]: "gvisor" }), "runsc");
@@ -75,7 +77,9 @@ describe("a sandboxed customer's container", () => {
     assert.equal(boxed.labels[LABEL_SANDBOX], "gvisor");
     assert.equal(toContainerArgs(boxed).runtime, "runsc");
     assert.equal(toEngineCreateOptions(boxed, {}).HostConfig!.Runtime, "runsc");
-    assert.equal(toEngineCreateOptions(boxed, {}).HostConfig!.PidsLimit, 128 + SANDBOX_PIDS_OVERHEAD);
+    assert.equal(toEngineCreateOptions(boxed, {}).HostConfig!.PidsLimit, 2 * 128 + SANDBOX_PIDS_OVERHEAD);
+    assert.deepEqual(toEngineCreateOptions(boxed, {}).HostConfig!.Ulimits, [{ Name: "nofile", Soft: 2048, Hard: 2048 }, { Name: "nproc", Soft: 128, Hard: 128 }]);
+    assert.deepEqual(toEngineCreateOptions(plain, {}).HostConfig!.Ulimits, [{ Name: "nofile", Soft: 2048, Hard: 2048 }], "never under runc");
     for (const key of ["user", "capDrop", "capAdd", "securityOpt", "readOnlyRootfs", "tmpfs", "memoryBytes", "cpus", "healthcheck", "data", "secretFile", "publish"] as const) {
       assert.deepEqual(boxed[key], plain[key], key);
     }
@@ -130,7 +134,7 @@ describe("sandboxed plans on a swarm", () => {
     assert.deepEqual(placementConstraints(plain, "n1"), ["node.labels.hardened-fleet.node==n1"]);
     const service = toSwarmServiceSpec(boxed, { node: "box", secret: { id: "s", name: "s" }, monitorSeconds: 5 }) as any;
     assert.deepEqual(service.TaskTemplate.Placement.Constraints, placementConstraints(boxed, "box"));
-    assert.equal(service.TaskTemplate.Resources.Limits.Pids, 128 + SANDBOX_PIDS_OVERHEAD);
+    assert.equal(service.TaskTemplate.Resources.Limits.Pids, 2 * 128 + SANDBOX_PIDS_OVERHEAD);
   });
 });
 
@@ -153,6 +157,28 @@ describe("the audit's runtime rule", () => {
     assert.match(escaped.detail, /runs under runc, but its plan's sandbox \(gvisor\) needs runsc/);
     const task = rule(inspect({ ...plainLabels, [SWARM_TASK_LABEL]: "t1" }, "runsc"));
     assert.match(task.detail, /runs under runsc, but its plan is not sandboxed \(runc\): a Swarm task runs under its node's default runtime/);
+  });
+});
+
+describe("the audit's limits and seccomp rules in a sandbox", () => {
+  it("allows the nproc ulimit under runsc (the sandbox's own kernel counts it), and still refuses it under runc", () => {
+    const c = (runtime: string) => ({
+      Config: { Labels: {} }, State: { Running: false }, Mounts: [], NetworkSettings: { Networks: {} }, HostConfig: { Runtime: runtime, Memory: 1, MemorySwap: 1, NanoCpus: 1, PidsLimit: 320, Ulimits: [{ Name: "nproc", Soft: 128, Hard: 128 }] },
+    }) as unknown as Dockerode.ContainerInspectInfo;
+    const limits = (x: Dockerode.ContainerInspectInfo) => runChecks(x, { Config: { Labels: {} } } as never, undefined).find((r) => r.id === "limits")!;
+    assert.equal(limits(c("runsc")).ok, true, limits(c("runsc")).detail);
+    assert.match(limits(c("runc")).detail, /ulimit nproc 128: counted per host UID/);
+  });
+
+  it("seccomp: a sandbox's app runs unfiltered in gVisor's kernel, which gVisor filters; unconfined still fails", () => {
+    const probes = { procStatus: "Seccomp:\t0\n", foreignFiles: "", buildLeftovers: "", setuidFiles: "", shells: "" };
+    const c = (runtime: string, opts: string[] = []) => ({
+      Config: { Labels: {} }, State: { Running: true }, Mounts: [], NetworkSettings: { Networks: {} }, HostConfig: { Runtime: runtime, SecurityOpt: opts },
+    }) as unknown as Dockerode.ContainerInspectInfo;
+    const seccomp = (x: Dockerode.ContainerInspectInfo) => runChecks(x, { Config: { Labels: {} } } as never, probes).find((r) => r.id === "seccomp")!;
+    assert.deepEqual(seccomp(c("runsc")), { id: "seccomp", ok: true, detail: "its calls go to the sandbox's kernel, filtered by gVisor's own" });
+    assert.equal(seccomp(c("runc")).ok, false, "Seccomp 0 under runc is no filter");
+    assert.equal(seccomp(c("runsc", ["seccomp=unconfined"])).ok, false);
   });
 });
 
