@@ -18,3 +18,4 @@ npx tsx bench/watch.ts
 npx tsx bench/logs.ts
 npx tsx bench/image.ts
 npx tsx bench/policy.ts
+npx tsx bench/sandbox.ts

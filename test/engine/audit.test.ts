@@ -17,6 +17,7 @@ import { TOOLS_IMAGE } from "../../src/engine/toolsImage";
 import { serviceSpec, type ServiceSpec } from "../../src/hardening/serviceSpec";
 import { engine, removeQuietly, waitHealthy, writeKeyFile } from "../support/engine";
 import { buildStagingImage, deriveImage } from "../support/image";
+import { LABEL_SANDBOX } from "../../src/hardening/sandbox";
 
 type Options = Dockerode.ContainerCreateOptions;
 interface Variant {
@@ -78,6 +79,9 @@ const VARIANTS: Variant[] = [
   { id: "etc", check: "host-isolation", weaken: (o) => { o.HostConfig!.Binds = ["/etc:/host-etc:ro"]; } },
   { id: "always", check: "restart", weaken: (o) => { o.HostConfig!.RestartPolicy = { Name: "always" }; } },
   { id: "retries", check: "restart", weaken: (o) => { o.HostConfig!.RestartPolicy = { Name: "on-failure", MaximumRetryCount: 10 }; } },
+  // a sandboxed plan's container that runs under runc; an unsandboxed one under runsc (probed from inside its sandbox)
+  { id: "unboxed", check: "runtime", weaken: (o) => { o.Labels = { ...o.Labels, [LABEL_SANDBOX]: "gvisor" }; } },
+  { id: "boxed", check: "runtime", weaken: (o) => { o.HostConfig!.Runtime = "runsc"; o.HostConfig!.PidsLimit = 256; } },
   { id: "rootfile", check: "data-ownership", seedRootFile: true },
   { id: "gcc", check: "no-build-tools", image: "with-gcc" },
   { id: "setuid", check: "no-setuid", image: "setuid" },
