@@ -36,7 +36,7 @@ export class WatchMetrics {
   private readonly cpu = new Counter({ name: "hardened_fleet_customer_cpu_seconds_total", help: "CPU time the customer's container used", labelNames: CUSTOMER, registers: [this.registry] });
   private readonly cpuLimit = new Gauge({ name: "hardened_fleet_customer_cpu_limit_cores", help: "the plan's CPU limit, in cores", labelNames: CUSTOMER, registers: [this.registry] });
   private readonly pids = new Gauge({ name: "hardened_fleet_customer_pids", help: "processes and threads in the customer's container", labelNames: CUSTOMER, registers: [this.registry] });
-  private readonly pidsLimit = new Gauge({ name: "hardened_fleet_customer_pids_limit", help: "the plan's PIDs limit", labelNames: CUSTOMER, registers: [this.registry] });
+  private readonly pidsLimit = new Gauge({ name: "hardened_fleet_customer_pids_limit", help: "the PIDs limit of the customer's container (the plan's pids; a sandboxed plan's adds its sandbox's own tasks)", labelNames: CUSTOMER, registers: [this.registry] });
   private readonly volume = new Gauge({ name: "hardened_fleet_customer_data_volume_bytes", help: "size of the customer's data volume", labelNames: CUSTOMER, registers: [this.registry] });
   private readonly backupLast = new Gauge({ name: "hardened_fleet_backup_last_success_timestamp_seconds", help: "when the customer's last good backup was taken", labelNames: CUSTOMER, registers: [this.registry] });
   private readonly backupStale = new Gauge({ name: "hardened_fleet_backup_stale", help: "1 when the customer's backups are stale (no good one within two intervals)", labelNames: CUSTOMER, registers: [this.registry] });

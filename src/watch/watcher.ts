@@ -36,6 +36,7 @@ import {
 import type { WatchMetrics } from "./metrics";
 import { EdgeRequestError, requestThroughEdge } from "./probe";
 import type { ContainerSample, WatchStore } from "./store";
+import { cgroupPidsLimit } from "../hardening/sandbox";
 
 export interface WatchedEnvironment {
   env: Environment;
@@ -355,7 +356,8 @@ export class Watcher {
             cpuSeconds: s.cpu_stats?.cpu_usage?.total_usage !== undefined ? s.cpu_stats.cpu_usage.total_usage / 1e9 : undefined,
             cpuLimitCores: plan?.cpus,
             pids: s.pids_stats?.current,
-            pidsLimit: plan?.pids ?? s.pids_stats?.limit,
+            // the limit the container's host tasks count against: a sandbox's is more than its plan's pids (sandbox.ts)
+            pidsLimit: plan ? cgroupPidsLimit(plan.pids, plan.sandbox) : s.pids_stats?.limit,
           });
         } catch {
           // gone meanwhile (replaced by a deployment)
