@@ -129,8 +129,9 @@ describe("sandboxed plans: a customer in its own gVisor kernel (real engines, CL
 
   it("fleet audit passes it, every check, probed from inside its sandbox (the runtime its plan names, no capabilities, user 1000 in its kernel)", async () => {
     const r = await ok(["audit", "--env", ENV, "--customer", ID, "--json"]);
-    const audits = JSON.parse(r.stdout) as { customer: string; ok: boolean; checks: { id: string; ok: boolean; detail: string }[] }[];
-    const mine = audits.filter((a) => a.customer === ID);
+    const report = JSON.parse(r.stdout) as { ok: boolean; containers: { customer: string; ok: boolean; checks: { id: string; ok: boolean; detail: string }[] }[] };
+    assert.equal(report.ok, true);
+    const mine = report.containers.filter((a) => a.customer === ID);
     assert.equal(mine.length, 1, r.stdout);
     assert.deepEqual(mine[0]!.checks.filter((c) => !c.ok), [], "every check passes");
     const detail = (id: string) => mine[0]!.checks.find((c) => c.id === id)!.detail;
