@@ -2,7 +2,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type Dockerode from "dockerode";
-import { ConfigError } from "../../src/config/errors";
 import { parseEnvironmentConfig } from "../../src/config/load";
 import type { CustomerConfig, EnvironmentConfig } from "../../src/config/schema";
 import { serviceSpec } from "../../src/hardening/serviceSpec";
@@ -12,7 +11,7 @@ import { DockerTarget } from "../../src/targets/docker/target";
 import { SwarmTarget } from "../../src/targets/swarm/target";
 import { dockerProgram } from "../../src/targets/docker/program";
 import { swarmProgram } from "../../src/targets/swarm/program";
-import { rawEnvironment } from "../support/fixtures";
+import { rawEnvironment, configError } from "../support/fixtures";
 
 const IMAGE = `sha256:${"a".repeat(64)}`;
 const docker = parseEnvironmentConfig(rawEnvironment("staging"));
@@ -31,16 +30,6 @@ function fakeEngine(parts: Partial<Record<keyof Dockerode, unknown>> = {}): Dock
 
 function targets(engine = fakeEngine()) {
   return { docker: deployTargetFor(docker, undefined, () => engine), swarm: deployTargetFor(swarm, "unix:///run/test/n1.sock", () => engine) };
-}
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err;
-  }
-  return assert.fail("expected a ConfigError");
 }
 
 describe("deployTargetFor", () => {

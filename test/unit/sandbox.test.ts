@@ -15,7 +15,6 @@ import { toContainerArgs } from "../../components/containerArgs";
 import { runChecks, SWARM_TASK_LABEL } from "../../src/audit/checks";
 import { parseProbeOutput } from "../../src/audit/probe";
 import { sandboxInterpreter, sandboxProbeScript } from "../../src/audit/sandboxProbe";
-import { ConfigError } from "../../src/config/errors";
 import { checkCustomerInEnvironment, parseEnvironmentConfig } from "../../src/config/load";
 import type { SwarmEnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
@@ -23,7 +22,7 @@ import { cgroupPidsLimit, sandboxUlimits, expectedRuntime, isSandboxRuntime, LAB
 import { containerSlot, serviceSpec } from "../../src/hardening/serviceSpec";
 import { placementConstraints, toSwarmServiceSpec } from "../../src/swarm/serviceSpec";
 import { chooseNode } from "../../src/targets/swarm/target";
-import { rawEnvironment } from "../support/fixtures";
+import { rawEnvironment, configError } from "../support/fixtures";
 
 const IMAGE = `sha256:${"a".repeat(64)}`;
 
@@ -32,16 +31,6 @@ function withSandboxPlan(raw: Record<string, any>): Record<string, any> {
   return raw;
 }
 const env = parseEnvironmentConfig(withSandboxPlan(rawEnvironment("staging")));
-
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err;
-  }
-  return assert.fail("expected a ConfigError");
-}
 
 describe("the plan option", () => {
   it("defaults to none; gvisor is the one sandbox; anything else is refused naming the field", () => {
