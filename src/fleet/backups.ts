@@ -137,7 +137,8 @@ function failure(what: string, r: { exitCode: number; stdout: string; stderr: st
   const errors = resticErrors(r.stdout + r.stderr);
   const detail = errors.length > 0 ? errors.slice(0, 3).join("; ") : lastLines(r.stderr);
   const hint = r.exitCode === RESTIC_EXIT.wrongPassword ? ` (the repository refused the password ${PASSWORD_KEY})`
-    : r.exitCode === RESTIC_EXIT.locked ? " (the repository is locked by another restic)" : "";
+    : r.exitCode === RESTIC_EXIT.locked ? " (the repository is locked by another restic: when none runs, one that was killed left its lock; " +
+      "restic counts it stale 30 minutes after its last refresh, or remove it at once with 'restic unlock --remove-all' once you are sure none runs)" : "";
   return new Error(`${what} failed (restic exit ${r.exitCode}${hint}): ${detail}`);
 }
 
