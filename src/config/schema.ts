@@ -72,6 +72,8 @@ const capabilityAddSchema = z.strictObject({
 /** What a plan's customers run in: the host's kernel (runc), or a gVisor sandbox of their own (runsc). */
 export const SANDBOXES = ["none", "gvisor"] as const;
 export type Sandbox = (typeof SANDBOXES)[number];
+/** The least memory a sandboxed plan may have. */
+export const SANDBOX_MIN_MEMORY_MB = 128;
 
 export const planSchema = z.strictObject({
   memoryMb: z.number().int().min(32, { error: "must be at least 32 (MiB)" }).max(65536),
@@ -92,6 +94,12 @@ export const planSchema = z.strictObject({
    * with every engine by the set-up; docs/sandbox.md). `none` (the default): the host's kernel, runc.
    */
   sandbox: z.enum(SANDBOXES, { error: `must be one of ${SANDBOXES.join(", ")}` }).default("none"),
+}).superRefine((plan, ctx) => {
+  // the sandbox's own kernel and gofer take about 50 MiB of the container's memory (docs/sandbox.md)
+  if (plan.sandbox !== "none" && plan.memoryMb < SANDBOX_MIN_MEMORY_MB) {
+    ctx.addIssue({ code: "custom", path: ["memoryMb"], input: plan.memoryMb,
+      message: `must be at least ${SANDBOX_MIN_MEMORY_MB} (MiB) in a sandboxed plan: the sandbox's own kernel takes about 50 MiB of it` });
+  }
 });
 
 const healthcheckSchema = z.strictObject({

@@ -40,6 +40,9 @@ describe("the plan option", () => {
     raw.plans.sandboxed.sandbox = "kata";
     const err = configError(() => parseEnvironmentConfig(raw));
     assert.match(err.message, /plans\.sandboxed\.sandbox.*must be one of none, gvisor/s);
+    const small = withSandboxPlan(rawEnvironment("staging"));
+    small.plans.sandboxed.memoryMb = 64;
+    assert.match(configError(() => parseEnvironmentConfig(small)).message, /plans\.sandboxed\.memoryMb.*must be at least 128 \(MiB\) in a sandboxed plan/s);
   });
 
   it("maps to runsc; the PIDs cgroup gets the sandbox's own threads on top of the plan's pids", () => {
