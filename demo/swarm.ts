@@ -65,7 +65,7 @@ export function buildSwarmDemoCli(): Command {
     });
 
   program.command("demo")
-    .description("deploy a swarm environment and three customers spread over the cluster's nodes, request each over HTTPS, then audit every node")
+    .description("deploy a swarm environment and three customers spread over the cluster's ordinary nodes (its sandbox node takes only sandboxed plans), request each over HTTPS, then audit every node")
     .requiredOption("--cluster <file>", "cluster.json from 'bash scripts/swarm-cluster.sh up'")
     .option("--env <environment>", "environment name", "swarm")
     .action(async (opts: { cluster: string; env: string }) => {
@@ -104,7 +104,8 @@ export function buildSwarmDemoCli(): Command {
       const audits = await auditEnvironments(ctx, [env]);
       console.log(`audit of every node (${cluster.nodes.map((n) => n.name).join(", ")}):`);
       console.log(formatAuditTable(audits));
-      if (audits.length !== SWARM_DEMO_CUSTOMERS.length + 1 || audits.some((a) => !a.ok)) process.exitCode = 1;
+      // the customers' tasks, the proxy, and the log collector on each node
+      if (audits.length !== SWARM_DEMO_CUSTOMERS.length + 1 + cluster.nodes.length || audits.some((a) => !a.ok)) process.exitCode = 1;
     });
   return program;
 }

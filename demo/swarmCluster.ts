@@ -1,6 +1,7 @@
 /**
- * The test and demo cluster that scripts/swarm-cluster.sh makes on one machine (three engines, each
- * in a network namespace, and a registry on the manager), as described by its cluster.json; and
+ * The test and demo cluster that scripts/swarm-cluster.sh makes on one machine (four engines, each
+ * in a network namespace, one of them a gVisor sandbox node, and a registry on the manager), as
+ * described by its cluster.json; and
  * the environment stack file for it (demo/swarm.ts env-file). Not part of the operator's product: on
  * real hosts the operator writes that file by hand (docs/swarm.md).
  */
@@ -21,6 +22,8 @@ export interface ClusterNode {
   address: string;
   /** the network namespace it runs in */
   namespace: string;
+  /** a sandbox node: its engine's default runtime is runsc, and it has the node label hardened-fleet.sandbox=gvisor; absent: an ordinary node */
+  sandbox?: "gvisor";
 }
 
 export interface Cluster {
@@ -56,7 +59,7 @@ export function clusterEnvironment(cluster: Cluster, name: string): EnvironmentI
     localDemo: true,
     target: "swarm",
     swarm: {
-      nodes: cluster.nodes.map((n) => ({ name: n.name, host: n.host })), monitorSeconds: 5,
+      nodes: cluster.nodes.map((n) => ({ name: n.name, host: n.host, ...(n.sandbox ? { sandbox: n.sandbox } : {}) })), monitorSeconds: 5,
       // encrypted overlays need ESP in the kernel: waived, saying so, only where the probe found none
       ...(cluster.ipsec?.ok === false ? { unencryptedOverlays: { reason: `this machine's kernel cannot do IPsec ESP (${cluster.ipsec.detail})` } } : {}),
     },
@@ -77,6 +80,8 @@ export function clusterEnvironment(cluster: Cluster, name: string): EnvironmentI
     plans: {
       starter: { memoryMb: 128, cpus: 0.25, pids: 64, nofile: 1024, tmpfsMb: 32 },
       standard: { memoryMb: 256, cpus: 0.5, pids: 128, nofile: 2048, tmpfsMb: 64 },
+      // its customers run in a gVisor sandbox each, on the cluster's sandbox node
+      sandboxed: { memoryMb: 256, cpus: 0.5, pids: 128, nofile: 2048, tmpfsMb: 64, sandbox: "gvisor" },
     },
     deploy: { healthTimeoutSeconds: 120 },
     rollout: { waveSize: 2 },

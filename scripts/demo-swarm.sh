@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `npm run demo:swarm`: on a fresh machine, sets up everything `npm run demo` does, then a cluster of
-# three Docker engines on this machine, each in a network namespace of its own, with Swarm across
-# them and a registry on the manager (scripts/swarm-cluster.sh). Deploys the environment 'swarm'
-# (staging tier, target: swarm) and three customers, one per node, requests each over HTTPS through
+# four Docker engines on this machine (one a gVisor sandbox node), each in a network namespace of its
+# own, with Swarm across them and a registry on the manager (scripts/swarm-cluster.sh). Deploys the
+# environment 'swarm' (staging tier, target: swarm) and three customers, one per ordinary node
+# (the sandbox node takes only sandboxed plans), requests each over HTTPS through
 # the edge proxy, and audits every node. A second run changes nothing.
 # Remove it all with: bash scripts/swarm-cluster.sh down   (the next demo:swarm starts over)
 set -euo pipefail

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# A test Docker Swarm of three engines on this one machine, plus an image registry on the manager.
+# A test Docker Swarm of four engines on this one machine, plus an image registry on the manager;
+# node 4 is a gVisor sandbox node (its engine's default runtime is runsc).
 #
 #   scripts/swarm-cluster.sh up            make it (idempotent); prints the path of cluster.json
 #   scripts/swarm-cluster.sh down          remove everything (idempotent, also when partly up)
-#   scripts/swarm-cluster.sh stop-node N   stop node N's engine (SIGTERM, wait for it to exit)
+#   scripts/swarm-cluster.sh stop-node N   stop node N's engine (1-4; SIGTERM, wait for it to exit)
 #   scripts/swarm-cluster.sh start-node N  start it again; waits until it answers and is Ready
 #   scripts/swarm-cluster.sh status        the nodes and the cluster.json path; non-zero if not up
 #   scripts/swarm-cluster.sh env           the cluster.json path; non-zero if not up
@@ -18,16 +19,21 @@
 #   HF_SKIP_APT=1     never call apt-get (fail when a tool is missing)
 #
 # Layout (docs/swarm-cluster.md has the picture): a "lan" namespace <C>-lan holds a bridge; node
-# namespaces <C>-1..3 each have one veth (eth0, 10.X.0.11..13/24) plugged into it, and no default
+# namespaces <C>-1..4 each have one veth (eth0, 10.X.0.11..14/24) plugged into it, and no default
 # route, so no packet can leave the cluster. The host's own namespace gets one veth on that bridge
 # (hf-<C>, 10.X.0.1/24), as an operator's fleet host is on its registry's network: fleet reads and
 # writes signatures and SBOMs beside the images in the registry (docs/supply-chain.md). Each node runs its own dockerd (own data-root, exec-root, socket, cgroup parent, UTS
 # namespace with hostname <C>-N, mount namespace); node 1 is the swarm manager and also runs the
-# registry (Debian's docker-registry) on 10.X.0.11:5000, plain HTTP.
+# registry (Debian's docker-registry) on 10.X.0.11:5000, plain HTTP. Nodes 2-4 are workers; node 4
+# is a sandbox node: its engine's default runtime is gVisor's runsc (scripts/ensure-runsc.sh builds
+# it), it carries the node label hardened-fleet.sandbox=gvisor, and cluster.json says "sandbox":
+# "gvisor" for it, so only sandboxed plans' customers go there (docs/sandbox.md).
 set -euo pipefail
 
 readonly LOCK_FILE=/tmp/hf-swarm-cluster.lock
-readonly NODES=(1 2 3)
+readonly NODES=(1 2 3 4)
+# the sandbox nodes: their engine's default runtime is runsc (gVisor); the others keep runc
+readonly SANDBOX_NODES=(4)
 readonly HOST_ENGINE=unix:///var/run/docker.sock
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -63,6 +69,12 @@ readonly BIP=10.$IDX.1.1/24                # docker0 of each engine (each in its
 readonly LOCAL_POOL=10.$IDX.64.0/18        # engines' local networks (docker_gwbridge, bridges): /24s
 readonly SWARM_POOL=10.$IDX.128.0/17       # swarm overlay networks: /24s
 node_ip() { echo "$LAN_PREFIX.$((10 + $1))"; }
+# "gvisor" for a sandbox node, "none" for the others
+node_sandbox() {
+  local s
+  for s in "${SANDBOX_NODES[@]}"; do [ "$s" = "$1" ] && { echo gvisor; return; }; done
+  echo none
+}
 readonly MANAGER_IP=$LAN_PREFIX.11
 readonly REGISTRY=$MANAGER_IP:5000
 
@@ -235,14 +247,38 @@ engine_pid() {
 
 engine_answers() { timeout 10 env DOCKER_HOST="$(node_host "$1")" docker version >/dev/null 2>&1; }
 
+# gVisor's runsc, for the sandbox nodes' engines: built once by scripts/ensure-runsc.sh (about 3
+# minutes cold, then cached); RUNSC is the binary's path, found on first use.
+# shellcheck source=runsc-version.env
+. "$here/scripts/runsc-version.env"
+RUNSC=""
+ensure_runsc() {
+  [ -z "$RUNSC" ] || return 0
+  local bin
+  # 9>&-: a build must not hold the lock
+  bin=$(bash "$here/scripts/ensure-runsc.sh" 9>&- | tail -n 1) || die "scripts/ensure-runsc.sh failed"
+  [ -x "$bin/runsc" ] || die "scripts/ensure-runsc.sh gave no runsc in '$bin'"
+  RUNSC=$bin/runsc
+}
+
 write_engine_config() {
-  local n=$1 dir=$RUN/node$1
+  local n=$1 dir=$RUN/node$1 sandbox=""
   mkdir -p "$dir" "$STATE/node$n"
+  # a sandbox node: runsc is its engine's default runtime, so a Swarm task (which names no runtime)
+  # runs in a gVisor sandbox; fleet's own containers there name runc. runsc runs with the arguments
+  # the host engine's has (RUNSC_RUNTIME_ARGS: runsc-version.env says why not --oci-seccomp)
+  if [ "$(node_sandbox "$n")" = gvisor ]; then
+    ensure_runsc
+    local args
+    # shellcheck disable=SC2086 # one argument per word
+    args=$(printf '"%s", ' $RUNSC_RUNTIME_ARGS)
+    sandbox=$(printf '\n  "default-runtime": "runsc",\n  "runtimes": {"runsc": {"path": "%s", "runtimeArgs": [%s]}},' "$RUNSC" "${args%, }")
+  fi
   # all settings in a config file of its own: the host's /etc/docker/daemon.json is never read,
   # and a restart uses exactly the same settings
   cat >"$dir/daemon.json" <<EOF
 {
-  "hosts": ["$(node_host "$n")"],
+  "hosts": ["$(node_host "$n")"],$sandbox
   "data-root": "$STATE/node$n",
   "exec-root": "$dir/exec",
   "pidfile": "$dir/dockerd.pid",
@@ -484,7 +520,7 @@ ensure_swarm() {
   fi
   remove_ingress
   local n token=""
-  for n in 2 3; do
+  for n in "${NODES[@]:1}"; do
     [ "$(swarm_state "$n")" = active ] && continue
     [ -n "$token" ] || token=$(dk 1 swarm join-token -q worker)
     log "$(node_ns "$n") joins the swarm"
@@ -530,8 +566,10 @@ running_nodes_ready() {
 }
 
 # a node that rejoined (data lost) leaves its old entry Down: remove those, then label each node
+# (hardened-fleet.node=<C>-N; a sandbox node also hardened-fleet.sandbox=gvisor, which the services
+# of sandboxed plans are constrained to)
 tidy_and_label_nodes() {
-  local id host status _ n ns
+  local id host status _ n ns sandbox
   while read -r id host status _; do
     [ "$status" = Down ] || continue
     for n in "${NODES[@]}"; do
@@ -547,6 +585,11 @@ tidy_and_label_nodes() {
     [ -n "$id" ] || die "node $ns is not in the swarm"
     if [ "$(dk 1 node inspect --format '{{index .Spec.Labels "hardened-fleet.node"}}' "$id")" != "$ns" ]; then
       dk 1 node update --label-add "hardened-fleet.node=$ns" "$id" >/dev/null
+    fi
+    sandbox=$(node_sandbox "$n")
+    if [ "$sandbox" != none ] &&
+      [ "$(dk 1 node inspect --format '{{index .Spec.Labels "hardened-fleet.sandbox"}}' "$id")" != "$sandbox" ]; then
+      dk 1 node update --label-add "hardened-fleet.sandbox=$sandbox" "$id" >/dev/null
     fi
   done
 }
@@ -578,8 +621,10 @@ write_cluster_json() {
   {
     printf '{\n  "name": "%s",\n  "manager": "%s",\n  "nodes": [\n' "$C" "$(node_host 1)"
     for n in "${NODES[@]}"; do
-      printf '%s    {"name": "%s", "host": "%s", "address": "%s", "namespace": "%s"}' \
+      printf '%s    {"name": "%s", "host": "%s", "address": "%s", "namespace": "%s"' \
         "$sep" "$(node_ns "$n")" "$(node_host "$n")" "$(node_ip "$n")" "$(node_ns "$n")"
+      [ "$(node_sandbox "$n")" = none ] || printf ', "sandbox": "%s"' "$(node_sandbox "$n")"
+      printf '}'
       sep=$',\n'
     done
     printf '\n  ],\n  "registry": "%s",\n  "bases": {\n' "$REGISTRY"
@@ -617,6 +662,7 @@ cmd_up() {
   # cluster.json stays while an up of a running cluster checks it; a failed up removes it (and
   # lets the image copies end, so that it leaves nothing running but the cluster itself)
   trap up_failed EXIT
+  ensure_runsc                # before the engines: the sandbox nodes' daemon.json names it
   ensure_network
   for n in "${NODES[@]}"; do start_engine "$n"; done
   start_registry
@@ -625,7 +671,7 @@ cmd_up() {
   push_bases & PUSH_PID=$!
   for n in "${NODES[@]}"; do wait_engine "$n"; done
   ensure_swarm
-  wait_for 90 "all three nodes Ready and Active" all_nodes_ready || { node_rows >&2 || true; return 1; }
+  wait_for 90 "all ${#NODES[@]} nodes Ready and Active" all_nodes_ready || { node_rows >&2 || true; return 1; }
   tidy_and_label_nodes
   wait "$PUSH_PID" || { PUSH_PID=""; die "pushing the base images failed"; }
   PUSH_PID=""
@@ -641,7 +687,7 @@ cmd_up() {
 # their own). All of it was started by this script's engines.
 kill_strays() {
   local pids=() socks=() ns n ctl f
-  for ns in "$LAN_NS" "$(node_ns 1)" "$(node_ns 2)" "$(node_ns 3)"; do
+  for ns in "$LAN_NS" "${NODES[@]/#/$C-}"; do
     ns_exists "$ns" || continue
     mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null)
     # a containerd shim listens on /run/containerd/s/<hash> (a path shared by all containerds),
@@ -724,7 +770,7 @@ cmd_down() {
     engine_pid "$n" >/dev/null && remove_containers "$n" &
   done
   wait
-  # the three engines stop in parallel (each waits for its own process)
+  # the engines stop in parallel (each waits for its own process)
   local pids=()
   for n in "${NODES[@]}"; do stop_engine "$n" & pids+=($!); done
   wait "${pids[@]}" 2>/dev/null || true
@@ -732,7 +778,7 @@ cmd_down() {
   kill_strays
   unmount_under
   ip link del "$HOST_VETH" 2>/dev/null || true
-  for ns in "$(node_ns 1)" "$(node_ns 2)" "$(node_ns 3)" "$LAN_NS"; do
+  for ns in "${NODES[@]/#/$C-}" "$LAN_NS"; do
     if [ -e "/run/netns/$ns" ]; then
       ip netns del "$ns" 2>/dev/null || { umount -l "/run/netns/$ns" 2>/dev/null; rm -f "/run/netns/$ns"; }
     fi
@@ -747,14 +793,16 @@ cmd_down() {
   rm -rf --one-file-system "$STATE"
   rmdir /var/lib/hf-swarm /run/hf-swarm 2>/dev/null || true
   if [ "${HF_SWARM_KEEP_LOGS:-0}" != 1 ]; then
-    rm -f "$REGISTRY_LOG" "$(node_log 1)" "$(node_log 2)" "$(node_log 3)"
+    rm -f "$REGISTRY_LOG"
+    for n in "${NODES[@]}"; do rm -f "$(node_log "$n")"; done
   fi
   log "down in $((SECONDS - started))s"
 }
 
 node_arg() {
-  [[ ${1:-} =~ ^[123]$ ]] || die "give a node number: 1, 2 or 3"
-  echo "$1"
+  local n
+  for n in "${NODES[@]}"; do [ "${1:-}" = "$n" ] && { echo "$1"; return; }; done
+  die "give a node number: ${NODES[*]}"
 }
 
 cmd_stop_node() {
@@ -797,7 +845,7 @@ cmd_env() {
 }
 
 usage() {
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 

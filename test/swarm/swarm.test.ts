@@ -1,10 +1,11 @@
 /**
- * target: swarm on a real cluster: three Docker engines, each in a network namespace this test
- * makes (scripts/swarm-cluster.sh), Swarm across them, a registry on the manager. The fleet CLI runs
- * as separate processes against a project copy, and every request goes through the environment's
- * edge proxy, over HTTPS, from inside the manager's namespace.
+ * target: swarm on a real cluster: four Docker engines, each in a network namespace this test
+ * makes (scripts/swarm-cluster.sh), Swarm across them, a registry on the manager; node 4 is a sandbox
+ * node (its engine's default runtime gVisor's runsc, node label hardened-fleet.sandbox=gvisor). The
+ * fleet CLI runs as separate processes against a project copy, and every request goes through the
+ * environment's edge proxy, over HTTPS, from inside the manager's namespace.
  *
- *  - six customers provisioned in bursts spread two per node, each healthy and answering;
+ *  - six customers provisioned in bursts spread two per ordinary node (none on the sandbox node), each healthy and answering;
  *  - `fleet audit` audits every node (the customers' tasks and the proxy);
  *  - an update whose new task fails its healthcheck is rolled back by Swarm: the old task never stopped;
  *  - a worker's engine stopped: the other nodes' customers keep answering; its own come back with it;
@@ -16,7 +17,11 @@
  *    on the cluster's network (test/support/backupHost.ts); that node lost (its engine stopped),
  *    `fleet restore --node` brings the customer back on another node with every file;
  *  - `fleet watch` (run inside the manager's namespace, where the proxy listens): a task on a worker
- *    frozen is down within two probe intervals, its neighbours quiet, and recovered once it resumes.
+ *    frozen is down within two probe intervals, its neighbours quiet, and recovered once it resumes;
+ *  - a customer of the plan `sandboxed` goes to the sandbox node and runs under runsc there: it answers
+ *    through the proxy and keeps its files (1000:1000), `fleet audit` passes it (its runtime check too),
+ *    `fleet list` shows runsc for it and runc for the others; `fleet move` to an ordinary node is
+ *    refused before anything changes.
  *
  * The cluster is removed at the end (and the project copy with its state).
  */
@@ -53,7 +58,7 @@ function clusterScript(args: string[]): Promise<string> {
   });
 }
 
-describe("customers on a Docker Swarm cluster of three engines (real engines, CLI processes)", { timeout: 45 * 60_000 }, () => {
+describe("customers on a Docker Swarm cluster of four engines, one a gVisor sandbox node (real engines, CLI processes)", { timeout: 45 * 60_000 }, () => {
   const ctx = copyProject();
   const root = ctx.root;
   const appPy = path.join(root, "examples", "customer-app", "app.py");
@@ -78,6 +83,8 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     return r;
   };
   const manager = () => new Dockerode(dockerodeOptions(cluster.manager));
+  /** the nodes that are not sandbox nodes: where the customers of every plan but a sandboxed one go */
+  const plainNodes = () => cluster.nodes.filter((n) => !n.sandbox);
   const serviceOf = (id: string) => `hf-${ENV}-${id}`;
   /** the node of the customer's running task, as the manager reports it (a returning worker reports its tasks a little later) */
   const nodeOf = async (id: string, waitSeconds = 60) => {
@@ -146,7 +153,7 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  it("provisions six customers in bursts of three: two per node, each healthy and answering over HTTPS through the proxy", async () => {
+  it("provisions six customers in bursts of three: two per ordinary node (none on the sandbox node), each healthy and answering over HTTPS through the proxy", async () => {
     for (const burst of [CUSTOMERS.slice(0, 3), CUSTOMERS.slice(3)]) {
       const runs = await Promise.all(burst.map((id) => run(["provision", id, "--env", ENV, "--plan", "starter"])));
       runs.forEach((r, i) => assert.equal(r.code, 0, `provision ${burst[i]}: ${show(r)}`));
@@ -165,7 +172,7 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
       assert.equal((JSON.parse(r.body) as { customer?: string }).customer ?? id, id);
       await write(id, `${id}-first`);
     }
-    assert.deepEqual([...perNode.keys()].sort(), cluster.nodes.map((n) => n.name).sort(), JSON.stringify([...perNode]));
+    assert.deepEqual([...perNode.keys()].sort(), plainNodes().map((n) => n.name).sort(), JSON.stringify([...perNode]));
     for (const [node, ids] of perNode) assert.equal(ids.length, 2, `${node} runs ${ids.join(", ")}`);
 
     // the Swarm service has what the container had: limits, read-only root, the secret as a file
@@ -287,7 +294,7 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
   it("fleet move takes a customer and every file it wrote to another node; the old node keeps its copy", async () => {
     const id = "sw-c";
     const from = (await nodeOf(id))!;
-    const to = cluster.nodes.map((n) => n.name).find((n) => n !== from)!;
+    const to = plainNodes().map((n) => n.name).find((n) => n !== from)!;
     await write(id, `${id}-before-move`);
     const refused = await run(["move", id, "--env", ENV, "--to", "nowhere"]);
     assert.notEqual(refused.code, 0);
@@ -319,9 +326,10 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
     const on = new Map<string, string>();
     for (const id of live) on.set(id, (await nodeOf(id))!);
     const wouldGo = (without: string) => {
-      const load = new Map(cluster.nodes.map((n) => [n.name, 0]));
+      // a starter customer goes to an ordinary node: the sandbox node is never its choice
+      const load = new Map(plainNodes().map((n) => [n.name, 0]));
       for (const [c, n] of on) if (c !== without) load.set(n, load.get(n)! + 1);
-      return cluster.nodes.map((n) => n.name).reduce((best, n) => (load.get(n)! < load.get(best)! ? n : best));
+      return plainNodes().map((n) => n.name).reduce((best, n) => (load.get(n)! < load.get(best)! ? n : best));
     };
     const id = live.filter((c) => !["sw-b", "sw-c"].includes(c)).find((c) => wouldGo(c) !== on.get(c));
     assert.ok(id, `no customer whose node a new customer would not take: ${JSON.stringify([...on])}`);
@@ -339,7 +347,7 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
   it("a fleet move killed (-9) right after it stopped the service: the next fleet up of the customer brings it back, with its files", async () => {
     const id = live.find((c) => !["sw-b", "sw-c", returned].includes(c))!;
     const from = (await nodeOf(id))!;
-    const to = cluster.nodes.map((n) => n.name).find((n) => n !== from)!;
+    const to = plainNodes().map((n) => n.name).find((n) => n !== from)!;
     await write(id, `${id}-before-killed-move`);
     const stopped = async () => {
       const service = await findService(manager(), serviceOf(id));
@@ -529,6 +537,78 @@ describe("customers on a Docker Swarm cluster of three engines (real engines, CL
       await watcher.exited;
       receiver.stop();
     }
+  });
+
+  it("a customer of the plan sandboxed runs on the sandbox node under runsc: it answers, keeps its files, passes the audit, is listed with its runtime; fleet move to an ordinary node is refused, and with --plan standard moves it out of the sandbox with its files", async () => {
+    const id = "sw-box";
+    const box = cluster.nodes.find((n) => n.sandbox === "gvisor");
+    assert.ok(box, `the cluster has a sandbox node: ${JSON.stringify(cluster.nodes)}`);
+    const provisioned = await run(["provision", id, "--env", ENV, "--plan", "sandboxed"]);
+    assert.equal(provisioned.code, 0, `provision ${id}: ${show(provisioned)}`);
+    live.push(id);
+    assert.equal(await nodeOf(id), box.name, `${id} (plan sandboxed) runs on the sandbox node`);
+    const spec = (await findService(manager(), serviceOf(id)))!.Spec as any;
+    assert.deepEqual(spec.TaskTemplate.Placement.Constraints, [`node.labels.hardened-fleet.node==${box.name}`, "node.labels.hardened-fleet.sandbox==gvisor"]);
+
+    // through the proxy, over HTTPS; its files written through the app, owned by 1000:1000 inside the sandbox
+    await answersWithin(id, 60);
+    const hello = await get(id, "/");
+    assert.equal(hello.status, 200, `${id}: ${hello.body}`);
+    assert.equal((JSON.parse(hello.body) as { customer?: string }).customer ?? id, id);
+    await write(id, `${id}-first`);
+    await assertFilesKept(id);
+
+    // its task's container, as the sandbox node's engine has it: runsc (that engine's default; the service names none)
+    const task = (await runningTask(manager(), serviceOf(id)))!;
+    const boxEngine = new Dockerode(dockerodeOptions(box.host));
+    const info = await boxEngine.getContainer(task.containerId).inspect();
+    assert.equal(info.HostConfig.Runtime, "runsc");
+
+    // fleet audit of the environment, as in "fleet audit checks every node": it passes, its runtime check too
+    const r = await run(["audit", "--env", ENV, "--json"]);
+    const audit = JSON.parse(r.stdout) as { ok: boolean; containers: { container: string; customer: string; ok: boolean; checks: { id: string; ok: boolean; detail: string }[] }[] };
+    const failures = audit.containers.flatMap((c) => c.checks.filter((x) => !x.ok).map((x) => `${c.container} ${x.id}: ${x.detail}`));
+    assert.deepEqual(failures, []);
+    assert.equal(r.code, 0, show(r));
+    const mine = audit.containers.find((c) => c.customer === id);
+    assert.ok(mine, `${id} is audited: ${audit.containers.map((c) => c.container).join(", ")}`);
+    assert.ok(mine.container.startsWith(`${box.name}/`), mine.container);
+    const runtime = mine.checks.find((x) => x.id === "runtime");
+    assert.ok(runtime?.ok, JSON.stringify(mine.checks));
+    assert.equal(runtime.detail, "runsc (gvisor sandbox)");
+    assert.equal(audit.containers.find((c) => c.customer === "sw-a")!.checks.find((x) => x.id === "runtime")?.detail, "runc");
+    // the sandbox node's own log collector (fleet's container there) runs under runc, named, and passes
+    const collector = audit.containers.find((c) => c.container === `${box.name}/hf-${ENV}-edge-logs`);
+    assert.equal(collector?.checks.find((x) => x.id === "runtime")?.detail, "runc", JSON.stringify(collector));
+
+    // fleet list: runsc for it, runc for an ordinary customer
+    const listed = JSON.parse((await ok(["list", "--env", ENV, "--json"])).stdout) as { customer: string; runtime: string }[];
+    assert.equal(listed.find((c) => c.customer === id)?.runtime, "runsc", JSON.stringify(listed));
+    assert.equal(listed.find((c) => c.customer === "sw-a")?.runtime, "runc", JSON.stringify(listed));
+
+    // a move to an ordinary node would take it out of its sandbox: refused before anything changes
+    const plain = plainNodes()[0]!.name;
+    const versionBefore = (await findService(manager(), serviceOf(id)))!.Version?.Index;
+    const refused = await run(["move", id, "--env", ENV, "--to", plain]);
+    assert.notEqual(refused.code, 0, show(refused));
+    assert.match(refused.stderr, /is not a sandbox node, and plan 'sandboxed' runs its customers in a gvisor sandbox/, show(refused));
+    assert.equal((await findService(manager(), serviceOf(id)))!.Version?.Index, versionBefore, "the service is untouched");
+    assert.equal((await runningTask(manager(), serviceOf(id)))?.containerId, task.containerId, "the same task still runs");
+    assert.equal(await nodeOf(id), box.name);
+    assert.match(fs.readFileSync(path.join(root, `Pulumi.${ENV}-${id}.yaml`), "utf8"), new RegExp(`node: ${box.name}`));
+    await assertFilesKept(id);
+
+    // the plan and the node change together: out of the sandbox, onto an ordinary node, every file with it
+    const moved = await run(["move", id, "--env", ENV, "--to", plain, "--plan", "standard"]);
+    assert.equal(moved.code, 0, show(moved));
+    assert.equal(await nodeOf(id), plain);
+    const after = (await runningTask(manager(), serviceOf(id)))!;
+    const plainEngine = new Dockerode(dockerodeOptions(plainNodes()[0]!.host));
+    assert.equal((await plainEngine.getContainer(after.containerId).inspect()).HostConfig.Runtime, "runc");
+    assert.deepEqual(((await findService(manager(), serviceOf(id)))!.Spec as any).TaskTemplate.Placement.Constraints, [`node.labels.hardened-fleet.node==${plain}`]);
+    assert.match(fs.readFileSync(path.join(root, `Pulumi.${ENV}-${id}.yaml`), "utf8"), /plan: standard/);
+    await answersWithin(id, 60);
+    await assertFilesKept(id);
   });
 
   it("every customer still has every file it wrote", async () => {

@@ -21,7 +21,9 @@ import { rawEnvironment } from "../support/fixtures";
 const DIGEST = `sha256:${"a".repeat(64)}`;
 const cluster: Cluster = {
   name: "hfsw", manager: "unix:///run/hf-swarm/hfsw/node1.sock", registry: "10.231.0.11:5000",
-  nodes: [1, 2, 3].map((i) => ({ name: `hfsw-${i}`, host: `unix:///run/hf-swarm/hfsw/node${i}.sock`, address: `10.231.0.1${i}`, namespace: `hfsw-${i}` })),
+  // as scripts/swarm-cluster.sh makes it: node 4 is a sandbox node (default runtime runsc)
+  nodes: [1, 2, 3, 4].map((i) => ({ name: `hfsw-${i}`, host: `unix:///run/hf-swarm/hfsw/node${i}.sock`, address: `10.231.0.1${i}`, namespace: `hfsw-${i}`,
+    ...(i === 4 ? { sandbox: "gvisor" as const } : {}) })),
   bases: {
     "python-base": `10.231.0.11:5000/hardened-fleet/python-base@${DIGEST}`,
     "python-builder": `10.231.0.11:5000/hardened-fleet/python-builder@${DIGEST}`,
@@ -43,9 +45,10 @@ function problemOf(fn: () => unknown): string {
 }
 
 describe("swarm config", () => {
-  it("the cluster's environment parses: target swarm, its nodes, its registry, bases pinned by registry digest", () => {
+  it("the cluster's environment parses: target swarm, its nodes (the sandbox node marked), its registry, bases pinned by registry digest", () => {
     assert.equal(env.target, "swarm");
-    assert.deepEqual(env.swarm!.nodes.map((n) => n.name), ["hfsw-1", "hfsw-2", "hfsw-3"]);
+    assert.deepEqual(env.swarm!.nodes.map((n) => `${n.name} ${n.sandbox}`), ["hfsw-1 none", "hfsw-2 none", "hfsw-3 none", "hfsw-4 gvisor"]);
+    assert.deepEqual(Object.entries(env.plans).map(([name, p]) => `${name} ${p.sandbox}`), ["starter none", "standard none", "sandboxed gvisor"]);
     assert.equal(env.registry!.address, "10.231.0.11:5000");
     assert.ok(isRepoDigest(env.image.mode === "build" ? env.image.base : ""));
   });
@@ -78,7 +81,7 @@ describe("swarm config", () => {
     assert.match(problemOf(() => checkCustomerInEnvironment({ id: "acme", environment: "swarm", plan: "starter" }, env)),
       /node.*is required with target: swarm.*fleet provision/s);
     assert.match(problemOf(() => checkCustomerInEnvironment({ id: "acme", environment: "swarm", plan: "starter", node: "elsewhere" }, env)),
-      /must be one of the nodes of environment 'swarm'.*hfsw-1, hfsw-2, hfsw-3/s);
+      /must be one of the nodes of environment 'swarm'.*hfsw-1, hfsw-2, hfsw-3, hfsw-4/s);
     const staging = parseEnvironmentConfig(rawEnvironment("staging"));
     assert.match(problemOf(() => checkCustomerInEnvironment({ id: "acme", environment: "staging", plan: "starter", node: "hfsw-1" }, staging)),
       /only for target: swarm/);
@@ -146,16 +149,17 @@ describe("swarm service spec", () => {
 describe("placement and promotion", () => {
   const customer = (id: string, node?: string) => ({ id, environment: "swarm", plan: "starter", node });
 
-  it("a new customer goes to the least loaded node, the first listed on a tie", () => {
+  it("a new customer goes to the least loaded node of its plan's kind, the first listed on a tie", () => {
     const env = swarmEnv;
     assert.equal(chooseNode(env, []), "hfsw-1");
     assert.equal(chooseNode(env, [customer("a", "hfsw-1")]), "hfsw-2");
     assert.equal(chooseNode(env, [customer("a", "hfsw-1"), customer("b", "hfsw-2")]), "hfsw-3");
     assert.equal(chooseNode(env, [customer("a", "hfsw-1"), customer("b", "hfsw-1"), customer("c", "hfsw-2"), customer("d", "hfsw-3")]), "hfsw-2");
-    // six in a row spread two per node
+    // six in a row spread two per ordinary node; the sandbox node gets none of them, and every sandboxed customer
     const placed: ReturnType<typeof customer>[] = [];
     for (let i = 0; i < 6; i++) placed.push(customer(`c${i}`, chooseNode(env, placed)));
-    assert.deepEqual(["hfsw-1", "hfsw-2", "hfsw-3"].map((n) => placed.filter((c) => c.node === n).length), [2, 2, 2]);
+    assert.deepEqual(["hfsw-1", "hfsw-2", "hfsw-3", "hfsw-4"].map((n) => placed.filter((c) => c.node === n).length), [2, 2, 2, 0]);
+    assert.equal(chooseNode(env, placed, "gvisor"), "hfsw-4");
   });
 
   it("prod promotes only an image built from the base it pins", () => {
