@@ -217,7 +217,9 @@ describe("fleet watch on the real engines (target: docker)", { timeout: 20 * 60_
         return now.State.Running && now.State.Pid !== c.State.Pid && now.State.Pid > 0;
       }, 60_000);
     }
-    const down = await waitUntil("a restart-loop alert for wa-b", () => alertsFor("wa-b", "down")[0], 30_000);
+    // the engine's events reach the watcher in order but, on a machine busy with both test lanes, not
+    // always within seconds (one CI run waited more than 30 s): the alert's arrival is not what is tested
+    const down = await waitUntil("a restart-loop alert for wa-b", () => alertsFor("wa-b", "down")[0], 120_000);
     assert.match(down.reason, /restart loop \(3 restarts\)/);
     await waitUntil("wa-b recovered", () => alertsFor("wa-b", "recovered")[0], 120_000);
     assert.equal(alertsFor("wa-b", "down").length, 1, JSON.stringify(alertsFor("wa-b")));
