@@ -65,6 +65,9 @@ export function customerEventOf(e: EngineEvent, extra: { oomKilled?: boolean; he
   return { environment, customer, cursor, observation };
 }
 
+/** How many recent events a follower remembers to skip a reopened stream's repeats. */
+const SEEN_EVENTS = 1000;
+
 export interface FollowHandle {
   stop(): void;
 }
@@ -78,6 +81,8 @@ export function followCustomerEvents(engine: Dockerode, since: string | undefine
   log: (line: string) => void, retryMs = 2000): FollowHandle {
   let stopped = false;
   let cursor = since;
+  /** the events taken lately (time, container, action), oldest first: a reopened stream's repeats are skipped */
+  const seen = new Set<string>();
   let current: NodeJS.ReadableStream & { destroy?: () => void } | undefined;
   let chain = Promise.resolve();
   const open = async (): Promise<void> => {
@@ -103,12 +108,20 @@ export function followCustomerEvents(engine: Dockerode, since: string | undefine
           try { raw = JSON.parse(line) as EngineEvent; } catch { continue; }
           chain = chain.then(async () => {
             const nanos = raw.timeNano !== undefined ? BigInt(raw.timeNano) : BigInt(raw.time ?? 0) * 1_000_000_000n;
-            // a stream opened again from the cursor gives its last event again
-            if (cursor !== undefined && nanos <= BigInt(cursor)) return;
+            // a stream opened again from the cursor gives the events at the cursor again: each is taken
+            // once. Not "nothing older than the cursor": the engine may send one container's event after
+            // another's with a later time (a busy engine; a customer's die after a neighbour's health
+            // event), and that event counts (its restart, its death)
+            const key = `${nanos}:${raw.Actor?.ID ?? raw.id ?? ""}:${raw.Action ?? raw.status ?? ""}`;
+            // what the watcher took before it started (the store's cursor) is not taken again
+            if (seen.has(key) || (since !== undefined && nanos <= BigInt(since))) return;
+            seen.add(key);
+            if (seen.size > SEEN_EVENTS) seen.delete(seen.values().next().value!);
             const extra = await enrich(engine, raw);
+            // the cursor only moves forward: a watcher started again reads from the latest event it took
+            if (cursor === undefined || nanos > BigInt(cursor)) cursor = nanos.toString();
             const event = customerEventOf(raw, extra);
-            cursor = nanos.toString();
-            if (event) await onEvent(event);
+            if (event) await onEvent({ ...event, cursor });
           }).catch((err: Error) => log(`engine event: ${err.message}`));
         }
       });

@@ -9,7 +9,10 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { PassThrough } from "node:stream";
 import { after, describe, it } from "node:test";
+import type Dockerode from "dockerode";
+import { followCustomerEvents } from "../../src/watch/events";
 import { alertMail, alertPayload, formatDuration, lookFurtherCommand, MAX_CONTENT } from "../../src/watch/alertText";
 import { deliverDue, type Sink } from "../../src/watch/deliver";
 import {
@@ -327,5 +330,65 @@ describe("watch: store and deliveries", () => {
 
   it("the backoff starts at 5 s, doubles and stops at 5 min", () => {
     assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 100].map(deliveryBackoffMs), [5000, 10000, 20000, 40000, 80000, 160000, 300000, 300000]);
+  });
+});
+
+describe("watch: the engine's event stream", () => {
+  /** A stand-in engine: each getEvents call gets the next stream; its events are written by the test. */
+  function fakeEngine() {
+    const streams: PassThrough[] = [];
+    const opened: (string | undefined)[] = [];
+    const engine = {
+      getEvents: async (opts: { since?: string }) => {
+        opened.push(opts.since);
+        const s = new PassThrough();
+        streams.push(s);
+        return s;
+      },
+      getContainer: () => ({ inspect: async () => ({ State: { OOMKilled: false, Health: { Log: [] } } }) }),
+    };
+    return { engine: engine as unknown as Dockerode, streams, opened };
+  }
+  const event = (customer: string, action: string, nanos: bigint) => JSON.stringify({
+    Type: "container", Action: action, id: `c-${customer}`, timeNano: nanos.toString(),
+    Actor: { ID: `c-${customer}`, Attributes: { "io.hardened-fleet.role": "customer-service", "io.hardened-fleet.environment": "staging", "io.hardened-fleet.customer": customer, name: `hf-staging-${customer}`, exitCode: "137" } },
+  }) + "\n";
+  const settle = () => new Promise((r) => setTimeout(r, 50));
+  const T = 1_800_000_000_000_000_000n;
+
+  it("takes a customer's event the engine sends after a neighbour's later one, each once, also after the stream is opened again", async () => {
+    const { engine, streams, opened } = fakeEngine();
+    const got: string[] = [];
+    const handle = followCustomerEvents(engine, undefined, async (e) => { got.push(`${e.customer} ${e.observation.kind} ${e.cursor}`); }, () => {}, 10);
+    await settle();
+    streams[0]!.write(event("wa-a", "start", T + 200n));
+    // sent after, but earlier: a busy engine does that across containers
+    streams[0]!.write(event("wa-b", "die", T + 100n));
+    streams[0]!.write(event("wa-b", "start", T + 300n));
+    await settle();
+    // the cursor only moves forward: wa-b's death is taken, carrying the cursor it leaves (the latest)
+    assert.deepEqual(got, [`wa-a started ${T + 200n}`, `wa-b died ${T + 200n}`, `wa-b started ${T + 300n}`]);
+    streams[0]!.end();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(opened.length, 2, "opened again");
+    assert.equal(opened[1], `${(T + 300n) / 1_000_000_000n}.${((T + 300n) % 1_000_000_000n).toString().padStart(9, "0")}`);
+    // the engine repeats the events at the cursor: not taken twice; a new one is
+    streams[1]!.write(event("wa-b", "start", T + 300n));
+    streams[1]!.write(event("wa-b", "die", T + 400n));
+    await settle();
+    assert.deepEqual(got.slice(3), [`wa-b died ${T + 400n}`]);
+    handle.stop();
+  });
+
+  it("a watcher started again from its stored cursor does not take what it took before", async () => {
+    const { engine, streams } = fakeEngine();
+    const got: string[] = [];
+    const handle = followCustomerEvents(engine, (T + 300n).toString(), async (e) => { got.push(`${e.customer} ${e.observation.kind}`); }, () => {}, 10);
+    await settle();
+    streams[0]!.write(event("wa-b", "start", T + 300n));
+    streams[0]!.write(event("wa-b", "die", T + 500n));
+    await settle();
+    assert.deepEqual(got, ["wa-b died"]);
+    handle.stop();
   });
 });
