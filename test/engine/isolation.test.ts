@@ -13,7 +13,7 @@ import type Dockerode from "dockerode";
 import type { EnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
 import { serviceSpec, type ServiceSpec } from "../../src/hardening/serviceSpec";
-import { engine, removeQuietly, waitHealthy, writeKeyFile } from "../support/engine";
+import { engine, prepareSpec, removeQuietly, waitHealthy } from "../support/engine";
 import { buildStagingImage } from "../support/image";
 import { canFork, healthRunsSince, startThreads } from "../support/processes";
 
@@ -43,11 +43,8 @@ describe("one customer's threads never stop another's fork (no nproc: the PIDs l
     for (const [id, plan] of [["iso-hog", "hog"], ["iso-victim", "starter"], ["iso-control", "starter"]] as const) {
       specs.push(serviceSpec(withHog, { id, environment: "staging", plan }, imageId));
     }
-    await cleanUp();
     for (const spec of specs) {
-      await engine.createNetwork({ Name: spec.networkName, Labels: spec.identityLabels });
-      await engine.createVolume({ Name: spec.dataVolumeName, Labels: spec.identityLabels });
-      await writeKeyFile(spec, "i".repeat(48));
+      await prepareSpec(spec, "i".repeat(48));
       const opts = toEngineCreateOptions(spec, {});
       // the control: the same customer with the nproc ulimit fleet used to set
       if (spec.customerId === "iso-control") opts.HostConfig!.Ulimits = [...(opts.HostConfig!.Ulimits ?? []), { Name: "nproc", Soft: OLD_NPROC, Hard: OLD_NPROC }];

@@ -12,7 +12,7 @@ import { auditContainer } from "../../src/audit/audit";
 import type { EnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
 import { serviceSpec, type ServiceSpec } from "../../src/hardening/serviceSpec";
-import { engine, removeQuietly, waitHealthy, writeKeyFile } from "../support/engine";
+import { engine, prepareSpec, removeQuietly, waitHealthy } from "../support/engine";
 import { buildStagingImage } from "../support/image";
 import { canFork, healthRunsSince, startThreads } from "../support/processes";
 
@@ -37,10 +37,7 @@ describe("sandboxed customers: one's threads never stop another's fork (real eng
   async function startCustomer(id: string): Promise<Dockerode.Container> {
     const spec = serviceSpec(env, { id, environment: "staging", plan: "sandboxed" }, image);
     specs.set(id, spec);
-    await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName, spec.secretFile!.volume] });
-    await engine.createNetwork({ Name: spec.networkName, Labels: spec.identityLabels });
-    await engine.createVolume({ Name: spec.dataVolumeName, Labels: spec.identityLabels });
-    await writeKeyFile(spec, "s".repeat(48));
+    await prepareSpec(spec, "s".repeat(48));
     const c = await engine.createContainer(toEngineCreateOptions(spec, {}));
     await c.start();
     containers.set(id, c);

@@ -32,6 +32,14 @@ export async function writeKeyFile(spec: ServiceSpec, key: string): Promise<void
   await writeSecretFile(engine, spec.secretFile!, key, { image: spec.image, labels: spec.identityLabels });
 }
 
+/** What a customer container of `spec` needs, made anew: its network, data volume and key file (any left by an earlier run removed first). */
+export async function prepareSpec(spec: ServiceSpec, key: string): Promise<void> {
+  await removeQuietly({ containers: [spec.containerName], networks: [spec.networkName], volumes: [spec.dataVolumeName, spec.secretFile!.volume] });
+  await engine.createNetwork({ Name: spec.networkName, Labels: spec.identityLabels });
+  await engine.createVolume({ Name: spec.dataVolumeName, Labels: spec.identityLabels });
+  await writeKeyFile(spec, key);
+}
+
 /**
  * The customer's current container: its name ends in the slot of its spec, so tests find it by its
  * labels; while an update runs there may be two, and the newest is the one being deployed.
