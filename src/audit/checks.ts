@@ -6,7 +6,7 @@
  */
 import type Dockerode from "dockerode";
 import { APP_GID, APP_UID, LABEL_CAP_REASONS, LABEL_ROLE, LABEL_SHELL_REASON, ROLE_EDGE, ROLE_LOGS } from "../hardening/names";
-import { DEFAULT_RUNTIME, expectedRuntime, isSandboxRuntime, LABEL_SANDBOX } from "../hardening/sandbox";
+import { DEFAULT_RUNTIME, expectedRuntime, isSandboxRuntime, LABEL_SANDBOX, runtimeOf } from "../hardening/sandbox";
 
 export interface Probes {
   /** /proc/1/status of the container's main process */
@@ -403,7 +403,7 @@ export const RULES: readonly Rule[] = [
     appliesTo: ANY,
     run: ({ container: c }) => {
       const wanted = expectedRuntime(c.Config.Labels);
-      const has = c.HostConfig.Runtime || DEFAULT_RUNTIME;
+      const has = runtimeOf(c.HostConfig);
       const sandbox = c.Config.Labels?.[LABEL_SANDBOX];
       return verdict(has === wanted ? [] : [`runs under ${has}, but ${sandbox ? `its plan's sandbox (${sandbox}) needs ${wanted}` : `its plan is not sandboxed (${wanted})`}` +
         (c.Config.Labels?.[SWARM_TASK_LABEL] !== undefined ? ": a Swarm task runs under its node's default runtime, so its node is of the wrong kind (docs/sandbox.md)" : "")],

@@ -36,7 +36,13 @@ export function sandboxRuntime(sandbox: Sandbox): string | undefined {
 /** The runtime a container or task should run under, from its labels (what its deployment asked for). */
 export function expectedRuntime(labels: Record<string, string> | undefined): string {
   const sandbox = labels?.[LABEL_SANDBOX];
-  return sandbox !== undefined && Object.hasOwn(SANDBOX_RUNTIMES, sandbox) ? SANDBOX_RUNTIMES[sandbox as keyof typeof SANDBOX_RUNTIMES] : DEFAULT_RUNTIME;
+  // own keys only: a label 'toString' is no sandbox
+  return (sandbox !== undefined && Object.hasOwn(SANDBOX_RUNTIMES, sandbox) && sandboxRuntime(sandbox as Sandbox)) || DEFAULT_RUNTIME;
+}
+
+/** The runtime a container runs under, as its engine reports it (HostConfig.Runtime; empty: the default). */
+export function runtimeOf(hostConfig: { Runtime?: string }): string {
+  return hostConfig.Runtime || DEFAULT_RUNTIME;
 }
 
 /**

@@ -5,7 +5,7 @@ import { ConfigError } from "../../config/errors";
 import type { DockerEnvironmentConfig } from "../../config/schema";
 import { type DeployTarget, type LogSource, type MoveResult, type TargetEngine } from "../deployTarget";
 import { logCollectorNames } from "../../hardening/names";
-import { DEFAULT_RUNTIME } from "../../hardening/sandbox";
+import { runtimeOf } from "../../hardening/sandbox";
 
 export class DockerTarget implements DeployTarget {
   readonly kind = "docker" as const;
@@ -58,7 +58,7 @@ export class DockerTarget implements DeployTarget {
 
   async runtime(container: string): Promise<string> {
     const info = await this.engine.getContainer(container).inspect().catch(() => undefined);
-    return info?.State.Running ? info.HostConfig.Runtime || DEFAULT_RUNTIME : "-";
+    return info?.State.Running ? runtimeOf(info.HostConfig) : "-";
   }
 
   async gate(container: string): Promise<string | undefined> {

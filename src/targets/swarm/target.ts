@@ -10,7 +10,7 @@ import type { CustomerConfig, Sandbox, SwarmEnvironmentConfig } from "../../conf
 import { archiveVolume, restoreArchive, runOneShot } from "../../engine/oneShot";
 import { pullImage } from "../../engine/pull";
 import { customerNames, logCollectorNames } from "../../hardening/names";
-import { DEFAULT_RUNTIME } from "../../hardening/sandbox";
+import { runtimeOf } from "../../hardening/sandbox";
 import { serviceIdentity } from "../../hardening/serviceSpec";
 import type { Log } from "../../pulumi/progress";
 import { auditTask, restartService, runningTask, scaleService } from "../../swarm/deploy";
@@ -174,7 +174,7 @@ export class SwarmTarget implements DeployTarget {
     const host = task ? swarmNodeHosts(this.config)[task.node] : undefined;
     if (!task || !host) return "-";
     const info = await engineAt(host).getContainer(task.containerId).inspect().catch(() => undefined);
-    return info ? info.HostConfig.Runtime || DEFAULT_RUNTIME : "-";
+    return info ? runtimeOf(info.HostConfig) : "-";
   }
 
   /** The service's running task, audited on its node. */
