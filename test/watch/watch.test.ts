@@ -12,7 +12,7 @@
  *  - a restart loop (its main process killed with SIGKILL from the host, three times): one alert;
  *  - the webhook receiver down for a minute: the alerts decided meanwhile arrive afterwards, once;
  *  - the watcher killed with SIGKILL during an incident, the customer resumed while it is dead, the
- *    watcher started again: no duplicate down alert, and the recovered one arrives;
+ *    watcher started again: no second down alert (a resend has the same id), and the recovered one arrives;
  *  - what fleet owns: a failed restore drill and a failed payment-webhook job alert once each, and
  *    recover once a drill passes and the job is queued again.
  */
@@ -249,7 +249,7 @@ describe("fleet watch on the real engines (target: docker)", { timeout: 20 * 60_
     assert.equal(both[0]!.incident, both[1]!.incident);
   });
 
-  it("the watcher killed with SIGKILL during an incident and started again: no duplicate down alert, no missed recovery", async () => {
+  it("the watcher killed with SIGKILL during an incident and started again: no second down alert (a copy sent again carries the first one's id), no missed recovery", async () => {
     await allUp();
     const before = hook.accepted.length;
     const c = await container("wa-a");
@@ -260,7 +260,10 @@ describe("fleet watch on the real engines (target: docker)", { timeout: 20 * 60_
     // restarted while still down: the incident goes on, no second down alert
     await startWatcher();
     await sleep((3 * INTERVAL + TIMEOUT) * 1000);
-    assert.equal(hook.accepted.slice(before).filter((a) => a.kind === "down").length, 1);
+    // killed right after the sink took the alert, the watcher may not have recorded that: it sends the
+    // same alert again (same id, as src/watch/deliver.ts says), never a second incident's
+    const downs = hook.accepted.slice(before).filter((a) => a.kind === "down");
+    assert.deepEqual([...new Set(downs.map((a) => a.id))], [down.id], JSON.stringify(downs));
     // killed again; the customer resumes while no watcher runs
     process.kill(-watcher!.child.pid!, "SIGKILL");
     await watcher!.exited;
@@ -270,7 +273,10 @@ describe("fleet watch on the real engines (target: docker)", { timeout: 20 * 60_
     const recovered = await waitUntil("the recovered alert after the restart", () => hook.accepted.slice(before).find((a) => a.kind === "recovered"), 30_000);
     assert.equal(recovered.incident, down.incident);
     await sleep(3000);
-    assert.deepEqual(hook.accepted.slice(before).map((a) => `${a.customer} ${a.kind}`), ["wa-a down", "wa-a recovered"]);
+    // what a receiver that drops an id it has seen shows
+    const seen = new Set<string>();
+    const distinct = hook.accepted.slice(before).filter((a) => !seen.has(a.id) && seen.add(a.id));
+    assert.deepEqual(distinct.map((a) => `${a.customer} ${a.kind}`), ["wa-a down", "wa-a recovered"]);
   });
 
   it("what fleet owns: a failed restore drill and a failed payment-webhook job each give one alert, and a recovered one once mended", async () => {
