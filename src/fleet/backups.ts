@@ -434,7 +434,7 @@ async function waitHealthy(environment: Environment, container: string, timeoutS
   const deadline = Date.now() + timeoutSeconds * 1000;
   let health = "";
   while (Date.now() < deadline) {
-    health = await environment.target.health(container);
+    ({ health } = await environment.target.status(container));
     if (health.startsWith("healthy")) return;
     await new Promise((r) => setTimeout(r, 500));
   }

@@ -55,10 +55,10 @@ export async function listCustomers(environments: Environment[]): Promise<Custom
       const outputs = state?.outputs ?? {};
       // the container the last deployment made (its name ends in the slot of its spec; on a swarm: the service)
       const container = typeof outputs.containerName === "string" ? outputs.containerName : undefined;
-      const engineHealth = container ? await env.target.health(container) : "not deployed";
+      const status = container ? await env.target.status(container) : { health: "not deployed", runtime: "-" };
       const w = watched.get(c.id);
       // the engine's healthcheck says healthy for a frozen container; the watcher's probes do not
-      const health = w && !w.stale && (w.status === "down" || w.status === "degraded") ? `${w.status} since ${w.since.slice(0, 19)}Z: ${w.reason}` : engineHealth;
+      const health = w && !w.stale && (w.status === "down" || w.status === "degraded") ? `${w.status} since ${w.since.slice(0, 19)}Z: ${w.reason}` : status.health;
       out.push({
         environment, customer: c.id, plan: c.plan,
         url: String(outputs.url ?? "-"),
@@ -66,7 +66,7 @@ export async function listCustomers(environments: Environment[]): Promise<Custom
         version: String(outputs.version ?? "-"),
         findings: typeof outputs.image === "string" ? findingsColumn(recordedFindings(ctx.projectDir, outputs.image)) : "-",
         health,
-        runtime: container ? await env.target.runtime(container) : "-",
+        runtime: status.runtime,
         lastUpdate: state?.lastUpdate ?? "never",
         binding: bindingOf(bindings.get(`${environment}/${c.id}`)),
         lastBackup: outcomeOf(backups.get(c.id)),

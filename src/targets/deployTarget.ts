@@ -58,6 +58,13 @@ export interface MoveResult {
   files: number;
 }
 
+export interface ContainerStatus {
+  /** healthy (on a swarm: `healthy on <node>`), its state when it is not running, or why there is none */
+  health: string;
+  /** what it runs under now (runc, or runsc for a sandboxed plan) as its engine reports it; "-" when none runs */
+  runtime: string;
+}
+
 export interface DeployTarget {
   readonly kind: TargetKind;
   readonly config: EnvironmentConfig;
@@ -78,13 +85,11 @@ export interface DeployTarget {
   /** Makes `image` available on that engine for a one-shot container over customer data (a swarm node pulls it). */
   prepareOneShot(engine: Dockerode, image: string): Promise<void>;
 
-  /** A customer's health for `fleet list`; `container` is the one its last deployment made (on a swarm: the service). */
-  health(container: string): Promise<string>;
   /**
-   * The runtime a customer's container runs under now (runc, or runsc for a sandboxed plan), as its
-   * engine reports it; "-" when it has none running. `container` as for health.
+   * A customer's container as `fleet list` shows it, from one look at its engine; `container` is the
+   * one its last deployment made (on a swarm: the service).
    */
-  runtime(container: string): Promise<string>;
+  status(container: string): Promise<ContainerStatus>;
   /** What a rollout waits on: healthy and audit-clean, or the reason it is not. */
   gate(container: string): Promise<string | undefined>;
   /** `fleet audit` of this environment: what runs on every engine, each with the checks of its target. */

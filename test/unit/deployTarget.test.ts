@@ -75,13 +75,14 @@ describe("docker target", () => {
     assert.deepEqual(await targets(none).docker.volumeHolders("v", undefined), []);
   });
 
-  it("health: the container's own health, its state when stopped, 'not deployed' without one", async () => {
-    const state = (State: unknown) => fakeEngine({ getContainer: () => ({ inspect: async () => ({ State }) }) });
-    assert.equal(await targets(state({ Running: true, Health: { Status: "healthy" } })).docker.health("c"), "healthy");
-    assert.equal(await targets(state({ Running: true })).docker.health("c"), "running");
-    assert.equal(await targets(state({ Running: false, Status: "exited" })).docker.health("c"), "exited");
+  it("status: the container's own health and runtime, its state when stopped, 'not deployed' without one", async () => {
+    const state = (State: unknown, HostConfig: unknown = {}) => fakeEngine({ getContainer: () => ({ inspect: async () => ({ State, HostConfig }) }) });
+    assert.deepEqual(await targets(state({ Running: true, Health: { Status: "healthy" } }, { Runtime: "runsc" })).docker.status("c"), { health: "healthy", runtime: "runsc" });
+    assert.deepEqual(await targets(state({ Running: true })).docker.status("c"), { health: "running", runtime: "runc" });
+    assert.deepEqual(await targets(state({ Running: true, Paused: true, Health: { Status: "healthy" } }, { Runtime: "runc" })).docker.status("c"), { health: "paused", runtime: "runc" });
+    assert.deepEqual(await targets(state({ Running: false, Status: "exited" }, { Runtime: "runsc" })).docker.status("c"), { health: "exited", runtime: "-" });
     const gone = fakeEngine({ getContainer: () => ({ inspect: async () => { throw new Error("no such container"); } }) });
-    assert.equal(await targets(gone).docker.health("c"), "not deployed");
+    assert.deepEqual(await targets(gone).docker.status("c"), { health: "not deployed", runtime: "-" });
   });
 
   it("the gate fails with the reason when the container cannot be audited", async () => {

@@ -3,7 +3,7 @@ import type Dockerode from "dockerode";
 import { auditContainer, auditFleet, failedChecks, type AuditFilter, type ContainerAudit } from "../../audit/audit";
 import { ConfigError } from "../../config/errors";
 import type { DockerEnvironmentConfig } from "../../config/schema";
-import { type DeployTarget, type LogSource, type MoveResult, type TargetEngine } from "../deployTarget";
+import { type ContainerStatus, type DeployTarget, type LogSource, type MoveResult, type TargetEngine } from "../deployTarget";
 import { logCollectorNames } from "../../hardening/names";
 import { runtimeOf } from "../../hardening/sandbox";
 
@@ -45,20 +45,12 @@ export class DockerTarget implements DeployTarget {
     // the image runs on this engine already
   }
 
-  async health(container: string): Promise<string> {
-    try {
-      const info = await this.engine.getContainer(container).inspect();
-      // a paused container keeps its last health status (its healthcheck is frozen too)
-      if (info.State.Paused) return "paused";
-      return info.State.Running ? info.State.Health?.Status ?? "running" : info.State.Status;
-    } catch {
-      return "not deployed"; // no container
-    }
-  }
-
-  async runtime(container: string): Promise<string> {
+  async status(container: string): Promise<ContainerStatus> {
     const info = await this.engine.getContainer(container).inspect().catch(() => undefined);
-    return info?.State.Running ? runtimeOf(info.HostConfig) : "-";
+    if (!info) return { health: "not deployed", runtime: "-" }; // no container
+    if (!info.State.Running) return { health: info.State.Status, runtime: "-" };
+    // a paused container keeps its last health status (its healthcheck is frozen too)
+    return { health: info.State.Paused ? "paused" : info.State.Health?.Status ?? "running", runtime: runtimeOf(info.HostConfig) };
   }
 
   async gate(container: string): Promise<string | undefined> {

@@ -15,7 +15,7 @@ import { serviceIdentity } from "../../hardening/serviceSpec";
 import type { Log } from "../../pulumi/progress";
 import { auditTask, restartService, runningTask, scaleService } from "../../swarm/deploy";
 import { NODE_LABEL, swarmNodeHosts } from "../../swarm/serviceSpec";
-import { type DeployTarget, type LogSource, type MoveResult, type NodeMove, type TargetEngine } from "../deployTarget";
+import { type ContainerStatus, type DeployTarget, type LogSource, type MoveResult, type NodeMove, type TargetEngine } from "../deployTarget";
 import { engineAt } from "../../engine/client";
 
 /**
@@ -162,19 +162,13 @@ export class SwarmTarget implements DeployTarget {
     return ensureImage(engine, image);
   }
 
-  /** `healthy on node2`, or why not. */
-  async health(serviceName: string): Promise<string> {
+  /** `healthy on node2` (a running task is a healthy one), or why not; the runtime as the task's node reports its container. */
+  async status(serviceName: string): Promise<ContainerStatus> {
     const task = await runningTask(this.manager, serviceName).catch(() => undefined);
-    return task ? `healthy on ${task.node}` : "no running task";
-  }
-
-  /** Its running task's container, as its node's engine reports it (a task runs under its node's default runtime). */
-  async runtime(serviceName: string): Promise<string> {
-    const task = await runningTask(this.manager, serviceName).catch(() => undefined);
-    const host = task ? swarmNodeHosts(this.config)[task.node] : undefined;
-    if (!task || !host) return "-";
-    const info = await engineAt(host).getContainer(task.containerId).inspect().catch(() => undefined);
-    return info ? runtimeOf(info.HostConfig) : "-";
+    if (!task) return { health: "no running task", runtime: "-" };
+    const host = swarmNodeHosts(this.config)[task.node];
+    const info = host ? await engineAt(host).getContainer(task.containerId).inspect().catch(() => undefined) : undefined;
+    return { health: `healthy on ${task.node}`, runtime: info ? runtimeOf(info.HostConfig) : "-" };
   }
 
   /** The service's running task, audited on its node. */
