@@ -17,43 +17,17 @@
 # GOPROXY, GOMODCACHE, GOCACHE are passed through to go.
 set -euo pipefail
 
-log() { printf '[ensure-runsc] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=runsc-version.env
 . "$here/scripts/runsc-version.env"
-
-cache=${HARDENED_FLEET_CACHE:-${HOME:?HOME is not set}/.cache/hardened-fleet}
-root=$cache/runsc/$RUNSC_VERSION
-bin=$root/bin
-pkg=$RUNSC_MODULE/runsc
-
-GO=${GO:-$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)}
-export GOTOOLCHAIN=local CGO_ENABLED=0
-
 # shellcheck source=go-tools.sh
 . "$here/scripts/go-tools.sh"
-# built_ok FILE: a static, trimmed build of the pinned module that runs and says its version
-# (-trimpath keeps -ldflags out of the build info: asked instead)
-built_ok() {
-  go_tools_built_ok "$1" "$RUNSC_MODULE" "$RUNSC_VERSION" || return 1
-  [ "$("$1" --version 2>/dev/null | head -n 1)" = "runsc version $RUNSC_VERSION" ]
+go_tools_init runsc "$RUNSC_VERSION"
+GO_TOOLS=("runsc $RUNSC_MODULE $RUNSC_VERSION $RUNSC_MODULE/runsc -s -w -X $RUNSC_MODULE/runsc/version.version=$RUNSC_VERSION")
+# a static, trimmed build of the pinned module that runs and says its version (-trimpath keeps
+# -ldflags out of the build info: asked instead)
+go_tools_tool_ok() {
+  go_tools_built_ok "$2" "$RUNSC_MODULE" "$RUNSC_VERSION" || return 1
+  [ "$("$2" --version 2>/dev/null | head -n 1)" = "runsc version $RUNSC_VERSION" ]
 }
-
-[ -x "$GO" ] || { built_ok "$bin/runsc" 2>/dev/null && { echo "$bin"; exit 0; }; die "no Go toolchain (set GO=/path/to/go): runsc is built from the Go module proxy"; }
-if built_ok "$bin/runsc"; then echo "$bin"; exit 0; fi
-
-mkdir -p "$bin"
-go_tools_lock "$cache/runsc" runsc
-if built_ok "$bin/runsc"; then echo "$bin"; exit 0; fi
-go_tools_workdir runsc
-
-log "runsc v$RUNSC_VERSION: building from $RUNSC_MODULE ($("$GO" env GOVERSION), Go module proxy) ..."
-started=$SECONDS
-go_tools_run "runsc v$RUNSC_VERSION" "$root/runsc.build.log" go_tools_install "$RUNSC_MODULE" "$RUNSC_VERSION" "$pkg" "$work/out" \
-  "-s -w -X $RUNSC_MODULE/runsc/version.version=$RUNSC_VERSION"
-built_ok "$work/out/runsc" ||
-  die "$work/out/runsc is not a static build of $RUNSC_MODULE v$RUNSC_VERSION that runs: $("$GO" version -m "$work/out/runsc" | head -3 | tr '\n\t' '  '); $("$work/out/runsc" --version 2>&1 | head -n 1)"
-mv -f "$work/out/runsc" "$bin/runsc"
-log "runsc v$RUNSC_VERSION: built in $((SECONDS - started))s, in $bin"
-echo "$bin"
+go_tools_ensure

@@ -17,20 +17,14 @@
 # GOPROXY, GOMODCACHE, GOCACHE are passed through to go.
 set -euo pipefail
 
-log() { printf '[ensure-trivy] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=supply-chain-versions.env
 . "$here/scripts/supply-chain-versions.env"
-
-cache=${HARDENED_FLEET_CACHE:-${HOME:?HOME is not set}/.cache/hardened-fleet}
-root=$cache/trivy/$TRIVY_VERSION
-bin=$root/bin
+# shellcheck source=go-tools.sh
+. "$here/scripts/go-tools.sh"
+go_tools_init trivy "$TRIVY_VERSION"
 writer_src=$here/test/support/trivy-fixture-db
 writer_stamp=$bin/.trivy-fixture-db.sources
-
-GO=${GO:-$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)}
-export GOTOOLCHAIN=local CGO_ENABLED=0
 
 # a copy of the project without test/ (a test's own copy) has no writer to build: trivy alone
 has_writer=false
@@ -39,9 +33,6 @@ if [ -d "$writer_src" ]; then
   grep -qF "$TRIVY_DB_MODULE v$TRIVY_DB_VERSION" "$writer_src/go.mod" ||
     die "$writer_src/go.mod does not require $TRIVY_DB_MODULE v$TRIVY_DB_VERSION (scripts/supply-chain-versions.env)"
 fi
-
-# shellcheck source=go-tools.sh
-. "$here/scripts/go-tools.sh"
 
 # trivy_ok: bin/trivy is a static, trimmed build of TRIVY_MODULE@vTRIVY_VERSION with trivy-db at
 # TRIVY_DB_VERSION, and says its version (-trimpath keeps -ldflags out of the build info: asked instead)

@@ -1,6 +1,70 @@
-# Sourced by scripts/ensure-restic.sh, ensure-trivy.sh and ensure-cosign.sh: what building a pinned
-# Go tool from the Go module proxy into the user's cache shares. The caller defines `log` and `die`
-# and sets GO (and exports CGO_ENABLED=0 GOTOOLCHAIN=local); these set nothing else but `work`.
+# Sourced by the scripts/ensure-<tool>.sh that build a pinned Go tool from the Go module proxy into
+# the user's cache (restic, trivy, cosign, runsc): what they share. After go_tools_init, a script
+# that builds plain `go install` binaries lists them in GO_TOOLS and calls go_tools_ensure; trivy's,
+# which builds a second program from this project's sources too, uses the pieces below it.
+
+# go_tools_init NAME VERSION: log and die (prefixed [ensure-NAME]), GO, and the cache: cache, root
+# ($cache/NAME/VERSION) and bin ($root/bin); builds are static and use the local toolchain only
+go_tools_init() {
+  go_tools_name=$1
+  log() { printf '[ensure-%s] %s\n' "$go_tools_name" "$*" >&2; }
+  die() { log "error: $*"; exit 1; }
+  cache=${HARDENED_FLEET_CACHE:-${HOME:?HOME is not set}/.cache/hardened-fleet}
+  root=$cache/$1/$2
+  bin=$root/bin
+  GO=${GO:-$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)}
+  export GOTOOLCHAIN=local CGO_ENABLED=0
+}
+
+# go_tools_ensure: every tool of the array GO_TOOLS ("name module version package [ldflags]") in
+# $bin, built when it is missing or not what go_tools_tool_ok NAME FILE accepts (by default: a
+# static, trimmed build of its module at its version; a script may define its own, calling
+# go_tools_built_ok first). One build at a time; progress on stderr; prints $bin last.
+go_tools_ensure() {
+  local t name module version pkg ldflags started t0 names=()
+  for t in "${GO_TOOLS[@]}"; do read -r name _ <<<"$t"; names+=("$name"); done
+  [ -x "$GO" ] || { go_tools_all_ok 2>/dev/null && { echo "$bin"; return 0; }
+    die "no Go toolchain (set GO=/path/to/go): ${names[*]} built from the Go module proxy"; }
+  if go_tools_all_ok; then echo "$bin"; return 0; fi
+  mkdir -p "$bin"
+  go_tools_lock "$cache/$go_tools_name" "$go_tools_name"
+  if go_tools_all_ok; then echo "$bin"; return 0; fi
+  go_tools_workdir "$go_tools_name"
+  started=$SECONDS
+  for t in "${GO_TOOLS[@]}"; do
+    read -r name module version pkg ldflags <<<"$t"
+    go_tools_tool_ok "$name" "$bin/$name" && continue
+    log "$name v$version: building from $module ($("$GO" env GOVERSION), Go module proxy) ..."
+    t0=$SECONDS
+    go_tools_run "$name v$version" "$root/$name.build.log" go_tools_install "$module" "$version" "$pkg" "$work/out-$name" "$ldflags"
+    go_tools_tool_ok "$name" "$work/out-$name/$name" ||
+      die "$work/out-$name/$name is not a static build of $module v$version that passes its checks: $("$GO" version -m "$work/out-$name/$name" | head -3 | tr '\n\t' '  ')"
+    mv -f "$work/out-$name/$name" "$bin/$name"
+    log "$name v$version: built in $((SECONDS - t0))s"
+  done
+  go_tools_all_ok || die "the binaries in $bin are not the pinned versions after the build"
+  log "ready in $((SECONDS - started))s: ${names[*]} in $bin"
+  echo "$bin"
+}
+
+# go_tools_all_ok: every tool of GO_TOOLS is in $bin and passes go_tools_tool_ok
+go_tools_all_ok() {
+  local t name
+  for t in "${GO_TOOLS[@]}"; do
+    read -r name _ <<<"$t"
+    go_tools_tool_ok "$name" "$bin/$name" || return 1
+  done
+}
+
+# go_tools_tool_ok NAME FILE: the default check (a script may define its own after sourcing this)
+go_tools_tool_ok() {
+  local t name module version
+  for t in "${GO_TOOLS[@]}"; do
+    read -r name module version _ <<<"$t"
+    [ "$name" = "$1" ] && { go_tools_built_ok "$2" "$module" "$version"; return; }
+  done
+  return 1
+}
 
 # go_tools_built_ok FILE MODULE VERSION [DEP_MODULE DEP_VERSION]: FILE is a static, trimmed build of
 # MODULE@vVERSION (and has DEP_MODULE at vDEP_VERSION), as `go version -m` reads it from the binary

@@ -124,6 +124,9 @@ export async function provisionCustomer(environment: Environment, target: Custom
   // a customer without a node (new, or deprovisioned) whose data volume is on a node goes back there
   const dataHome = checked.current?.node === undefined ? await environment.target.findDataHome(target.customer, envImage) : undefined;
   if (dataHome) log(`${target.stack}: its data volume is on ${dataHome}: it goes there`);
+  // the engine it goes to runs it as its plan says (recordCustomer places it the same way, under the customers' lock)
+  const sandbox = environment.config.plans[checked.plan]!.sandbox;
+  await environment.target.checkRuntime(checked.plan, sandbox, environment.target.placement(checked.current, environment.customers(), dataHome, sandbox));
   return withStack(ctx, target, log, async (stack) => {
     return deployWithRollback(environment, target, stack, envImage, log, async () => {
       const customer = await recordCustomer(environment, target, checked.plan, dataHome);
@@ -143,6 +146,7 @@ export async function upCustomer(environment: Environment, target: CustomerTarge
     throw new Error(`no customer stack file for ${target.stack}: run 'fleet provision ${target.customer} --env ${target.environment}'`);
   }
   const envImage = await environmentImage(environment.ctx, target.environment);
+  await environment.target.checkRuntime(current.plan, environment.config.plans[current.plan]!.sandbox, current.node);
   return withStack(environment.ctx, target, log, async (stack) => deployWithRollback(environment, target, stack, envImage, log, async () => {}, opts),
     true, environment.stackSettings(target));
 }

@@ -31,6 +31,7 @@ export async function moveCustomerToNode(environment: Environment, target: Custo
     if (customer.node === to) throw new ConfigError("--to", [{ path: "--to", found: JSON.stringify(to), message: `is where ${target.customer} runs already` }]);
     // the node must fit the plan it runs on there (a sandbox node for a sandboxed plan, and only for one)
     checkCustomerInEnvironment({ ...customer, node: to, plan: plan ?? customer.plan }, environment.config);
+    await environment.target.checkRuntime(plan ?? customer.plan, environment.config.plans[plan ?? customer.plan]!.sandbox, to);
     const image = await stackImage(ctx, target);
     if (!image) throw new Error(`${target.stack} has never been deployed: there is nothing to move`);
     const write = (c: CustomerConfig) => writeCustomerStackFile(ctx.projectDir, c, environment.dockerHost);

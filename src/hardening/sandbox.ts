@@ -40,6 +40,33 @@ export function expectedRuntime(labels: Record<string, string> | undefined): str
   return (sandbox !== undefined && Object.hasOwn(SANDBOX_RUNTIMES, sandbox) && sandboxRuntime(sandbox as Sandbox)) || DEFAULT_RUNTIME;
 }
 
+/**
+ * Why an engine that has `runtimes` (docker info's Runtimes) cannot start a container of a plan of
+ * `sandbox`, which names its runtime (undefined: it can, or the plan takes the engine's default). Pure.
+ */
+export function missingRuntime(sandbox: Sandbox, runtimes: string[]): string | undefined {
+  const wanted = sandboxRuntime(sandbox);
+  if (wanted === undefined || runtimes.includes(wanted)) return undefined;
+  return `has no runtime ${wanted} (its runtimes: ${runtimes.join(", ") || "none listed"})`;
+}
+
+/**
+ * Why a Swarm node marked `marked` (swarm.nodes[].sandbox) whose engine's default runtime is
+ * `defaultRuntime` would run the customers placed on it other than their plans say (a service runs
+ * under its node's default): a sandbox node must default to its sandbox's runtime, and any other
+ * node to one that is no sandbox (undefined: it fits). Pure.
+ */
+export function defaultRuntimeMismatch(marked: Sandbox, defaultRuntime: string): string | undefined {
+  const wanted = sandboxRuntime(marked);
+  if (wanted !== undefined) {
+    return defaultRuntime === wanted ? undefined
+      : `is marked sandbox: ${marked} in swarm.nodes, but its engine's default runtime is ${defaultRuntime}, not ${wanted}: its customers would not be sandboxed`;
+  }
+  return isSandboxRuntime(defaultRuntime)
+    ? `is not a sandbox node in swarm.nodes, but its engine's default runtime is ${defaultRuntime}: its customers would run in a sandbox their plan does not name`
+    : undefined;
+}
+
 /** The runtime a container runs under, as its engine reports it (HostConfig.Runtime; empty: the default). */
 export function runtimeOf(hostConfig: { Runtime?: string }): string {
   return hostConfig.Runtime || DEFAULT_RUNTIME;

@@ -98,6 +98,13 @@ export interface DeployTarget {
   /** Where the lines of `customer` are; `container` is the one its last deployment made (on a swarm: the service). */
   logSource(customer: string, container: string): LogSource;
 
+  /**
+   * Refuses, before anything is created, a customer of plan `plan` (sandbox `sandbox`) on `node` (one
+   * host: the host) when that engine would not run it as the plan says: a sandbox runtime it does not
+   * have; on a swarm, a node whose default runtime does not fit its sandbox mark (a service runs
+   * under its node's default), or a node that does not answer.
+   */
+  checkRuntime(plan: string, sandbox: Sandbox, node: string | undefined): Promise<void>;
   /** Refuses a move to `to` that cannot be (one host: there is no other node), before anything is locked. */
   checkMove(to: string): void;
   /** Moves the customer and its data to another node, checked; on failure it runs where it was. */

@@ -18,7 +18,8 @@
  *    `fleet restore --node` brings the customer back on another node with every file;
  *  - `fleet watch` (run inside the manager's namespace, where the proxy listens): a task on a worker
  *    frozen is down within two probe intervals, its neighbours quiet, and recovered once it resumes;
- *  - a customer of the plan `sandboxed` goes to the sandbox node and runs under runsc there: it answers
+ *  - a customer of the plan `sandboxed` is refused while the sandbox node lacks its node label, naming
+ *    the command that adds it, with nothing made; then it goes to the sandbox node and runs under runsc there: it answers
  *    through the proxy and keeps its files (1000:1000), `fleet audit` passes it (its runtime check too),
  *    `fleet list` shows runsc for it and runc for the others; `fleet move` to an ordinary node is
  *    refused before anything changes.
@@ -543,6 +544,25 @@ describe("customers on a Docker Swarm cluster of four engines, one a gVisor sand
     const id = "sw-box";
     const box = cluster.nodes.find((n) => n.sandbox === "gvisor");
     assert.ok(box, `the cluster has a sandbox node: ${JSON.stringify(cluster.nodes)}`);
+    // without its node label a sandboxed plan's task could never be placed: refused before anything is made
+    const setSandboxLabel = async (value: string | undefined) => {
+      const n = ((await manager().listNodes()) as any[]).find((x) => x.Spec?.Labels?.["hardened-fleet.node"] === box.name);
+      const Labels = { ...n.Spec.Labels };
+      if (value === undefined) delete Labels["hardened-fleet.sandbox"];
+      else Labels["hardened-fleet.sandbox"] = value;
+      await manager().getNode(n.ID).update({ _query: { version: n.Version.Index }, _body: { ...n.Spec, Labels } });
+    };
+    await setSandboxLabel(undefined);
+    try {
+      const unlabelled = await run(["provision", id, "--env", ENV, "--plan", "sandboxed"]);
+      assert.notEqual(unlabelled.code, 0, show(unlabelled));
+      assert.match(unlabelled.stderr, new RegExp(`node ${box.name} has no node label hardened-fleet.sandbox=gvisor.*'docker node update --label-add hardened-fleet.sandbox=gvisor \\S+'.*Nothing was created`, "s"), show(unlabelled));
+      assert.equal(fs.existsSync(path.join(root, `Pulumi.${ENV}-${id}.yaml`)), false, "no stack file was written");
+      assert.equal(await findService(manager(), serviceOf(id)), undefined, "no service was made");
+    } finally {
+      await setSandboxLabel("gvisor");
+    }
+    // labelled again, and its engine's default runtime is runsc (as fleet checks too): it goes there
     const provisioned = await run(["provision", id, "--env", ENV, "--plan", "sandboxed"]);
     assert.equal(provisioned.code, 0, `provision ${id}: ${show(provisioned)}`);
     live.push(id);

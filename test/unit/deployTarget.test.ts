@@ -85,6 +85,14 @@ describe("docker target", () => {
     assert.deepEqual(await targets(gone).docker.status("c"), { health: "not deployed", runtime: "-" });
   });
 
+  it("a sandboxed plan is refused before anything is made when the engine lacks its runtime; other plans do not ask", async () => {
+    const withRuntimes = (...names: string[]) => fakeEngine({ info: async () => ({ Runtimes: Object.fromEntries(names.map((n) => [n, { path: n }])) }) });
+    await targets(withRuntimes("runc", "runsc")).docker.checkRuntime("sandboxed", "gvisor", undefined);
+    await targets().docker.checkRuntime("starter", "none", undefined); // the fake engine fails on any call
+    await assert.rejects(targets(withRuntimes("io.containerd.runc.v2", "runc")).docker.checkRuntime("sandboxed", "gvisor", undefined),
+      /plan 'sandboxed' runs its customers in a gvisor sandbox, and the engine of environment 'staging' has no runtime runsc \(its runtimes: io\.containerd\.runc\.v2, runc\): register runsc in that engine's daemon\.json "runtimes".*Nothing was created/);
+  });
+
   it("the gate fails with the reason when the container cannot be audited", async () => {
     const gone = fakeEngine({ getContainer: () => ({ inspect: async () => { throw new Error("no such container: c"); } }) });
     assert.match((await targets(gone).docker.gate("c"))!, /no such container: c/);

@@ -18,7 +18,7 @@ import { sandboxInterpreter, sandboxProbeScript } from "../../src/audit/sandboxP
 import { checkCustomerInEnvironment, parseEnvironmentConfig } from "../../src/config/load";
 import type { SwarmEnvironmentConfig } from "../../src/config/schema";
 import { toEngineCreateOptions } from "../../src/engine/createOptions";
-import { cgroupPidsLimit, sandboxUlimits, expectedRuntime, isSandboxRuntime, LABEL_SANDBOX, SANDBOX_PIDS_OVERHEAD, sandboxRuntime } from "../../src/hardening/sandbox";
+import { cgroupPidsLimit, defaultRuntimeMismatch, expectedRuntime, isSandboxRuntime, LABEL_SANDBOX, missingRuntime, SANDBOX_PIDS_OVERHEAD, sandboxRuntime, sandboxUlimits } from "../../src/hardening/sandbox";
 import { containerSlot, serviceSpec } from "../../src/hardening/serviceSpec";
 import { placementConstraints, toSwarmServiceSpec } from "../../src/swarm/serviceSpec";
 import { chooseNode } from "../../src/targets/swarm/target";
@@ -88,6 +88,15 @@ describe("a sandboxed customer's container", () => {
   });
 });
 
+describe("an engine's runtimes", () => {
+  it("a sandboxed plan needs its runtime registered; a plan without sandbox needs nothing", () => {
+    assert.equal(missingRuntime("gvisor", ["io.containerd.runc.v2", "runc", "runsc"]), undefined);
+    assert.equal(missingRuntime("none", []), undefined);
+    assert.equal(missingRuntime("gvisor", ["io.containerd.runc.v2", "runc"]), "has no runtime runsc (its runtimes: io.containerd.runc.v2, runc)");
+    assert.equal(missingRuntime("gvisor", []), "has no runtime runsc (its runtimes: none listed)");
+  });
+});
+
 describe("sandboxed plans on a swarm", () => {
   const raw = withSandboxPlan(rawEnvironment("staging"));
   const nodes = [{ name: "n1", host: "unix:///n1.sock" }, { name: "n2", host: "unix:///n2.sock" }, { name: "box", host: "unix:///box.sock", sandbox: "gvisor" }];
@@ -117,6 +126,14 @@ describe("sandboxed plans on a swarm", () => {
       /customer\.node.*node 'n1' is not a sandbox node, and plan 'sandboxed' runs its customers in a gvisor sandbox: use one of box/s);
     assert.match(configError(() => checkCustomerInEnvironment(c("a", "standard", "box"), swarm)).message,
       /node 'box' is a gvisor sandbox node, and plan 'standard' is not sandboxed: use one of n1, n2/);
+  });
+
+  it("a node's engine must default to what its mark says: runsc on a sandbox node, no sandbox elsewhere", () => {
+    assert.equal(defaultRuntimeMismatch("gvisor", "runsc"), undefined);
+    assert.equal(defaultRuntimeMismatch("none", "runc"), undefined);
+    assert.equal(defaultRuntimeMismatch("none", "crun"), undefined, "another runtime that is no sandbox is the operator's choice");
+    assert.match(defaultRuntimeMismatch("gvisor", "runc")!, /is marked sandbox: gvisor in swarm\.nodes, but its engine's default runtime is runc, not runsc: its customers would not be sandboxed/);
+    assert.match(defaultRuntimeMismatch("none", "runsc")!, /is not a sandbox node in swarm\.nodes, but its engine's default runtime is runsc/);
   });
 
   it("a sandboxed service is constrained to its node and to a sandbox node; the others keep their one constraint", () => {

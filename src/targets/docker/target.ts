@@ -2,10 +2,10 @@
 import type Dockerode from "dockerode";
 import { auditContainer, auditFleet, failedChecks, type AuditFilter, type ContainerAudit } from "../../audit/audit";
 import { ConfigError } from "../../config/errors";
-import type { DockerEnvironmentConfig } from "../../config/schema";
+import type { DockerEnvironmentConfig, Sandbox } from "../../config/schema";
 import { type ContainerStatus, type DeployTarget, type LogSource, type MoveResult, type TargetEngine } from "../deployTarget";
 import { logCollectorNames } from "../../hardening/names";
-import { runtimeOf } from "../../hardening/sandbox";
+import { missingRuntime, runtimeOf, sandboxRuntime } from "../../hardening/sandbox";
 
 export class DockerTarget implements DeployTarget {
   readonly kind = "docker" as const;
@@ -79,6 +79,18 @@ export class DockerTarget implements DeployTarget {
   nodeEngineFor(node: string): Dockerode {
     throw new ConfigError("--node", [{ path: "--node", found: JSON.stringify(node),
       message: `is for target: swarm; '${this.config.name}' runs on one host (target: docker), whose engine holds every customer's data` }]);
+  }
+
+  /** The host's engine has the runtime the plan names (a sandboxed plan's runsc is registered in its daemon.json). */
+  async checkRuntime(plan: string, sandbox: Sandbox): Promise<void> {
+    if (sandboxRuntime(sandbox) === undefined) return; // the engine's default
+    const info = (await this.engine.info()) as { Runtimes?: Record<string, unknown> };
+    const problem = missingRuntime(sandbox, Object.keys(info.Runtimes ?? {}));
+    if (problem) {
+      throw new Error(`plan '${plan}' runs its customers in a ${sandbox} sandbox, and the engine of environment '${this.config.name}' ${problem}: ` +
+        `register ${sandboxRuntime(sandbox)} in that engine's daemon.json "runtimes" (docs/sandbox.md; scripts/ensure-runsc.sh builds it, and ` +
+        "'npm run setup' does both for this machine's engine), or choose a plan without sandbox. Nothing was created");
+    }
   }
 
   checkMove(): never {

@@ -10,11 +10,11 @@ import type { CustomerConfig, Sandbox, SwarmEnvironmentConfig } from "../../conf
 import { archiveVolume, restoreArchive, runOneShot } from "../../engine/oneShot";
 import { pullImage } from "../../engine/pull";
 import { customerNames, logCollectorNames } from "../../hardening/names";
-import { runtimeOf } from "../../hardening/sandbox";
+import { DEFAULT_RUNTIME, defaultRuntimeMismatch, runtimeOf, sandboxRuntime } from "../../hardening/sandbox";
 import { serviceIdentity } from "../../hardening/serviceSpec";
 import type { Log } from "../../pulumi/progress";
 import { auditTask, restartService, runningTask, scaleService } from "../../swarm/deploy";
-import { NODE_LABEL, swarmNodeHosts } from "../../swarm/serviceSpec";
+import { NODE_LABEL, SANDBOX_NODE_LABEL, swarmNodeHosts } from "../../swarm/serviceSpec";
 import { type ContainerStatus, type DeployTarget, type LogSource, type MoveResult, type NodeMove, type TargetEngine } from "../deployTarget";
 import { engineAt } from "../../engine/client";
 
@@ -220,6 +220,35 @@ export class SwarmTarget implements DeployTarget {
   nodeEngineFor(node: string): Dockerode {
     this.checkMove(node, "--node");
     return this.nodeEngine(node);
+  }
+
+  /** The node's engine runs what it is given under the runtime its sandbox mark says (a service runs under its node's default). */
+  async checkRuntime(plan: string, sandbox: Sandbox, node: string | undefined): Promise<void> {
+    const marked = this.config.swarm.nodes.find((n) => n.name === node);
+    if (!marked) return; // no node yet, or one the config check refuses by name
+    let info: { DefaultRuntime?: string };
+    try {
+      info = (await engineAt(marked.host).info()) as { DefaultRuntime?: string };
+    } catch (err) {
+      throw new Error(`node ${marked.name} (${marked.host}) did not answer, so fleet cannot tell which runtime a customer of plan '${plan}' would run under there: ` +
+        `${(err as Error).message.split("\n")[0]}. Nothing was created: bring ${marked.name} back, or move the customer to another node`);
+    }
+    const problem = defaultRuntimeMismatch(marked.sandbox, runtimeOf({ Runtime: info.DefaultRuntime }));
+    if (problem) {
+      const fix = sandboxRuntime(marked.sandbox) === undefined
+        ? `give that engine the default runtime ${DEFAULT_RUNTIME}, or mark the node sandbox: gvisor in swarm.nodes (and its node label ${SANDBOX_NODE_LABEL}=gvisor)`
+        : `make ${sandboxRuntime(marked.sandbox)} that engine's "default-runtime" in its daemon.json, or remove sandbox from the node in swarm.nodes`;
+      throw new Error(`node ${marked.name} ${problem}, and plan '${plan}' is ${sandbox === "none" ? "not sandboxed" : `sandboxed (${sandbox})`}: ` +
+        `${fix} (docs/sandbox.md#on-a-swarm). Nothing was created`);
+    }
+    if (sandbox === "none") return;
+    // a sandboxed plan's service is placed by the node label too: without it, its task would wait forever
+    const nodes = (await this.manager.listNodes()) as { Spec?: { Labels?: Record<string, string> }; Description?: { Hostname?: string } }[];
+    const listed = nodes.find((n) => n.Spec?.Labels?.[NODE_LABEL] === marked.name);
+    if (listed && listed.Spec?.Labels?.[SANDBOX_NODE_LABEL] !== sandbox) {
+      throw new Error(`node ${marked.name} has no node label ${SANDBOX_NODE_LABEL}=${sandbox}, by which the services of plan '${plan}' are placed: ` +
+        `run 'docker node update --label-add ${SANDBOX_NODE_LABEL}=${sandbox} ${listed.Description?.Hostname ?? marked.name}' on a manager (docs/sandbox.md#on-a-swarm). Nothing was created`);
+    }
   }
 
   checkMove(to: string, flag = "--to"): void {
