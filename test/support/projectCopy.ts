@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Document, parse } from "yaml";
+import { isBuilt } from "../../src/pulumi/build";
 import { fleetContext, type FleetContext } from "../../src/pulumi/workspace";
 import { projectDir } from "./fixtures";
 import { FIXTURE_ADVISORY, fixtureWriterPath } from "./trivyFixture";
@@ -20,6 +21,14 @@ export function copyProject(): FleetContext & { root: string } {
   fs.cpSync(path.join(projectDir, "policies"), path.join(root, "policies"), {
     recursive: true, preserveTimestamps: true, filter: (src) => path.basename(src) !== "node_modules" });
   fs.symlinkSync(path.join(projectDir, "policies", "node_modules"), path.join(root, "policies", "node_modules"));
+  // the program as the checkout has it built (npm test runs tsc first), marked newer than the copied
+  // sources: no copy compiles it again (about a minute of CPU each). A checkout whose dist/ is stale
+  // copies none, and the copy's first deployment compiles its own; a test that edits a source does too.
+  if (isBuilt(projectDir)) {
+    fs.cpSync(path.join(projectDir, "dist"), path.join(root, "dist"), { recursive: true });
+    const now = new Date();
+    fs.utimesSync(path.join(root, "dist", "index.js"), now, now);
+  }
   const ctx = fleetContext(root, `file://${path.join(root, ".fleet", "state")}`);
   // the demo's backups go to a directory of this host; a suite that tests backups sets its own
   editEnvironment(root, "staging", (e) => { delete e.backup; });
