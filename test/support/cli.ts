@@ -1,10 +1,11 @@
 /**
- * Runs the fleet CLI as a separate process (`npm run fleet` does the same: tsx on src/cli/main.ts)
- * in a project copy, optionally killing it with SIGKILL when a line of its output matches.
+ * Runs the fleet CLI as a separate process in a project copy, optionally killing it with SIGKILL when
+ * a line of its output matches.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { isBuilt } from "../../src/pulumi/build";
 import { findToolchain } from "../../src/pulumi/toolchain";
 
 export interface FleetRun {
@@ -47,8 +48,19 @@ export function toolchainEnv(): Record<string, string> {
   return { HARDENED_FLEET_PULUMI_BIN: tc.bin, ...(tc.home ? { PULUMI_HOME: tc.home } : {}), [OWNER_VAR]: String(process.pid) };
 }
 
+/**
+ * How the CLI is started in `root`: its compiled JavaScript when dist/ is as new as the sources, as
+ * scripts/fleet.sh runs it for operators (a copy has the checkout's: projectCopy.ts), else tsx on the
+ * TypeScript, as `npm run fleet` does (a test that edited a source gets what it edited). Another
+ * `entry` (a script of the demo layer) always runs under tsx.
+ */
+export function cliCommand(root: string, entry?: string): string[] {
+  if (entry === undefined && isBuilt(root)) return [path.join(root, "dist", "src", "cli", "main.js")];
+  return ["--import", "tsx", path.join(root, entry ?? path.join("src", "cli", "main.ts"))];
+}
+
 export function fleet(root: string, args: string[], opts: FleetRunOptions = {}): Promise<FleetRun> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, opts.entry ?? path.join("src", "cli", "main.ts")), ...args], {
+  const child = spawn(process.execPath, [...cliCommand(root, opts.entry), ...args], {
     cwd: root,
     env: { ...process.env, ...toolchainEnv(), FLEET_PROJECT_DIR: root, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -96,7 +108,7 @@ export interface LongRun {
  * it through another command (`ip netns exec <namespace>`: inside a network namespace of the test).
  */
 export function startFleet(root: string, args: string[], env: Record<string, string> = {}, prefix: string[] = []): LongRun {
-  const node = [process.execPath, "--import", "tsx", path.join(root, "src", "cli", "main.ts"), ...args];
+  const node = [process.execPath, ...cliCommand(root), ...args];
   const [command, ...rest] = [...prefix, ...node];
   const child = spawn(command!, rest, {
     cwd: root,
