@@ -12,6 +12,8 @@
  *    of everything else and drops the pending operations. Whether there are any is read from the
  *    backend's state (stackState.ts), so a stack with nothing interrupted costs no Pulumi process.
  *
+ *  - a metadata file that a killed pulumi left empty is removed (repairMetadataFiles).
+ *
  * Only the diy (file://) backend keeps locks as files; on Pulumi Cloud, `pulumi cancel` is the tool.
  */
 import * as fs from "node:fs";
@@ -53,6 +55,47 @@ export function pulumiLockFiles(backendDir: string, stack: string): string[] {
   return out;
 }
 
+/**
+ * The file backend (gocloud's fileblob) keeps each file's metadata beside it in `<file>.attrs`, and
+ * writes it in place (truncated, then written), not aside and renamed as it writes the files
+ * themselves. A pulumi killed between the two leaves an empty `.attrs`, and from then on every read
+ * of that file fails: for the checkpoint, `failed to load checkpoint: EOF` on every command of the
+ * stack. What it holds (content type, checksum) fileblob does without when the file is missing, so
+ * this removes the ones of `stack` (its checkpoint and backup, locks, history) that do not parse.
+ * Returns the files removed.
+ */
+export function repairMetadataFiles(backendDir: string, stack: string): string[] {
+  const root = path.join(backendDir, ".pulumi");
+  const removed: string[] = [];
+  const walk = (dir: string, depth: number, mine: boolean): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // gone meanwhile, or never made
+    }
+    for (const e of entries) {
+      const file = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        // locks/<org>/<project>/<stack>/, history/<project>/<stack>/, backups/<project>/<stack>/
+        if (depth < 4) walk(file, depth + 1, mine || e.name === stack);
+        continue;
+      }
+      // stacks/<project>/<stack>.json.attrs (and .json.bak, .json.gz, ...): named after the stack
+      if (!e.name.endsWith(".attrs") || !(mine || e.name.startsWith(`${stack}.json`))) continue;
+      try {
+        JSON.parse(fs.readFileSync(file, "utf8"));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+        fs.rmSync(file, { force: true });
+        removed.push(file);
+      }
+    }
+  };
+  walk(root, 0, false);
+  return removed;
+}
+
 /** Whether pid is a running `pulumi` process on this host (a reused pid running something else is not). */
 export function pulumiRunning(pid: number): boolean {
   try {
@@ -66,6 +109,9 @@ export function pulumiRunning(pid: number): boolean {
 export async function clearStaleLocks(backendUrl: string, stack: string, log: Log, waitSeconds = 300): Promise<void> {
   if (!backendUrl.startsWith("file://")) return;
   const backendDir = backendUrl.slice("file://".length);
+  for (const file of repairMetadataFiles(backendDir, stack)) {
+    log(`stack ${stack}: removed ${path.relative(backendDir, file)}, a metadata file an interrupted pulumi left unreadable (the file it describes is whole)`);
+  }
   for (const file of pulumiLockFiles(backendDir, stack)) {
     let lock: PulumiLock;
     try {
@@ -92,6 +138,7 @@ export async function clearStaleLocks(backendUrl: string, stack: string, log: Lo
     }
     if (fs.existsSync(file)) {
       fs.rmSync(file, { force: true });
+      fs.rmSync(`${file}.attrs`, { force: true }); // its metadata (the file backend's)
       log(`stack ${stack}: cleared a Pulumi lock left by pid ${lock.pid} (since ${lock.timestamp}), which is no longer running`);
     }
   }

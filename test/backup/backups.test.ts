@@ -50,7 +50,7 @@ const settings = { passphrase: DEMO_PASSPHRASE, engine: () => engine };
 interface Sent { name: string; sha: string; size: number; ackedAt: number }
 
 /** Uploads to the customer in a loop until stopped; returns what it acknowledged (201), with when. */
-function writer(url: string, prefix: string): { stop(): Promise<Sent[]> } {
+function writer(url: string, prefix: string): { acked(): number; stop(): Promise<Sent[]> } {
   const sent: Sent[] = [];
   let running = true;
   const loop = (async () => {
@@ -61,7 +61,7 @@ function writer(url: string, prefix: string): { stop(): Promise<Sent[]> } {
       if (r?.status === 201) sent.push({ name, sha: sha256(body), size: body.length, ackedAt: Date.now() });
     }
   })();
-  return { stop: async () => { running = false; await loop; return sent; } };
+  return { acked: () => sent.length, stop: async () => { running = false; await loop; return sent; } };
 }
 
 describe("backups with restic on the real engines (target: docker)", { timeout: 30 * 60_000 }, () => {
@@ -119,7 +119,8 @@ describe("backups with restic on the real engines (target: docker)", { timeout: 
 
   it("snapshots of customers writing during the backup restore every committed row and file, owned by 1000, after the volume is destroyed", async () => {
     const writers = IDS.map((id) => writer(url(id), id));
-    await sleep(1500);
+    // uploads acknowledged before the backup starts (a busy machine takes longer than an idle one's 1.5 s)
+    for (const deadline = Date.now() + 60_000; writers.some((w) => w.acked() < 5) && Date.now() < deadline;) await sleep(250);
     const backupStarted = Date.now();
     // a second backup of bk-a at the same time waits for the first: one backup per customer at a time
     const [all, single] = await Promise.all([fleet(root, ["backup", "--all", "--env", ENV]), fleet(root, ["backup", "bk-a", "--env", ENV])]);

@@ -1,6 +1,7 @@
 /**
  * What a crash leaves behind, read without an engine: Pulumi lock files, whether their holder still
- * runs (real child processes, named pulumi or not), and interrupted creates.
+ * runs (real child processes, named pulumi or not), the file backend's metadata files left empty,
+ * and interrupted creates.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -8,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { clearStaleLocks, interruptedCreates, pulumiLockFiles, pulumiRunning } from "../../src/pulumi/recovery";
+import { clearStaleLocks, interruptedCreates, pulumiLockFiles, pulumiRunning, repairMetadataFiles } from "../../src/pulumi/recovery";
 
 function backendWithLock(stack: string, lock: object): { dir: string; file: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hf-backend-"));
@@ -40,6 +41,33 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 describe("crash recovery helpers", () => {
+  it("removes the stack's metadata files a killed pulumi left unreadable, and nothing else", () => {
+    const { dir, file } = backendWithLock("staging-c5", { pid: 1 });
+    const stacks = path.join(dir, ".pulumi", "stacks", "hardened-fleet");
+    const history = path.join(dir, ".pulumi", "history", "hardened-fleet", "staging-c5");
+    fs.mkdirSync(stacks, { recursive: true });
+    fs.mkdirSync(history, { recursive: true });
+    const attrs = '{"user.content_type":"text/plain; charset=utf-8","md5":"pteKxEYhyI7SrxZpT5TriA=="}\n';
+    const write = (f: string, text: string) => { fs.writeFileSync(f, text); return f; };
+    try {
+      write(path.join(stacks, "staging-c5.json"), "{}");
+      const empty = write(path.join(stacks, "staging-c5.json.attrs"), "");
+      const cut = write(path.join(stacks, "staging-c5.json.bak.attrs"), attrs.slice(0, 20));
+      const lockAttrs = write(`${file}.attrs`, "");
+      const historyAttrs = write(path.join(history, "staging-c5-1.history.json.attrs"), "");
+      const whole = write(path.join(history, "staging-c5-2.history.json.attrs"), attrs);
+      const checkpoint = path.join(stacks, "staging-c5.json");
+      const neighbour = write(path.join(stacks, "staging-c50.json.attrs"), "");
+      const other = write(path.join(stacks, "staging.json.attrs"), "");
+      assert.deepEqual(repairMetadataFiles(dir, "staging-c5").sort(), [empty, cut, lockAttrs, historyAttrs].sort());
+      for (const kept of [whole, checkpoint, neighbour, other, file]) assert.ok(fs.existsSync(kept), `${kept} stays`);
+      assert.deepEqual(repairMetadataFiles(dir, "staging-c5"), [], "nothing more the second time");
+      assert.deepEqual(repairMetadataFiles(path.join(dir, "missing"), "staging-c5"), [], "a backend not made yet");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("finds a stack's lock files and only that stack's", () => {
     const { dir, file } = backendWithLock("staging-c5", { pid: 1 });
     fs.mkdirSync(path.join(dir, ".pulumi", "locks", "organization", "hardened-fleet", "staging-c6"), { recursive: true });
@@ -57,8 +85,10 @@ describe("crash recovery helpers", () => {
     const { dir, file } = backendWithLock("staging-c5", { pid, hostname: os.hostname(), timestamp: "2026-11-23T10:00:00Z" });
     const lines: string[] = [];
     try {
+      fs.writeFileSync(`${file}.attrs`, '{"md5":"x"}');
       await clearStaleLocks(`file://${dir}`, "staging-c5", (l) => lines.push(l));
       assert.ok(!fs.existsSync(file));
+      assert.ok(!fs.existsSync(`${file}.attrs`), "the lock's metadata goes with it");
       assert.match(lines.join("\n"), new RegExp(`cleared a Pulumi lock left by pid ${pid} .* no longer running`));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
