@@ -34,8 +34,9 @@ describe("fleet operations on the real engines", () => {
   });
 
   async function cleanDocker(): Promise<void> {
-    await removeCustomers(IDS.map((id): [string, string] => ["staging", id]), [["staging", "edge-op"]]);
+    // the legacy containers first: a volume one of them still uses cannot be removed
     await removeQuietly({ containers: IDS.map((id) => `${id}-legacy`) });
+    await removeCustomers(IDS.map((id): [string, string] => ["staging", id]), [["staging", "edge-op"]]);
   }
 
   after(async () => {
